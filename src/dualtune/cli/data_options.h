@@ -1,0 +1,30 @@
+#pragma once
+// Dataset options shared by extract / prototypes / eval: either a config file
+// (its data: section) or explicit --format/--root/--split/--classes, with the input
+// transform taken from the model's run directory when it has one.
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "dualtune/data/dataset.h"
+#include "dualtune/data/transforms.h"
+
+namespace dualtune::cli {
+
+struct DataOptions {
+  std::string config;  ///< take data: from this config
+  std::string format, root, split, classes;
+  int64_t limit = 0;
+  int workers = 2;
+};
+
+struct ResolvedData {
+  data::DatasetSpec spec;
+  data::TransformOptions transform;
+};
+
+void add_data_options(CLI::App& cmd, DataOptions& o);
+/// model_path: a run directory supplies the default data section and the transform.
+ResolvedData resolve_data_options(const DataOptions& o, const std::string& model_path);
+
+}  // namespace dualtune::cli

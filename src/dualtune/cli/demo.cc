@@ -1,0 +1,216 @@
+// dualtune demo: the whole story on Fashion-MNIST (Debian's dataset-fashion-mnist).
+// Old model convnet-s on classes 0-4; new models convnet-m on all 10 classes with
+// independent / l2 / bct / dual-tuning, same seed and schedule; leave-one-out
+// evaluation of every case on the 10k test images; comparison table + report.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "dualtune/cli/commands.h"
+#include "dualtune/config/config.h"
+#include "dualtune/engine/extract.h"
+#include "dualtune/engine/run_dir.h"
+#include "dualtune/engine/settings.h"
+#include "dualtune/engine/trainer.h"
+#include "dualtune/eval/evaluate.h"
+#include "dualtune/report/report.h"
+#include "dualtune/util/atomic_file.h"
+#include "dualtune/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace dualtune::cli {
+namespace {
+
+struct DemoOptions {
+  std::string out = "demo_out";
+  std::string configs = std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist";
+  std::string data_root = "/usr/share/datasets/fashion-mnist";
+  std::string scenario = "default";
+  std::vector<std::string> methods{"independent", "l2", "bct", "dual-tuning"};
+  int seeds = 1;
+  int first_seed = 0;
+  bool quick = false, fresh = false;
+  int threads = 0;
+  int64_t eval_limit = 0;
+  int64_t train_limit = 0;
+  int64_t epochs_old = 0, epochs_new = 0;
+  std::vector<std::string> overrides;  ///< applied to every new model
+};
+
+const std::map<std::string, std::string> kMethodConfig{{"independent", "new_convnet_m.yml"},
+                                                       {"l2", "new_l2.yml"},
+                                                       {"bct", "new_bct.yml"},
+                                                       {"dual-tuning", "new_dual_tuning.yml"}};
+
+using Clock = std::chrono::steady_clock;
+
+std::string ensure_run(const std::string& config_path, std::vector<std::string> overrides, const std::string& run_dir,
+                       bool fresh) {
+  overrides.push_back("output_dir=" + run_dir);
+  const auto cfg = config::Config::load(config_path, overrides);
+  if (!fresh && engine::run_is_complete(run_dir, cfg.hash())) {
+    std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), cfg.hash().c_str());
+    return run_dir;
+  }
+  std::printf("== training %s\n", run_dir.c_str());
+  std::fflush(stdout);
+  engine::train(cfg, {});
+  return run_dir;
+}
+
+struct Row {
+  std::vector<double> oo_map, oo_r1, nn_map, nn_r1, no_map, no_r1, gain;
+  int compatible = 0;
+};
+
+std::string mean_pm(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m += x;
+  m /= static_cast<double>(v.size());
+  char buf[48];
+  if (v.size() == 1) {
+    std::snprintf(buf, sizeof buf, "%.1f", 100 * m);
+  } else {
+    double lo = v[0], hi = v[0];
+    for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+    std::snprintf(buf, sizeof buf, "%.1f ± %.1f", 100 * m, 50 * (hi - lo));
+  }
+  return buf;
+}
+
+int run_demo(const DemoOptions& o) {
+  const auto t0 = Clock::now();
+  engine::set_threads(o.threads);
+  ensure_writable_dir(o.out);
+  const std::string out = fs::absolute(o.out).string();
+  std::vector<std::string> common{"data.root=" + o.data_root};
+  if (o.threads > 0) common.push_back("threads=" + std::to_string(o.threads));
+  std::vector<std::string> old_ov = common, new_ov = common;
+  if (o.quick) {
+    old_ov.insert(old_ov.end(), {"data.limit=6000", "optim.epochs=2"});
+    new_ov.insert(new_ov.end(), {"data.limit=12000", "optim.epochs=1"});
+  }
+  if (o.train_limit > 0) {
+    old_ov.push_back("data.limit=" + std::to_string(o.train_limit / 2));
+    new_ov.push_back("data.limit=" + std::to_string(o.train_limit));
+  }
+  if (o.epochs_old > 0) old_ov.push_back("optim.epochs=" + std::to_string(o.epochs_old));
+  if (o.epochs_new > 0) new_ov.push_back("optim.epochs=" + std::to_string(o.epochs_new));
+  if (o.scenario == "arch") {
+    new_ov.insert(new_ov.end(), {"model.backbone=resnet18", "model.embedding_dim=256"});
+  } else if (o.scenario == "loss") {
+    new_ov.insert(new_ov.end(), {"loss.type=arcface", "loss.label_smoothing=0.0"});
+  } else {
+    DT_CHECK(o.scenario == "default", "unknown scenario '", o.scenario, "': expected default, arch or loss");
+  }
+  new_ov.insert(new_ov.end(), o.overrides.begin(), o.overrides.end());
+  const int64_t eval_limit = o.eval_limit > 0 ? o.eval_limit : (o.quick ? 3000 : 0);
+
+  std::map<std::string, Row> rows;
+  std::vector<std::string> report_dirs;
+  for (int s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
+    const std::string sdir = out + "/" + o.scenario + "/seed" + std::to_string(s);
+    auto seeded = [&](std::vector<std::string> v) {
+      v.push_back("seed=" + std::to_string(s));
+      return v;
+    };
+    const auto old_dir = ensure_run(o.configs + "/old_convnet_s.yml", seeded(old_ov), sdir + "/old", o.fresh);
+    std::vector<std::pair<std::string, std::string>> runs{{"old", old_dir}};
+    for (const auto& m : o.methods) {
+      auto it = kMethodConfig.find(m);
+      DT_CHECK(it != kMethodConfig.end(), "unknown method '", m, "': expected independent, l2, bct or dual-tuning");
+      auto ov = seeded(new_ov);
+      if (m != "independent") ov.push_back("old.path=" + old_dir);
+      runs.emplace_back(m, ensure_run(o.configs + "/" + it->second, ov, sdir + "/" + m, o.fresh));
+    }
+
+    std::printf("== extracting test features (leave-one-out on %s test images)\n",
+                eval_limit > 0 ? std::to_string(eval_limit).c_str() : "all");
+    std::fflush(stdout);
+    const auto cfg = config::Config::load(old_dir + "/config.yml");
+    auto spec = engine::dataset_spec(cfg, "test");
+    spec.classes = "all";
+    spec.limit = eval_limit;
+    const auto test_set = data::open_dataset(spec);
+    std::vector<eval::ModelFeatures> models;
+    for (const auto& [name, dir] : runs) {
+      auto feats = engine::extract_features(engine::embedder_for(dir), test_set, engine::transform_options(cfg, false),
+                                            256, cfg.get<int>("data.workers"));
+      feats.save(sdir + "/features/" + name);
+      models.push_back(eval::loo_model(name, std::move(feats)));
+    }
+    std::printf("== evaluating %zu models (%zu × %zu cases + mixed galleries)\n", models.size(), models.size(),
+                models.size());
+    std::fflush(stdout);
+    eval::EvalOptions eo;
+    eo.seed = static_cast<uint64_t>(s);
+    eo.threads = o.threads;
+    const auto rep = eval::evaluate_compatibility(models, "old", eo);
+    report::write_report(rep, sdir + "/report");
+    report_dirs.push_back(sdir + "/report");
+    for (const auto& up : rep.upgrades) {
+      auto& r = rows[up.new_model];
+      r.oo_map.push_back(up.old_old.map);
+      r.oo_r1.push_back(up.old_old.rank1);
+      r.nn_map.push_back(up.new_new.map);
+      r.nn_r1.push_back(up.new_new.rank1);
+      r.no_map.push_back(up.new_old.map);
+      r.no_r1.push_back(up.new_old.rank1);
+      r.gain.push_back(up.map.gain);
+      r.compatible += up.map.compatible;
+    }
+  }
+
+  // The comparison table (mean ± half-range over seeds), Markdown.
+  std::string table = "| method | old/old mAP / top-1 | new/new mAP / top-1 | new→old mAP / top-1 | compatible | gain (mAP) |\n"
+                      "|---|---|---|---|---|---|\n";
+  for (const auto& m : o.methods) {
+    const auto& r = rows[m];
+    table += "| " + m + " | " + mean_pm(r.oo_map) + " / " + mean_pm(r.oo_r1) + " | " + mean_pm(r.nn_map) + " / " +
+             mean_pm(r.nn_r1) + " | " + mean_pm(r.no_map) + " / " + mean_pm(r.no_r1) + " | " +
+             std::to_string(r.compatible) + "/" + std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain) + " |\n";
+  }
+  const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
+  char head[256];
+  std::snprintf(head, sizeof head,
+                "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP and top-1 in %%, leave-one-out on the Fashion-MNIST "
+                "test set; mean ± half-range over seeds. Wall time %.1f min.\n\n",
+                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes);
+  const std::string summary = std::string(head) + table;
+  write_text_atomic(out + "/" + o.scenario + "/summary.md", summary);
+  std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());
+  for (size_t i = 1; i < report_dirs.size(); ++i) std::printf(", %s", report_dirs[i].c_str());
+  std::printf("\nsummary: %s/%s/summary.md\n", out.c_str(), o.scenario.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void register_demo_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("demo", "The whole pipeline on Fashion-MNIST: old model on classes 0-4, new models "
+                                         "(independent, l2, bct, dual-tuning) on all 10, evaluation and report");
+  auto o = std::make_shared<DemoOptions>();
+  cmd->add_option("--out,-o", o->out, "output directory (runs, features, reports)")->capture_default_str();
+  cmd->add_option("--configs", o->configs, "directory of the demo configs")->capture_default_str();
+  cmd->add_option("--data-root", o->data_root, "Fashion-MNIST IDX directory")->capture_default_str();
+  cmd->add_option("--scenario", o->scenario,
+                  "default | arch (new model resnet18, D=256) | loss (new model trained with ArcFace)")->capture_default_str()
+      ->check(CLI::IsMember({"default", "arch", "loss"}));
+  cmd->add_option("--methods", o->methods, "new-model methods to train")->capture_default_str()->delimiter(',');
+  cmd->add_option("--seeds", o->seeds, "number of seeds (mean and spread are reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--first-seed", o->first_seed, "first seed")->capture_default_str();
+  cmd->add_flag("--quick", o->quick, "a first look: fewer epochs, training and test subsets");
+  cmd->add_flag("--fresh", o->fresh, "retrain even when a finished run with the same config exists");
+  cmd->add_option("--threads", o->threads, "libtorch threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--eval-limit", o->eval_limit, "evaluate on the first N test images only (0 = all)");
+  cmd->add_option("--train-limit", o->train_limit, "train new models on N images (old: N/2); 0 = all");
+  cmd->add_option("--epochs-old", o->epochs_old, "override the old model's epochs");
+  cmd->add_option("--epochs-new", o->epochs_new, "override the new models' epochs");
+  cmd->add_option("--set", o->overrides, "extra override section.key=value for every new model (repeatable)");
+  cmd->callback([o] { run_demo(*o); });
+}
+
+}  // namespace dualtune::cli

@@ -1,0 +1,79 @@
+#include "dualtune/config/config.h"
+
+namespace dualtune::config {
+
+// Every key a training config may set, with its default. validate() in config.cc
+// holds the allowed ranges and enum values.
+const char* schema_yaml() {
+  return R"YAML(
+seed: 0
+threads: 0                 # libtorch intra-op threads; 0 = all cores
+output_dir: runs/default   # the run directory
+log_every: 50              # steps between progress lines / JSON log records
+test_accuracy: true        # top-1 classification on data.test_split after each epoch
+data:
+  format: idx              # idx | image_folder | market1501
+  root: /usr/share/datasets/fashion-mnist
+  train_split: train       # idx: train|test; image_folder: subfolder; market1501: train
+  test_split: test         # split used by extract/eval when none is given
+  classes: all             # all | "0-4" | "0,2,7" | "fraction:0.5" (of the sorted class names)
+  limit: 0                 # >0: use only this many training items (quick runs, tests)
+  height: 28
+  width: 28
+  channels: 1
+  mean: [0.2860]
+  std: [0.3530]
+  workers: 2
+  sampler: random          # random | pk
+  p: 16                    # identities per batch (pk)
+  k: 4                     # images per identity (pk)
+augment:
+  flip: true
+  pad: 2
+  erasing: 0.0
+model:
+  backbone: convnet-s      # convnet-s | convnet-m | resnet18 | resnet50
+  embedding_dim: 128       # 0 = backbone width (no projection)
+  pretrained: ""           # optional torchvision-layout weights (a dualtune checkpoint)
+loss:
+  type: softmax            # softmax | cosface | arcface (classifier and its loss)
+  weight: 1.0
+  label_smoothing: 0.1
+  scale: 30.0              # s of cosface/arcface
+  margin: 0.35             # m of cosface/arcface
+  triplet: 0.0             # weight of batch-hard triplet (use sampler: pk)
+  triplet_margin: 0.3
+optim:
+  name: adam               # adam | sgd
+  lr: 0.001
+  weight_decay: 0.0005
+  momentum: 0.9
+  batch_size: 128
+  epochs: 6
+  schedule: cosine         # cosine | multistep | constant
+  warmup_epochs: 0
+  milestones: []
+  gamma: 0.1
+old:
+  path: ""                 # old model: a dualtune run directory or a TorchScript file
+  class_map: ""            # TorchScript: class map JSON of the old model
+  classifier: ""           # TorchScript: old classifier weights .npy (Co x Do), optional
+compat:
+  method: independent      # independent | l2 | bct | dual-tuning
+  l2_weight: 1.0
+  bct_weight: 1.0
+  bct_rescale: true        # rescale synthesized rows to the mean norm of learned rows
+  proto_form: triplet      # triplet | softmax
+  proto_weight: 0.1
+  proto_margin: 0.3
+  proto_scale: 16.0
+  prototypes: ""           # precomputed prototypes directory (else computed at start)
+  n2o_weight: 0.2
+  n2o_extended: false      # L_n2o over Wo extended with rescaled synthesized rows
+  o2n_weight: 0.2
+  mix_weight: 0.0
+  mix_rho: 0.5
+)YAML";
+}
+
+}  // namespace dualtune::config

@@ -1,0 +1,73 @@
+#include "dualtune/engine/checkpoint.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "dualtune/config/config.h"
+#include "dualtune/data/class_map.h"
+#include "dualtune/engine/run_dir.h"
+#include "dualtune/engine/settings.h"
+#include "dualtune/util/error.h"
+
+namespace dualtune::engine {
+
+void save_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer,
+                     int64_t epochs_done) {
+  torch::serialize::OutputArchive archive, model_archive, optim_archive;
+  model->save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer) {
+    optimizer->save(optim_archive);
+    archive.write("optimizer", optim_archive);
+  }
+  archive.write("epoch", torch::tensor(epochs_done));
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    DT_THROW("cannot write checkpoint ", path, ": ", e.what_without_backtrace());
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    DT_THROW("cannot rename ", tmp, " to ", path);
+  }
+}
+
+int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer) {
+  DT_CHECK(std::filesystem::exists(path), "checkpoint ", path, " does not exist");
+  try {
+    torch::serialize::InputArchive archive, model_archive;
+    archive.load_from(path);
+    archive.read("model", model_archive);
+    model->load(model_archive);
+    if (optimizer) {
+      torch::serialize::InputArchive optim_archive;
+      archive.read("optimizer", optim_archive);
+      optimizer->load(optim_archive);
+    }
+    torch::Tensor epoch;
+    archive.read("epoch", epoch);
+    return epoch.item<int64_t>();
+  } catch (const c10::Error& e) {
+    DT_THROW("checkpoint ", path, " is corrupt or does not match the model (", model->spec.backbone,
+             ", D=", model->embedding_dim(), ", ", model->spec.num_classes, " classes): ", e.what_without_backtrace());
+  }
+}
+
+models::EmbeddingModel load_run_model(const std::string& run_dir) {
+  const RunPaths p{run_dir};
+  DT_CHECK(std::filesystem::is_directory(run_dir), "model ", run_dir, " is not a run directory");
+  DT_CHECK(std::filesystem::exists(p.config()), run_dir, " is not a dualtune run directory: config.yml missing");
+  DT_CHECK(std::filesystem::exists(p.classes()), run_dir, ": classes.json missing");
+  const auto cfg = config::Config::load(p.config());
+  const auto classes = data::ClassMap::load(p.classes());
+  models::EmbeddingModel model(model_spec(cfg, static_cast<int64_t>(classes.size())));
+  load_checkpoint(p.checkpoint(), model, nullptr);
+  model->eval();
+  return model;
+}
+
+}  // namespace dualtune::engine

@@ -1,0 +1,24 @@
+#pragma once
+// checkpoint.pt: one torch archive {"model": module state, "optimizer": optimizer
+// state, "epoch": finished epochs}, written to a temporary file and renamed, so the
+// file on disk is always a complete checkpoint of the last finished epoch.
+#include <torch/torch.h>
+
+#include <string>
+
+#include "dualtune/models/embedding_model.h"
+
+namespace dualtune::engine {
+
+void save_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer,
+                     int64_t epochs_done);
+/// Loads the model (and the optimizer when given) and returns the finished epochs.
+/// Throws dualtune::Error naming the file when it is missing, corrupt or does not match
+/// the model's architecture.
+int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer);
+
+/// The model of a finished run directory, in eval mode (architecture from its config.yml,
+/// classes from classes.json, weights from checkpoint.pt).
+models::EmbeddingModel load_run_model(const std::string& run_dir);
+
+}  // namespace dualtune::engine

@@ -1,0 +1,34 @@
+#include "dualtune/engine/run_dir.h"
+
+#include <filesystem>
+
+#include "dualtune/util/atomic_file.h"
+#include "dualtune/util/error.h"
+
+namespace dualtune::engine {
+
+nlohmann::json read_meta(const std::string& run_dir) {
+  const RunPaths p{run_dir};
+  if (!std::filesystem::exists(p.meta())) return nlohmann::json::object();
+  try {
+    return nlohmann::json::parse(read_file(p.meta()));
+  } catch (const nlohmann::json::exception& e) {
+    DT_THROW(p.meta(), ": corrupt meta.json (", e.what(), ")");
+  }
+}
+
+bool run_is_complete(const std::string& run_dir, const std::string& hash) {
+  const auto meta = read_meta(run_dir);
+  return meta.value("complete", false) && meta.value("config_hash", std::string()) == hash &&
+         std::filesystem::exists(RunPaths{run_dir}.checkpoint());
+}
+
+std::string code_version() {
+#ifdef DUALTUNE_VERSION
+  return DUALTUNE_VERSION;
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace dualtune::engine

@@ -1,0 +1,33 @@
+#pragma once
+// A run directory holds everything needed to reproduce and reuse a training run:
+//   config.yml        the resolved config
+//   classes.json      class map of the training set (label <-> name)
+//   checkpoint.pt     model + optimizer state + finished epochs (written atomically each epoch)
+//   meta.json         architecture, embedding size, classes, dataset fingerprint,
+//                     code version, config hash, epochs done, complete flag
+//   train_log.jsonl   one JSON record per logged step and per epoch
+//   prototypes/       (compatible runs) prototypes.npy + classes.json actually used
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace dualtune::engine {
+
+struct RunPaths {
+  std::string dir;
+  std::string config() const { return dir + "/config.yml"; }
+  std::string classes() const { return dir + "/classes.json"; }
+  std::string checkpoint() const { return dir + "/checkpoint.pt"; }
+  std::string meta() const { return dir + "/meta.json"; }
+  std::string log() const { return dir + "/train_log.jsonl"; }
+  std::string prototypes() const { return dir + "/prototypes"; }
+};
+
+/// meta.json of a run, or an empty object if absent. Throws on a corrupt file.
+nlohmann::json read_meta(const std::string& run_dir);
+/// True when meta.json says the run finished and its config hash equals `hash`.
+bool run_is_complete(const std::string& run_dir, const std::string& hash);
+/// Code version compiled in (git describe at configure time, or "unknown").
+std::string code_version();
+
+}  // namespace dualtune::engine

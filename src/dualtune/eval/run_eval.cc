@@ -1,0 +1,132 @@
+#include "dualtune/eval/run_eval.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <iostream>
+
+#include "dualtune/eval/evaluate.h"
+#include "dualtune/eval/search.h"
+#include "dualtune/features/npy.h"
+#include "dualtune/report/report.h"
+#include "dualtune/util/atomic_file.h"
+#include "dualtune/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace dualtune::eval {
+namespace {
+
+/// Writes the top-k neighbours of every (query model, gallery model) case as
+/// <q>__<g>.indices.npy (int64 nq×k) and .scores.npy (float32 nq×k). For loo the
+/// query itself is removed from its own list.
+void dump_topk(const std::vector<ModelFeatures>& models, bool loo, int64_t k, const std::string& dir) {
+  ensure_writable_dir(dir);
+  for (const auto& q : models) {
+    for (const auto& g : models) {
+      const int64_t kk = std::min<int64_t>(loo ? k + 1 : k, std::max<int64_t>(g.gallery.n, 1));
+      std::vector<float> scores;
+      std::vector<int64_t> ids;
+      search_topk(q.query.n, q.query.d, q.query.features.data(), g.gallery.n, g.gallery.d, g.gallery.features.data(),
+                  kk, scores, ids);
+      const int64_t out_k = loo ? kk - 1 : kk;
+      std::vector<float> s_out(static_cast<size_t>(q.query.n * out_k));
+      std::vector<int64_t> i_out(static_cast<size_t>(q.query.n * out_k));
+      for (int64_t i = 0; i < q.query.n; ++i) {
+        int64_t w = 0;
+        for (int64_t c = 0; c < kk && w < out_k; ++c) {
+          const int64_t id = ids[i * kk + c];
+          if (loo && id == i) continue;  // self-match
+          s_out[i * out_k + w] = scores[i * kk + c];
+          i_out[i * out_k + w] = id;
+          ++w;
+        }
+      }
+      const std::string stem = (fs::path(dir) / (q.name + "__" + g.name)).string();
+      npy::save_i64(stem + ".indices.npy", i_out.data(), {q.query.n, out_k});
+      npy::save_f32(stem + ".scores.npy", s_out.data(), {q.query.n, out_k});
+    }
+  }
+}
+
+}  // namespace
+
+FeatureSpec parse_feature_spec(const std::string& spec, const std::string& protocol) {
+  const size_t eq = spec.find('=');
+  DT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), "--features: expected NAME=DIR",
+           protocol == "reid" ? " or NAME=QUERY_DIR,GALLERY_DIR" : "", ", found '", spec, "'");
+  FeatureSpec f;
+  f.name = spec.substr(0, eq);
+  for (char c : f.name) {
+    DT_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.',
+             "--features: model name may contain only letters, digits, '-', '_', '.', found '", f.name, "'");
+  }
+  const std::string rest = spec.substr(eq + 1);
+  const size_t comma = rest.find(',');
+  if (protocol == "reid") {
+    DT_CHECK(comma != std::string::npos && comma > 0 && comma + 1 < rest.size(),
+             "--features (reid): expected NAME=QUERY_DIR,GALLERY_DIR, found '", spec, "'");
+    f.query_dir = rest.substr(0, comma);
+    f.gallery_dir = rest.substr(comma + 1);
+  } else {
+    DT_CHECK(comma == std::string::npos, "--features (loo): expected NAME=DIR (one directory), found '", spec, "'");
+    f.query_dir = f.gallery_dir = rest;
+  }
+  return f;
+}
+
+std::vector<double> parse_fractions(const std::string& csv) {
+  std::vector<double> out;
+  size_t start = 0;
+  while (start <= csv.size()) {
+    size_t end = csv.find(',', start);
+    if (end == std::string::npos) end = csv.size();
+    const std::string item = csv.substr(start, end - start);
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    DT_CHECK(used > 0 && used == item.size() && v >= 0 && v <= 1,
+             "--mixed: expected comma-separated fractions in [0, 1], found '", item, "'");
+    out.push_back(v);
+    start = end + 1;
+  }
+  return out;
+}
+
+int run_eval(const EvalCliOptions& opt, std::ostream& out) {
+  DT_CHECK(!opt.features.empty(), "eval: expected at least one --features NAME=DIR, found none");
+  DT_CHECK(!opt.out_dir.empty(), "eval: expected --out DIR, found none");
+  DT_CHECK(opt.max_block_mb > 0, "eval: expected --max-block-mb > 0, found ", opt.max_block_mb);
+  DT_CHECK(opt.topk >= 0, "eval: expected --topk >= 0, found ", opt.topk);
+  EvalOptions eo;
+  eo.protocol = opt.protocol;
+  eo.max_block_bytes = opt.max_block_mb << 20;
+  eo.seed = opt.seed;
+  eo.threads = opt.threads;
+  eo.mixed_fractions = parse_fractions(opt.mixed);
+  eo.progress = [](const std::string& line) { std::cerr << "eval: " << line << "\n"; };
+  const bool loo = opt.protocol == "loo";
+  DT_CHECK(loo || opt.protocol == "reid", "eval: --protocol: expected loo or reid, found '", opt.protocol, "'");
+  ensure_writable_dir(opt.out_dir);  // fail before the long work
+
+  std::vector<ModelFeatures> models;
+  for (const auto& s : opt.features) {
+    const FeatureSpec f = parse_feature_spec(s, opt.protocol);
+    if (loo) {
+      models.push_back(loo_model(f.name, features::FeatureSet::load(f.query_dir)));
+    } else {
+      models.push_back({f.name, features::FeatureSet::load(f.query_dir), features::FeatureSet::load(f.gallery_dir)});
+    }
+  }
+  const CompatibilityReport rep = evaluate_compatibility(models, opt.old_model, eo);
+  report::write_report(rep, opt.out_dir);
+  if (opt.topk > 0) dump_topk(models, loo, opt.topk, (fs::path(opt.out_dir) / "topk").string());
+  out << report::markdown_summary(rep) << "\nreport: " << (fs::path(opt.out_dir) / "report.md").string() << "\n";
+  return 0;
+}
+
+}  // namespace dualtune::eval

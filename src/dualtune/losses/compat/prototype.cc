@@ -1,0 +1,32 @@
+#include "dualtune/losses/compat/prototype.h"
+
+#include "dualtune/losses/compat/head.h"
+
+namespace F = torch::nn::functional;
+
+namespace dualtune::losses::compat {
+
+torch::Tensor prototype_triplet_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
+                                     const torch::Tensor& labels, double margin) {
+  const int64_t k = std::min(en.size(1), prototypes.size(1));
+  const auto x = first_components(en, k);
+  const auto p = first_components(prototypes, k);
+  const auto sq = (x.pow(2).sum(1, true) + p.pow(2).sum(1).unsqueeze(0) - 2.0 * torch::mm(x, p.t())).clamp_min(1e-12);
+  const auto d = sq.sqrt();  // B × C
+  const auto pos_mask = torch::zeros_like(d, torch::kBool).scatter_(1, labels.unsqueeze(1), true);
+  const auto d_pos = d.gather(1, labels.unsqueeze(1)).squeeze(1);
+  // softmax(−d) over the negatives only: the positive gets weight 0.
+  const auto w = torch::softmax((-d).masked_fill(pos_mask, -std::numeric_limits<float>::infinity()), 1);
+  const auto d_neg = (w * d.masked_fill(pos_mask, 0.0)).sum(1);
+  return torch::relu(d_pos - d_neg + margin).mean();
+}
+
+torch::Tensor prototype_softmax_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
+                                     const torch::Tensor& labels, double scale) {
+  const int64_t k = std::min(en.size(1), prototypes.size(1));
+  const auto x = F::normalize(first_components(en, k), F::NormalizeFuncOptions().dim(1));
+  const auto p = F::normalize(first_components(prototypes, k), F::NormalizeFuncOptions().dim(1));
+  return F::cross_entropy(scale * torch::mm(x, p.t()), labels);
+}
+
+}  // namespace dualtune::losses::compat

@@ -1,0 +1,22 @@
+#pragma once
+// Backbones: image batch (B × C × H × W) -> feature map (B × out_channels × h × w).
+//   convnet-s / convnet-m: three conv3x3-BN-ReLU blocks of 32/64/128 (resp. 64/128/256)
+//     channels, 2×2 max-pool after the first two (28×28 -> 7×7).
+//   resnet18 / resnet50: torchvision layout and parameter names (conv1, bn1, layer1..4,
+//     downsample.0/.1), so state dicts converted from torchvision load by name.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace dualtune::models {
+
+struct BackboneImpl : torch::nn::Module {
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  virtual int64_t out_channels() const = 0;
+};
+
+/// Builds the backbone named in the config (convnet-s | convnet-m | resnet18 | resnet50).
+/// in_channels: image channels. Throws dualtune::Error on an unknown name.
+std::shared_ptr<BackboneImpl> make_backbone(const std::string& name, int64_t in_channels);
+
+}  // namespace dualtune::models

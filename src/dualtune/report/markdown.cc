@@ -1,0 +1,113 @@
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "dualtune/report/report.h"
+
+namespace dualtune::report {
+namespace {
+
+std::string gain_str(double g) {
+  if (!std::isfinite(g)) return "n/a";
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(2) << g;
+  return os.str();
+}
+
+std::string r_str(double r) {
+  std::ostringstream os;
+  os << r;
+  return os.str();
+}
+
+void matrix_table(std::ostringstream& os, const eval::CompatibilityReport& rep, const char* title,
+                  double eval::Metrics::*field) {
+  os << "### " << title << " (%), rows: query model, columns: gallery model\n\n| query \\ gallery |";
+  for (const auto& m : rep.models) os << " " << m << " |";
+  os << "\n|---|";
+  for (size_t i = 0; i < rep.models.size(); ++i) os << "---:|";
+  os << "\n";
+  for (size_t q = 0; q < rep.models.size(); ++q) {
+    os << "| " << rep.models[q] << " |";
+    for (size_t g = 0; g < rep.models.size(); ++g) os << " " << percent(rep.matrix[q][g].*field) << " |";
+    os << "\n";
+  }
+  os << "\n";
+}
+
+}  // namespace
+
+std::string percent(double fraction) {
+  if (!std::isfinite(fraction)) return "n/a";
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(2) << 100 * fraction;
+  return os.str();
+}
+
+std::string markdown_summary(const eval::CompatibilityReport& rep) {
+  std::ostringstream os;
+  matrix_table(os, rep, "mAP", &eval::Metrics::map);
+  matrix_table(os, rep, "Rank-1", &eval::Metrics::rank1);
+  if (rep.upgrades.empty()) return os.str();
+
+  os << "### Upgrades from the deployed model `" << rep.old_model << "` (%)\n\n"
+     << "| new model | case | mAP | rank-1 | mINP | TAR@FAR=1e-3 |\n|---|---|---:|---:|---:|---:|\n";
+  for (const auto& u : rep.upgrades) {
+    const std::pair<const char*, const eval::Metrics*> cases[] = {
+        {"old/old", &u.old_old}, {"new/new", &u.new_new}, {"new→old", &u.new_old}};
+    for (const auto& [name, m] : cases) {
+      os << "| " << u.new_model << " | " << name << " | " << percent(m->map) << " | " << percent(m->rank1) << " | "
+         << percent(m->minp) << " | " << percent(m->tar_at_far[1]) << " |\n";
+    }
+  }
+  os << "\n### Verdict: compatible iff M(new→old) > M(old/old); "
+        "gain = (M(new→old) − M(old/old)) / (M(new/new) − M(old/old))\n\n"
+     << "| new model | compatible (mAP) | gain (mAP) | compatible (rank-1) | gain (rank-1) |\n"
+     << "|---|---|---:|---|---:|\n";
+  for (const auto& u : rep.upgrades) {
+    os << "| " << u.new_model << " | " << eval::verdict_word(u.map) << " | " << gain_str(u.map.gain) << " | "
+       << eval::verdict_word(u.rank1) << " | " << gain_str(u.rank1.gain) << " |\n";
+  }
+  const auto& first = rep.upgrades.front();
+  if (!first.mixed.empty()) {
+    os << "\n### Mixed gallery: mAP (%) of new-model queries when a fraction r of the gallery is still `"
+       << rep.old_model << "`\n\n| new model |";
+    for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
+    os << "\n|---|";
+    for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
+    os << "\n";
+    for (const auto& u : rep.upgrades) {
+      os << "| " << u.new_model << " |";
+      for (const auto& p : u.mixed) os << " " << percent(p.metrics.map) << " |";
+      os << "\n";
+    }
+  }
+  return os.str();
+}
+
+std::string markdown_report(const eval::CompatibilityReport& rep, const std::vector<std::string>& plot_files) {
+  std::ostringstream os;
+  os << "# Compatibility report\n\n"
+     << "- protocol: `" << rep.protocol << "`"
+     << (rep.protocol == "loo" ? " (leave-one-out: each item queries all others)"
+                               : " (query/gallery; same id + same camera and junk excluded)")
+     << "\n- deployed (old) model: `" << rep.old_model << "`\n- models:";
+  for (size_t i = 0; i < rep.models.size(); ++i) os << (i ? "," : "") << " `" << rep.models[i] << "` (d = " << rep.dims[i] << ")";
+  os << "\n- " << rep.num_query << " queries, " << rep.num_gallery << " gallery items";
+  if (!rep.matrix.empty() && !rep.matrix[0].empty()) {
+    os << "; " << rep.matrix[0][0].queries << " evaluated, " << rep.matrix[0][0].skipped
+       << " skipped (label -1 or no positive in the gallery)";
+  }
+  os << "\n- mixed-gallery seed: " << rep.seed << "\n\n"
+     << "Cosine similarity on L2-normalised features; models of different sizes are compared on their first "
+        "min(d) components. Ties are ranked by gallery index. mAP, rank-k, mINP and TAR are percentages.\n\n"
+     << "## Summary\n\n"
+     << markdown_summary(rep);
+  if (!plot_files.empty()) {
+    os << "\n## Plots\n\n";
+    for (const auto& p : plot_files) os << "![" << p << "](" << p << ")\n\n";
+  }
+  return os.str();
+}
+
+}  // namespace dualtune::report

@@ -1,0 +1,147 @@
+// Mixed galleries, verdict arithmetic and the compatibility matrix.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "dualtune/eval/evaluate.h"
+#include "dualtune/eval/mixed_gallery.h"
+#include "dualtune/eval/verdict.h"
+#include "dualtune/util/error.h"
+
+using namespace dualtune::eval;
+using dualtune::features::FeatureSet;
+
+namespace {
+
+/// Two "models" of the same items: old (d_old) and new (d_new) clustered features.
+std::pair<FeatureSet, FeatureSet> old_and_new(int64_t n, int64_t d_old, int64_t d_new, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 1.f);
+  const int classes = 6;
+  FeatureSet o, nw;
+  o.n = nw.n = n;
+  o.d = d_old;
+  nw.d = d_new;
+  std::vector<float> co(classes * d_old), cn(classes * d_new);
+  for (auto& c : co) c = g(rng);
+  for (auto& c : cn) c = g(rng);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = static_cast<int64_t>(rng() % classes);
+    o.labels.push_back(c);
+    nw.labels.push_back(c);
+    o.cams.push_back(-1);
+    nw.cams.push_back(-1);
+    for (int64_t k = 0; k < d_old; ++k) o.features.push_back(co[c * d_old + k] + 1.5f * g(rng));
+    for (int64_t k = 0; k < d_new; ++k) nw.features.push_back(cn[c * d_new + k] + 1.0f * g(rng));
+  }
+  return {o, nw};
+}
+
+void expect_same(const Metrics& a, const Metrics& b) {
+  EXPECT_EQ(a.map, b.map);
+  EXPECT_EQ(a.minp, b.minp);
+  EXPECT_EQ(a.cmc, b.cmc);
+  EXPECT_EQ(a.queries, b.queries);
+  for (int f = 0; f < 3; ++f) EXPECT_EQ(a.tar_at_far[f], b.tar_at_far[f]);
+}
+
+}  // namespace
+
+TEST(MixedGallery, EndpointsEqualNewNewAndNewOldExactly) {
+  for (auto [d_old, d_new] : {std::pair<int64_t, int64_t>{8, 8}, {6, 10}}) {
+    const auto [o, nw] = old_and_new(200, d_old, d_new, 11);
+    EvalOptions opt;
+    const Metrics new_new = evaluate_case(nw, nw, opt);
+    const Metrics new_old = evaluate_case(nw, o, opt);
+    expect_same(evaluate_case(nw, mixed_gallery(nw, o, 0.0, 5), opt), new_new);
+    expect_same(evaluate_case(nw, mixed_gallery(nw, o, 1.0, 5), opt), new_old);
+  }
+}
+
+TEST(MixedGallery, OldItemsAreNestedAndCounted) {
+  // round(r·n) old items; the old set for a smaller r is a subset of the one for a larger r.
+  const int64_t n = 10;
+  EXPECT_EQ(old_item_count(n, 0.25), 3);  // round(2.5) = 3 (half away from zero)
+  EXPECT_EQ(old_item_count(n, 0.5), 5);
+  EXPECT_THROW(old_item_count(n, 1.5), dualtune::Error);
+  const auto order = old_item_order(n, 42);
+  EXPECT_EQ(std::set<int64_t>(order.begin(), order.end()).size(), size_t(n));  // a permutation
+  EXPECT_EQ(order, old_item_order(n, 42));                                      // seeded
+  EXPECT_NE(order, old_item_order(n, 43));
+
+  // Mark which rows of a mixed gallery came from old (old rows are all 1, new all 0).
+  FeatureSet o, nw;
+  o.n = nw.n = n;
+  o.d = 2;
+  nw.d = 3;
+  o.features.assign(n * 2, 1.f);
+  nw.features.assign(n * 3, 0.f);
+  o.labels = nw.labels = std::vector<int64_t>(n, 0);
+  o.cams = nw.cams = std::vector<int64_t>(n, -1);
+  std::set<int64_t> previous;
+  for (double r : {0.25, 0.5, 0.75}) {
+    const FeatureSet m = mixed_gallery(nw, o, r, 42);
+    EXPECT_EQ(m.d, 2);  // min(Do, Dn) components when mixing
+    std::set<int64_t> old_rows;
+    for (int64_t i = 0; i < n; ++i) {
+      if (m.features[i * 2] == 1.f) old_rows.insert(i);
+    }
+    EXPECT_EQ(int64_t(old_rows.size()), old_item_count(n, r));
+    EXPECT_TRUE(std::includes(old_rows.begin(), old_rows.end(), previous.begin(), previous.end()));
+    previous = old_rows;
+  }
+}
+
+TEST(MixedGallery, RejectsDifferentItems) {
+  auto [o, nw] = old_and_new(20, 4, 4, 1);
+  o.labels[3] = 99;
+  EXPECT_THROW(mixed_gallery(nw, o, 0.5, 0), dualtune::Error);
+}
+
+TEST(Verdict, CriterionAndGain) {
+  // old/old 0.5, new/new 0.8, new→old 0.6: 0.6 > 0.5 compatible; gain = 0.1/0.3 = 1/3
+  Verdict v = judge_compatibility(0.5, 0.8, 0.6);
+  EXPECT_TRUE(v.compatible);
+  EXPECT_NEAR(v.gain, 1.0 / 3, 1e-12);
+  // new→old 0.4 < 0.5: not compatible; gain = -0.1/0.3 = -1/3
+  v = judge_compatibility(0.5, 0.8, 0.4);
+  EXPECT_FALSE(v.compatible);
+  EXPECT_NEAR(v.gain, -1.0 / 3, 1e-12);
+  // equal is not compatible (strict criterion); gain 0
+  v = judge_compatibility(0.5, 0.8, 0.5);
+  EXPECT_FALSE(v.compatible);
+  EXPECT_DOUBLE_EQ(v.gain, 0.0);
+  // new/new == old/old: gain undefined
+  EXPECT_TRUE(std::isnan(judge_compatibility(0.5, 0.5, 0.6).gain));
+}
+
+TEST(EvaluateCompatibility, MatrixUpgradesAndVerdict) {
+  const auto [o, nw] = old_and_new(150, 6, 10, 3);
+  EvalOptions opt;
+  opt.mixed_fractions = {0, 0.5, 1};
+  const CompatibilityReport rep =
+      evaluate_compatibility({loo_model("old", o), loo_model("new", nw)}, "old", opt);
+  ASSERT_EQ(rep.models, (std::vector<std::string>{"old", "new"}));
+  EXPECT_EQ(rep.dims, (std::vector<int64_t>{6, 10}));
+  ASSERT_EQ(rep.upgrades.size(), 1u);
+  const UpgradeResult& u = rep.upgrades[0];
+  EXPECT_EQ(u.new_model, "new");
+  expect_same(u.old_old, rep.matrix[0][0]);
+  expect_same(u.new_new, rep.matrix[1][1]);
+  expect_same(u.new_old, rep.matrix[1][0]);
+  ASSERT_EQ(u.mixed.size(), 3u);
+  expect_same(u.mixed[0].metrics, u.new_new);
+  expect_same(u.mixed[2].metrics, u.new_old);
+  EXPECT_EQ(u.mixed[1].old_items, 75);
+  const Verdict v = judge_compatibility(u.old_old.map, u.new_new.map, u.new_old.map);
+  EXPECT_EQ(u.map.compatible, v.compatible);
+  EXPECT_EQ(u.map.gain, v.gain);
+  // independent random models are not compatible: new→old is near chance
+  EXPECT_FALSE(u.map.compatible);
+
+  EXPECT_THROW(evaluate_compatibility({loo_model("old", o)}, "missing", opt), dualtune::Error);
+  EXPECT_THROW(evaluate_compatibility({loo_model("a", o), loo_model("a", nw)}, "", opt), dualtune::Error);
+}

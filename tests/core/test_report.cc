@@ -1,0 +1,138 @@
+// Report files (report.json, report.md, plots) and the eval command's run_eval.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "dualtune/eval/evaluate.h"
+#include "dualtune/eval/run_eval.h"
+#include "dualtune/features/npy.h"
+#include "dualtune/report/report.h"
+#include "dualtune/util/atomic_file.h"
+#include "dualtune/util/error.h"
+
+namespace fs = std::filesystem;
+using namespace dualtune;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("dt_test_report_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p.string();
+}
+
+features::FeatureSet model(int64_t n, int64_t d, uint32_t seed, float noise) {
+  std::mt19937 rng(seed);
+  std::mt19937 label_rng(1);  // same labels for every model
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::vector<float> centres(5 * d);
+  for (auto& c : centres) c = g(rng);
+  features::FeatureSet s;
+  s.n = n;
+  s.d = d;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = static_cast<int64_t>(label_rng() % 5);
+    s.labels.push_back(c);
+    s.cams.push_back(-1);
+    s.paths.push_back("img" + std::to_string(i) + ".png");
+    for (int64_t k = 0; k < d; ++k) s.features.push_back(centres[c * d + k] + noise * g(rng));
+  }
+  return s;
+}
+
+void expect_no_tmp_files(const std::string& dir) {
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+}  // namespace
+
+TEST(Report, WritesJsonMarkdownAndPlots) {
+  const std::string dir = temp_dir("files");
+  eval::EvalOptions opt;
+  opt.mixed_fractions = {0, 0.5, 1};
+  const auto rep = eval::evaluate_compatibility(
+      {eval::loo_model("old", model(120, 6, 1, 1.5f)), eval::loo_model("new-a", model(120, 8, 2, 1.0f)),
+       eval::loo_model("new_b", model(120, 8, 3, 0.8f))},
+      "old", opt);
+  report::write_report(rep, dir);
+
+  const auto j = nlohmann::json::parse(read_file(dir + "/report.json"));
+  EXPECT_EQ(j["schema"], "dualtune.compatibility_report/1");
+  EXPECT_EQ(j["old_model"], "old");
+  EXPECT_EQ(j["models"].size(), 3u);
+  EXPECT_EQ(j["matrix"].size(), 9u);
+  EXPECT_EQ(j["upgrades"].size(), 2u);
+  EXPECT_EQ(j["upgrades"][0]["mixed"].size(), 3u);
+  EXPECT_EQ(j["matrix"][0]["metrics"]["cmc"].size(), 50u);
+  EXPECT_DOUBLE_EQ(j["matrix"][0]["metrics"]["map"].get<double>(), rep.matrix[0][0].map);
+  EXPECT_TRUE(j["upgrades"][0]["verdict"]["map"].contains("gain"));
+
+  const std::string md = read_file(dir + "/report.md");
+  EXPECT_NE(md.find("| query \\ gallery | old | new-a | new_b |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| new-a | new→old |"), std::string::npos) << md;
+  EXPECT_NE(md.find("compatible (mAP)"), std::string::npos);
+  EXPECT_NE(md.find("r = 0.5"), std::string::npos);
+  EXPECT_NE(md.find(report::percent(rep.matrix[1][0].map)), std::string::npos);
+  EXPECT_EQ(report::percent(0.58123), "58.12");
+  EXPECT_EQ(report::percent(std::nan("")), "n/a");
+
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    for (const char* png : {"cmc_new-a.png", "cmc_new_b.png", "mixed_map.png", "matrix_map.png"}) {
+      EXPECT_TRUE(fs::exists(dir + "/plots/" + png)) << png;
+      EXPECT_GT(fs::file_size(dir + "/plots/" + png), 1000u) << png;
+      EXPECT_NE(md.find(std::string("plots/") + png), std::string::npos) << png;
+    }
+  }
+  expect_no_tmp_files(dir);
+  fs::remove_all(dir);
+}
+
+TEST(RunEval, LoadsFeatureDirsAndWritesReport) {
+  const std::string dir = temp_dir("run");
+  model(80, 6, 1, 1.5f).save(dir + "/old");
+  model(80, 8, 2, 1.0f).save(dir + "/new");
+  eval::EvalCliOptions opt;
+  opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
+  opt.out_dir = dir + "/out";
+  opt.mixed = "0,0.5,1";
+  opt.topk = 3;
+  std::ostringstream out;
+  EXPECT_EQ(eval::run_eval(opt, out), 0);
+  EXPECT_NE(out.str().find("| query \\ gallery | old | new |"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("report: " + dir + "/out/report.md"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/out/report.json"));
+  const npy::Array ids = npy::load(dir + "/out/topk/new__old.indices.npy");
+  EXPECT_EQ(ids.shape, (std::vector<int64_t>{80, 3}));
+  const npy::Array self = npy::load(dir + "/out/topk/old__old.indices.npy");
+  for (int64_t i = 0; i < 80; ++i) {
+    for (int c = 0; c < 3; ++c) EXPECT_NE(self.i64[i * 3 + c], i);  // loo: self removed
+  }
+  expect_no_tmp_files(dir + "/out");
+  fs::remove_all(dir);
+}
+
+TEST(RunEval, RejectsBadOptions) {
+  EXPECT_EQ(eval::parse_feature_spec("m=a,b", "reid").gallery_dir, "b");
+  EXPECT_EQ(eval::parse_feature_spec("m=dir", "loo").query_dir, "dir");
+  EXPECT_THROW(eval::parse_feature_spec("nodir", "loo"), Error);
+  EXPECT_THROW(eval::parse_feature_spec("m=a,b", "loo"), Error);
+  EXPECT_THROW(eval::parse_feature_spec("m=a", "reid"), Error);
+  EXPECT_EQ(eval::parse_fractions("0,0.25,1"), (std::vector<double>{0, 0.25, 1}));
+  try {
+    eval::parse_fractions("0,x,1");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("found 'x'"), std::string::npos);
+  }
+  EXPECT_THROW(eval::parse_fractions("0,1.5"), Error);
+  eval::EvalCliOptions opt;
+  opt.out_dir = temp_dir("bad");
+  EXPECT_THROW(eval::run_eval(opt, std::cout), Error);  // no --features
+  fs::remove_all(opt.out_dir);
+}

@@ -1,0 +1,121 @@
+// Task and compatibility losses against values computed by hand from their formulas.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "dualtune/losses/compat/bct.h"
+#include "dualtune/losses/compat/l2.h"
+#include "dualtune/losses/compat/mutual.h"
+#include "dualtune/losses/compat/prototype.h"
+#include "dualtune/losses/cross_entropy.h"
+#include "dualtune/losses/margin_softmax.h"
+#include "dualtune/losses/triplet.h"
+
+using namespace dualtune;
+namespace compat = dualtune::losses::compat;
+
+namespace {
+torch::Tensor t2(std::vector<float> v, int64_t r, int64_t c) { return torch::tensor(v).reshape({r, c}); }
+torch::Tensor labels(std::vector<int64_t> v) { return torch::tensor(v, torch::kInt64); }
+}  // namespace
+
+TEST(LabelSmoothingCrossEntropy, MatchesHandComputedValue) {
+  // z = [0, ln2, 0] -> softmax = [1/4, 1/2, 1/4], y = 1.
+  // nll = ln 2; uniform term = -(1/3)(ln 1/4 + ln 1/2 + ln 1/4) = (5/3) ln 2
+  // eps = 0.1: L = 0.9 ln2 + 0.1 (5/3) ln2 = (16/15) ln 2
+  const auto z = t2({0.f, std::log(2.f), 0.f}, 1, 3);
+  EXPECT_NEAR(losses::label_smoothing_cross_entropy(z, labels({1}), 0.1).item<double>(), 16.0 / 15.0 * std::log(2.0),
+              1e-6);
+  EXPECT_NEAR(losses::label_smoothing_cross_entropy(z, labels({1}), 0.0).item<double>(), std::log(2.0), 1e-6);
+}
+
+TEST(CosFace, SubtractsMarginFromTargetCosine) {
+  // cos = [0.5, 0], y = 0, s = 2, m = 0.25: logits = [2(0.5 - 0.25), 0] = [0.5, 0]
+  // L = log(1 + e^-0.5) = 0.474077
+  EXPECT_NEAR(losses::cosface_loss(t2({0.5f, 0.f}, 1, 2), labels({0}), 2.0, 0.25).item<double>(),
+              std::log(1 + std::exp(-0.5)), 1e-6);
+}
+
+TEST(ArcFace, AddsAngularMarginToTarget) {
+  // cos = [0.5, 0] -> θ_y = 60°, m = 30° -> cos 90° = 0: logits [0, 0] -> L = ln 2
+  EXPECT_NEAR(losses::arcface_loss(t2({0.5f, 0.f}, 1, 2), labels({0}), 4.0, M_PI / 6).item<double>(), std::log(2.0),
+              1e-5);
+}
+
+TEST(BatchHardTriplet, MatchesHandComputedValue) {
+  // 1-D points a=0,b=3 (class 0), c=1,d=5 (class 1), margin 0.5:
+  // a: 3-1+.5=2.5  b: 3-2+.5=1.5  c: 4-1+.5=3.5  d: 4-2+.5=2.5  -> mean 2.5
+  const auto e = t2({0, 0, 3, 0, 1, 0, 5, 0}, 4, 2);
+  EXPECT_NEAR(losses::batch_hard_triplet_loss(e, labels({0, 0, 1, 1}), 0.5).item<double>(), 2.5, 1e-5);
+}
+
+TEST(PrototypeTriplet, SoftmaxWeightsOverNegatives) {
+  // en = (0,0); P0 = (3,4) d=5, P1 = (0,1) d=1, P2 = (0,2) d=2; m = 0.3.
+  // y = 0: w ∝ (e^-1, e^-2) = (0.731059, 0.268941); Σ w d = 1.268941 -> L = 5 - 1.268941 + 0.3 = 4.031059
+  // y = 1: w ∝ (e^-5, e^-2) = (0.047426, 0.952574); Σ w d = 2.142278 -> L = max(0, 1 - 2.142278 + 0.3) = 0
+  const auto en = t2({0, 0}, 1, 2);
+  const auto p = t2({3, 4, 0, 1, 0, 2}, 3, 2);
+  EXPECT_NEAR(compat::prototype_triplet_loss(en, p, labels({0}), 0.3).item<double>(), 4.031059, 1e-5);
+  EXPECT_NEAR(compat::prototype_triplet_loss(en, p, labels({1}), 0.3).item<double>(), 0.0, 1e-6);
+  // Both samples together: the mean.
+  EXPECT_NEAR(compat::prototype_triplet_loss(t2({0, 0, 0, 0}, 2, 2), p, labels({0, 1}), 0.3).item<double>(),
+              4.031059 / 2, 1e-5);
+}
+
+TEST(PrototypeSoftmax, ScaledCosineCrossEntropy) {
+  // en = (1,0); cos to P = (1, 0, -1); s = 2 -> logits (2, 0, -2); y = 0:
+  // L = log(1 + e^-2 + e^-4) = 0.142932
+  const auto p = t2({5, 0, 0, 3, -2, 0}, 3, 2);
+  EXPECT_NEAR(compat::prototype_softmax_loss(t2({1, 0}, 1, 2), p, labels({0}), 2.0).item<double>(),
+              std::log(1 + std::exp(-2.0) + std::exp(-4.0)), 1e-6);
+}
+
+TEST(L2Compat, NormalisedSquaredDistance) {
+  // sample 1: (1,0) vs (0,1) -> 2;  sample 2: (2,0) vs (5,0) -> normalised equal -> 0. mean 1.
+  EXPECT_NEAR(compat::l2_loss(t2({1, 0, 2, 0}, 2, 2), t2({0, 1, 5, 0}, 2, 2)).item<double>(), 1.0, 1e-6);
+}
+
+TEST(DimensionMismatch, ComparesFirstMinComponentsBothWays) {
+  // Dn = 3 > Do = 2: en = (2, 0, 5) cropped to (2, 0) == eo direction (1, 0) -> 0.
+  EXPECT_NEAR(compat::l2_loss(t2({2, 0, 5}, 1, 3), t2({1, 0}, 1, 2)).item<double>(), 0.0, 1e-6);
+  // Dn = 2 < Do = 3: eo = (1, 0, 7) cropped to (1, 0).
+  EXPECT_NEAR(compat::l2_loss(t2({3, 0}, 1, 2), t2({1, 0, 7}, 1, 3)).item<double>(), 0.0, 1e-6);
+  // Prototypes of size 2 against a 3-D embedding: the third component is ignored.
+  const auto p = t2({3, 4, 0, 1, 0, 2}, 3, 2);
+  EXPECT_NEAR(compat::prototype_triplet_loss(t2({0, 0, 100}, 1, 3), p, labels({0}), 0.3).item<double>(), 4.031059,
+              1e-5);
+  // o2n: old 2-D embeddings are zero-padded to the new width.
+  const auto padded = compat::to_new_width(t2({1, 2}, 1, 2), 4);
+  EXPECT_TRUE(torch::equal(padded, t2({1, 2, 0, 0}, 1, 4)));
+}
+
+TEST(BctExtendedClassifier, SynthesizedRowsRescaledToMeanLearnedNorm) {
+  // Wo rows (1,0), (0,2): mean norm 1.5. New classes a, b, c; old knows b (0) and a (1).
+  // Unknown c has prototype (3,4) (norm 5) -> rescaled (3,4)/5*1.5 = (0.9, 1.2).
+  compat::ClassHead wo;
+  wo.weight = t2({1, 0, 0, 2}, 2, 2);
+  const auto protos = t2({9, 9, 9, 9, 3, 4}, 3, 2);
+  const std::vector<int64_t> n2o{1, 0, -1};
+  const auto ext = compat::extend_old_classifier(wo, protos, n2o, true);
+  EXPECT_EQ(ext.synthesized, 1);
+  EXPECT_NEAR(ext.learned_row_norm, 1.5, 1e-6);
+  EXPECT_TRUE(torch::allclose(ext.head.weight, t2({1, 0, 0, 2, 0.9f, 1.2f}, 3, 2)));
+  EXPECT_EQ(ext.target, (std::vector<int64_t>{1, 0, 2}));
+  const auto unscaled = compat::extend_old_classifier(wo, protos, n2o, false);
+  EXPECT_TRUE(torch::allclose(unscaled.head.weight, t2({1, 0, 0, 2, 3, 4}, 3, 2)));
+  // BCT loss of en = (1, 0), class a (row 1 = (0,2)): logits (1, 0, 0.9) -> CE at index 1.
+  const double expected = -std::log(std::exp(0.0) / (std::exp(1.0) + std::exp(0.0) + std::exp(0.9)));
+  EXPECT_NEAR(compat::bct_loss(t2({1, 0}, 1, 2), labels({0}), ext).item<double>(), expected, 1e-5);
+}
+
+TEST(N2oLoss, OnlySamplesKnownToTheOldModel) {
+  // Old head rows (1,0), (0,1); sample 0 maps to old label 0, sample 1 is unknown (-1).
+  // Only sample 0 counts: logits (1, 0) -> CE = log(1 + e^-1).
+  compat::ClassHead wo;
+  wo.weight = t2({1, 0, 0, 1}, 2, 2);
+  EXPECT_NEAR(compat::n2o_loss(t2({1, 0, 0, 9}, 2, 2), wo, labels({0, -1})).item<double>(), std::log(1 + std::exp(-1.0)),
+              1e-6);
+  // No known sample: zero loss.
+  EXPECT_EQ(compat::n2o_loss(t2({1, 0}, 1, 2), wo, labels({-1})).item<double>(), 0.0);
+}
