@@ -18,7 +18,7 @@ namespace dualtune::eval {
 
 struct EvalOptions {
   std::string protocol = "loo";                ///< "loo" | "reid" (see protocol.h)
-  int64_t max_block_bytes = int64_t(256) << 20;  ///< cap on the similarity block (query rows × gallery)
+  int64_t max_block_bytes = int64_t(32) << 20;   ///< cap on the similarity block (query rows × gallery)
   std::vector<double> mixed_fractions{0, 0.25, 0.5, 0.75, 1};  ///< fractions r of old gallery items
   uint64_t seed = 0;                           ///< seeds the mixed-gallery permutation
   int threads = 0;                             ///< OpenMP / OpenBLAS threads; 0 = all cores

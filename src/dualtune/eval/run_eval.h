@@ -13,7 +13,7 @@ struct EvalCliOptions {
   std::string old_model;              ///< deployed model; empty = the first one given
   std::string protocol = "loo";       ///< loo | reid
   std::string out_dir;                ///< report directory (required)
-  int64_t max_block_mb = 256;         ///< similarity block budget in MiB
+  int64_t max_block_mb = 32;          ///< similarity block budget in MiB
   uint64_t seed = 0;                  ///< mixed-gallery permutation seed
   std::string mixed = "0,0.25,0.5,0.75,1";  ///< comma-separated fractions of old gallery items
   int threads = 0;                    ///< 0 = all cores
