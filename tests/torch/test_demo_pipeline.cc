@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualtune/features/feature_set.h"
+#include "dualtune/features/npy.h"
 #include "dualtune/util/atomic_file.h"
 #include "tiny_data.h"
 
@@ -60,4 +61,37 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   size_t reused = 0;
   for (size_t pos = 0; (pos = again.find("reusing", pos)) != std::string::npos; ++pos) ++reused;
   EXPECT_EQ(reused, models.size()) << again;
+
+  // The single commands agree with what the demo did.
+  const std::string bin = DUALTUNE_BINARY;
+  auto ok = [&](const std::string& c) {
+    const auto o = run(c, &status);
+    EXPECT_EQ(status, 0) << c << "\n" << o;
+    return o;
+  };
+  ok(bin + " extract --model " + sdir + "/old --root " + dir + "/data --out " + dir + "/ex --threads 1");
+  const auto ex = features::FeatureSet::load(dir + "/ex");
+  const auto demo_old = features::FeatureSet::load(sdir + "/features/old");
+  ASSERT_EQ(ex.features.size(), demo_old.features.size());
+  for (size_t i = 0; i < ex.features.size(); ++i) ASSERT_NEAR(ex.features[i], demo_old.features[i], 1e-4) << i;
+  EXPECT_EQ(ex.labels, demo_old.labels);
+
+  // Prototypes over the new training set equal those the dual-tuning run stored.
+  ok(bin + " prototypes --old " + sdir + "/old --root " + dir + "/data --split train --out " + dir + "/pr --threads 1");
+  const auto p = npy::load(dir + "/pr/prototypes.npy");
+  const auto used = npy::load(sdir + "/dual-tuning/prototypes/prototypes.npy");
+  EXPECT_EQ(p.shape, (std::vector<int64_t>{8, 128}));
+  ASSERT_EQ(p.shape, used.shape);
+  for (size_t i = 0; i < p.f32.size(); ++i) ASSERT_NEAR(p.f32[i], used.f32[i], 1e-4) << i;
+
+  // eval straight from models: extracts, then evaluates leave-one-out on the 80 test images.
+  ok(bin + " eval --model old=" + sdir + "/old --model dual=" + sdir + "/dual-tuning --old old --root " + dir +
+     "/data --out " + dir + "/evalm --threads 1");
+  const auto rep2 = nlohmann::json::parse(read_file(dir + "/evalm/report.json"));
+  EXPECT_EQ(rep2["num_query"].get<int>(), 80);
+  EXPECT_EQ(rep2["upgrades"].size(), 1u);
+  // Bad input: a model directory that is not a run gives a clear error and a non-zero exit.
+  const auto bad = run(bin + " extract --model " + dir + " --root " + dir + "/data --out " + dir + "/bad", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("config.yml missing"), std::string::npos) << bad;
 }

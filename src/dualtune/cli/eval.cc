@@ -1,10 +1,15 @@
 // `dualtune eval`: compatibility evaluation of feature directories (torch-free; the
-// work is in dualtune::eval::run_eval so that it is tested in test_core).
+// work is in dualtune::eval::run_eval so that it is tested in test_core). With
+// --model NAME=MODEL the features are first extracted here (torch side).
 #include <iostream>
 #include <memory>
 
 #include "dualtune/cli/commands.h"
+#include "dualtune/cli/data_options.h"
+#include "dualtune/engine/extract.h"
+#include "dualtune/engine/settings.h"
 #include "dualtune/eval/run_eval.h"
+#include "dualtune/util/error.h"
 
 namespace dualtune::cli {
 
@@ -16,8 +21,14 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--features", opt->features,
                   "NAME=DIR of a feature directory (features.npy, labels.npy, ...), one per model, repeatable; "
                   "for --protocol reid: NAME=QUERY_DIR,GALLERY_DIR")
-      ->required()
       ->take_all();
+  auto models = std::make_shared<std::vector<std::string>>();
+  auto data = std::make_shared<DataOptions>();
+  cmd->add_option("--model", *models,
+                  "NAME=MODEL (run directory or TorchScript file), repeatable: extract features of the dataset "
+                  "given by the data options into OUT/features/NAME first, then evaluate them")
+      ->take_all();
+  add_data_options(*cmd, *data);
   cmd->add_option("--old", opt->old_model, "Name of the deployed (old) model; default: the first --features");
   cmd->add_option("--protocol", opt->protocol,
                   "loo: leave-one-out over one split; reid: query/gallery splits, same id + same camera excluded")
@@ -36,7 +47,34 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--topk", opt->topk,
                   "If > 0, also write each case's top-k neighbours (FAISS exact search) to OUT/topk/*.npy")
       ->capture_default_str();
-  cmd->callback([opt]() { eval::run_eval(*opt, std::cout); });
+  cmd->callback([opt, models, data]() {
+    DT_CHECK(!opt->features.empty() || !models->empty(), "eval needs --features NAME=DIR or --model NAME=MODEL");
+    if (!models->empty()) engine::set_threads(opt->threads);
+    for (const auto& spec : *models) {
+      const auto eq = spec.find('=');
+      DT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), "--model expects NAME=MODEL, got '", spec,
+               "'");
+      const std::string name = spec.substr(0, eq), model = spec.substr(eq + 1);
+      const auto embed = engine::embedder_for(model);
+      auto extract = [&](const std::string& split, const std::string& dir) {
+        DataOptions d = *data;
+        if (!split.empty()) d.split = split;
+        const auto resolved = resolve_data_options(d, model);
+        std::cout << "extracting " << name << " (" << model << ") on " << resolved.spec.root << " split "
+                  << resolved.spec.split << std::endl;
+        engine::extract_features(embed, data::open_dataset(resolved.spec), resolved.transform, 256, d.workers)
+            .save(dir);
+        return dir;
+      };
+      const std::string base = opt->out_dir + "/features/" + name;
+      if (opt->protocol == "reid") {
+        opt->features.push_back(name + "=" + extract("query", base + "/query") + "," + extract("gallery", base + "/gallery"));
+      } else {
+        opt->features.push_back(name + "=" + extract("", base));
+      }
+    }
+    eval::run_eval(*opt, std::cout);
+  });
 }
 
 }  // namespace dualtune::cli
