@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libtorch-dev libopenblas-dev libfaiss-dev libopencv-dev libyaml-cpp-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
-      dataset-fashion-mnist gnuplot-nox libgloo-dev)
+      dataset-fashion-mnist gnuplot-nox libgloo-dev
+      clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

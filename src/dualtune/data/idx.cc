@@ -101,8 +101,9 @@ IdxArray parse_idx(const std::string& bytes_in, const std::string& source, int e
   for (int d = 0; d < ndim; ++d) {
     const uint32_t n = be32(p + 4 + 4 * d);
     a.dims.push_back(n);
+    // Checked before multiplying: total * n can wrap around uint64 (e.g. 2^17 x 2^17 x 2^30).
+    DT_CHECK(n == 0 || total <= kMaxBytes / n, "IDX ", source, ": dims claim more than ", kMaxBytes, " bytes");
     total *= n;
-    DT_CHECK(total <= kMaxBytes, "IDX ", source, ": dims claim more than ", kMaxBytes, " bytes");
   }
   const uint64_t have = bytes.size() - header;
   DT_CHECK(have >= total, "IDX ", source, ": truncated data: expected ", total, " bytes after the header, found ",
