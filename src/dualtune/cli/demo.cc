@@ -38,6 +38,7 @@ struct DemoOptions {
   int64_t train_limit = 0;
   int64_t epochs_old = 0, epochs_new = 0;
   std::vector<std::string> overrides;  ///< applied to every new model
+  std::string variant;                 ///< ablation tag: runs "<method>@<variant>", own summary
 };
 
 const std::map<std::string, std::string> kMethodConfig{{"independent", "new_convnet_m.yml"},
@@ -109,6 +110,8 @@ int run_demo(const DemoOptions& o) {
   new_ov.insert(new_ov.end(), o.overrides.begin(), o.overrides.end());
   const int64_t eval_limit = o.eval_limit > 0 ? o.eval_limit : (o.quick ? 3000 : 0);
 
+  auto label = [&](const std::string& m) { return o.variant.empty() ? m : m + "@" + o.variant; };
+  const std::string tag = o.variant.empty() ? "" : "_" + o.variant;
   std::map<std::string, Row> rows;
   std::vector<std::string> report_dirs;
   for (int s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
@@ -124,7 +127,8 @@ int run_demo(const DemoOptions& o) {
       DT_CHECK(it != kMethodConfig.end(), "unknown method '", m, "': expected independent, l2, bct or dual-tuning");
       auto ov = seeded(new_ov);
       if (m != "independent") ov.push_back("old.path=" + old_dir);
-      runs.emplace_back(m, ensure_run(o.configs + "/" + it->second, ov, sdir + "/" + m, o.fresh));
+      const std::string name = label(m);
+      runs.emplace_back(name, ensure_run(o.configs + "/" + it->second, ov, sdir + "/" + name, o.fresh));
     }
 
     std::printf("== extracting test features (leave-one-out on %s test images)\n",
@@ -149,8 +153,8 @@ int run_demo(const DemoOptions& o) {
     eo.seed = static_cast<uint64_t>(s);
     eo.threads = o.threads;
     const auto rep = eval::evaluate_compatibility(models, "old", eo);
-    report::write_report(rep, sdir + "/report");
-    report_dirs.push_back(sdir + "/report");
+    report::write_report(rep, sdir + "/report" + tag);
+    report_dirs.push_back(sdir + "/report" + tag);
     for (const auto& up : rep.upgrades) {
       auto& r = rows[up.new_model];
       r.oo_map.push_back(up.old_old.map);
@@ -168,22 +172,26 @@ int run_demo(const DemoOptions& o) {
   std::string table = "| method | old/old mAP / top-1 | new/new mAP / top-1 | new→old mAP / top-1 | compatible | gain (mAP) |\n"
                       "|---|---|---|---|---|---|\n";
   for (const auto& m : o.methods) {
-    const auto& r = rows[m];
-    table += "| " + m + " | " + mean_pm(r.oo_map) + " / " + mean_pm(r.oo_r1) + " | " + mean_pm(r.nn_map) + " / " +
+    const auto& r = rows[label(m)];
+    table += "| " + label(m) + " | " + mean_pm(r.oo_map) + " / " + mean_pm(r.oo_r1) + " | " + mean_pm(r.nn_map) + " / " +
              mean_pm(r.nn_r1) + " | " + mean_pm(r.no_map) + " / " + mean_pm(r.no_r1) + " | " +
              std::to_string(r.compatible) + "/" + std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain) + " |\n";
   }
   const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
-  char head[256];
+  std::string settings;
+  for (const auto& ov : o.overrides) settings += " `" + ov + "`";
+  char head[512];
   std::snprintf(head, sizeof head,
                 "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP and top-1 in %%, leave-one-out on the Fashion-MNIST "
-                "test set; mean ± half-range over seeds. Wall time %.1f min.\n\n",
-                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes);
+                "test set; mean ± half-range over seeds. Wall time %.1f min.%s%s\n\n",
+                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes,
+                settings.empty() ? "" : "\nNew-model overrides:", settings.c_str());
   const std::string summary = std::string(head) + table;
-  write_text_atomic(out + "/" + o.scenario + "/summary.md", summary);
+  const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
+  write_text_atomic(summary_path, summary);
   std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());
   for (size_t i = 1; i < report_dirs.size(); ++i) std::printf(", %s", report_dirs[i].c_str());
-  std::printf("\nsummary: %s/%s/summary.md\n", out.c_str(), o.scenario.c_str());
+  std::printf("\nsummary: %s\n", summary_path.c_str());
   return 0;
 }
 
@@ -210,6 +218,8 @@ void register_demo_command(CLI::App& app) {
   cmd->add_option("--epochs-old", o->epochs_old, "override the old model's epochs");
   cmd->add_option("--epochs-new", o->epochs_new, "override the new models' epochs");
   cmd->add_option("--set", o->overrides, "extra override section.key=value for every new model (repeatable)");
+  cmd->add_option("--variant", o->variant,
+                  "ablation tag: new runs are named <method>@TAG (with --set overrides) and get their own summary");
   cmd->callback([o] { run_demo(*o); });
 }
 

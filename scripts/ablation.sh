@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The Dual-Tuning ablation on the full demo protocol (Fashion-MNIST, old convnet-s on
+# classes 0-4, new convnet-m on all 10, 3 epochs). Every variant reuses the demo's old
+# model and writes OUT/default/summary_<variant>.md; docs/RESULTS.md collects them.
+#   scripts/ablation.sh [OUT=demo_out] [SEED=0] [variant ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-demo_out}; seed=${2:-0}; shift $(( $# > 2 ? 2 : $# )) || true
+B=./build/dualtune
+declare -A V=(
+  # DESIGN.md defaults, each term off in turn
+  [tri]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
+  [tri-noproto]="compat.proto_form=triplet compat.proto_weight=0 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
+  [tri-non2o]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0 compat.o2n_weight=0.2"
+  [tri-noo2n]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0.2 compat.o2n_weight=0"
+  # softmax prototypes
+  [sm1]="compat.proto_form=softmax compat.proto_weight=1 compat.n2o_weight=0.5 compat.o2n_weight=0.5"
+  # L_n2o over the extended rescaled classifier
+  [ext-sm1]="compat.proto_form=softmax compat.proto_weight=1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
+  [ext-sm025]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
+  [ext-sm0]="compat.proto_form=softmax compat.proto_weight=0 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
+  [ext-tri01]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
+  [ext-sm025-mix]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5 compat.mix_weight=0.5"
+)
+variants=("$@")
+[ ${#variants[@]} -gt 0 ] || variants=(tri tri-noproto tri-non2o tri-noo2n sm1 ext-sm1 ext-sm025 ext-sm0 ext-tri01 ext-sm025-mix)
+for v in "${variants[@]}"; do
+  [ -n "${V[$v]+x}" ] || { echo "unknown variant $v (known: ${!V[*]})" >&2; exit 2; }
+  sets=()
+  for kv in ${V[$v]}; do sets+=(--set "$kv"); done
+  echo "=== variant $v: ${V[$v]}"
+  $B demo --out "$out" --first-seed "$seed" --methods dual-tuning --variant "$v" "${sets[@]}"
+done
