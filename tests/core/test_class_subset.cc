@@ -102,6 +102,24 @@ TEST(ClassSubset, LimitKeepsAFixedSortedSelection) {
   EXPECT_EQ(apply_limit(base, 1000)->size(), 100u);
 }
 
+TEST(Subset, ShardsPartitionTheDatasetInOrder) {
+  auto base = std::make_shared<FakeDataset>();
+  base->map = ClassMap(Names{"a", "b"});
+  for (int i = 0; i < 11; ++i) base->labels.push_back(i % 2);
+  std::vector<std::string> seen;
+  for (int r = 0; r < 3; ++r) {
+    auto s = apply_shard(base, r, 3);
+    EXPECT_EQ(s->classes().names(), base->map.names());
+    for (size_t i = 0; i < s->size(); ++i) {
+      EXPECT_EQ(s->path(i), base->path(static_cast<size_t>(r) + 3 * i));
+      EXPECT_EQ(s->label(i), base->label(static_cast<size_t>(r) + 3 * i));
+      seen.push_back(s->path(i));
+    }
+  }
+  EXPECT_EQ(seen.size(), 11u);
+  EXPECT_NE(error_of([&] { apply_shard(base, 3, 3); }).find("expected 0 <= rank < world"), std::string::npos);
+}
+
 TEST(ClassMap, JsonRoundTripAndLookups) {
   ClassMap m(Names{"0002", "0007", "t-shirt"});
   EXPECT_EQ(m.size(), 3u);

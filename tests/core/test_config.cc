@@ -198,6 +198,10 @@ TEST(Config, HashIsStableAndChangesWithAValue) {
   EXPECT_NE(a.hash(), c.hash());
   Config d = Config::from_string("optim:\n  lr: 1e-3\n");  // same number, other spelling
   EXPECT_EQ(a.hash(), d.hash());
+  // Execution-only keys do not change what a run computes, nor its hash.
+  Config e = Config::from_string("optim:\n  lr: 0.001\n", {"threads=1", "log_every=7", "data.workers=0"});
+  EXPECT_EQ(a.hash(), e.hash());
+  EXPECT_EQ(e.get<int>("threads"), 1);
 }
 
 TEST(Config, CopiesAreIndependent) {

@@ -56,9 +56,15 @@ std::string ensure_run(const std::string& config_path, std::vector<std::string> 
     std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), cfg.hash().c_str());
     return run_dir;
   }
-  std::printf("== training %s\n", run_dir.c_str());
+  // An interrupted run of the same config continues after its last complete epoch.
+  const auto meta = engine::read_meta(run_dir);
+  const bool resume = !fresh && meta.value("config_hash", std::string()) == cfg.hash() &&
+                      meta.value("epochs_done", 0) > 0 && fs::exists(engine::RunPaths{run_dir}.checkpoint());
+  std::printf("== %s %s\n", resume ? "resuming" : "training", run_dir.c_str());
   std::fflush(stdout);
-  engine::train(cfg, {});
+  engine::TrainOptions options;
+  options.resume = resume;
+  engine::train(cfg, options);
   return run_dir;
 }
 

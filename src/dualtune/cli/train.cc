@@ -1,11 +1,145 @@
-// dualtune train --config X [section.key=value ...] [--resume]
+// dualtune train --config X [section.key=value ...] [--resume] [--nproc N]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
 
 #include "dualtune/cli/commands.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/trainer.h"
+#include "dualtune/util/error.h"
+
+extern char** environ;
 
 namespace dualtune::cli {
+namespace {
+
+// A TCP port free on 127.0.0.1 right now (the kernel picks it; rank 0 binds it moments
+// later, a small race accepted for a convenience launcher).
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  DT_CHECK(fd >= 0, "--nproc: cannot create a socket to find a free port: ", std::strerror(errno));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  DT_CHECK(ok, "--nproc: cannot find a free port on 127.0.0.1: ", std::strerror(errno));
+  return ntohs(a.sin_port);
+}
+
+std::string describe_status(int st) {
+  if (WIFEXITED(st)) return "exited with code " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(st)) + " (" +
+                              strsignal(WTERMSIG(st)) + ")";
+  return "ended abnormally";
+}
+
+// Starts `nproc` ranks of this binary on 127.0.0.1 with the torchrun environment
+// (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) and waits.
+// The first rank to fail stops the others (SIGTERM, SIGKILL after 5 s); the error names
+// it. Children die with the launcher (PR_SET_PDEATHSIG).
+void run_local_ranks(int nproc, const std::vector<std::string>& args) {
+  DT_CHECK(std::getenv("RANK") == nullptr && std::getenv("WORLD_SIZE") == nullptr,
+           "--nproc starts its own ranks: expected RANK/WORLD_SIZE unset in the environment, found them set");
+  const int port = free_local_port();
+  std::vector<std::string> base_env;
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    const std::string key = kv.substr(0, kv.find('='));
+    if (key != "MASTER_ADDR" && key != "MASTER_PORT" && key != "RANK" && key != "WORLD_SIZE" && key != "LOCAL_RANK" &&
+        key != "LOCAL_WORLD_SIZE")
+      base_env.push_back(kv);
+  }
+  const pid_t parent = ::getpid();
+  std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
+  for (int r = 0; r < nproc; ++r) {
+    // Everything the child needs is built before fork (only async-signal-safe calls after).
+    std::vector<std::string> env = base_env;
+    env.push_back("MASTER_ADDR=127.0.0.1");
+    env.push_back("MASTER_PORT=" + std::to_string(port));
+    env.push_back("RANK=" + std::to_string(r));
+    env.push_back("LOCAL_RANK=" + std::to_string(r));
+    env.push_back("WORLD_SIZE=" + std::to_string(nproc));
+    env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(nproc));
+    std::vector<char*> envp, argv;
+    for (auto& s : env) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> a = args;
+    for (auto& s : a) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    DT_CHECK(pid >= 0, "--nproc: fork of rank ", r, " failed: ", std::strerror(errno));
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(127);
+      ::execve("/proc/self/exe", argv.data(), envp.data());
+      ::_exit(127);
+    }
+    pids[static_cast<size_t>(r)] = pid;
+  }
+  auto rank_of = [&](pid_t pid) {
+    for (int r = 0; r < nproc; ++r)
+      if (pids[static_cast<size_t>(r)] == pid) return r;
+    return -1;
+  };
+  int running = nproc;
+  std::string failure;
+  while (running > 0) {
+    int st = 0;
+    const pid_t pid = ::waitpid(-1, &st, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    const int r = rank_of(pid);
+    if (r < 0) continue;
+    pids[static_cast<size_t>(r)] = -1;
+    --running;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
+    failure = "rank " + std::to_string(r) + " of " + std::to_string(nproc) + " " + describe_status(st);
+    break;
+  }
+  if (failure.empty()) return;
+  // Stop the others: SIGTERM, then SIGKILL whoever is still there after 5 s.
+  for (pid_t p : pids)
+    if (p > 0) ::kill(p, SIGTERM);
+  std::string others;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (running > 0) {
+    int st = 0;
+    const pid_t pid = ::waitpid(-1, &st, WNOHANG);
+    if (pid > 0) {
+      const int r = rank_of(pid);
+      if (r < 0) continue;
+      pids[static_cast<size_t>(r)] = -1;
+      --running;
+      others += "; rank " + std::to_string(r) + " " + describe_status(st);
+      continue;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  DT_THROW("train --nproc ", nproc, ": ", failure, " (the first to fail; any error it printed is above)", others,
+           "; the run directory keeps the last complete epoch");
+}
+
+}  // namespace
 
 void register_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model (plain, or compatible with an old model via compat:/old:)");
@@ -13,15 +147,34 @@ void register_train_command(CLI::App& app) {
     std::string config;
     std::vector<std::string> overrides;
     bool resume = false, quiet = false;
+    int nproc = 0;
   };
   auto opts = std::make_shared<Opts>();
   cmd->add_option("--config,-c", opts->config, "YAML config (may use _BASE_ inheritance)")->required();
   cmd->add_option("overrides", opts->overrides, "overrides section.key=value, applied after the file (e.g. optim.epochs=2)");
   cmd->add_flag("--resume", opts->resume, "continue from the last complete epoch in output_dir");
   cmd->add_flag("--quiet,-q", opts->quiet, "no progress lines (the JSON log is still written)");
+  cmd->add_option("--nproc", opts->nproc,
+                  "start N data-parallel ranks on this machine (c10d Gloo on 127.0.0.1); for several machines "
+                  "set MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE instead (docs/DISTRIBUTED.md)")
+      ->check(CLI::Range(1, 1024));
   cmd->callback([opts] {
+    if (opts->nproc > 1) {
+      const auto cfg = config::Config::load(opts->config, opts->overrides);  // a bad config fails here, once
+      const auto batch = cfg.get<int64_t>("optim.batch_size");
+      DT_CHECK(cfg.get<std::string>("data.sampler") != "random" || batch % opts->nproc == 0, "optim.batch_size ",
+               batch, " must be divisible by --nproc ", opts->nproc,
+               " (each rank takes an equal part of the global batch)");
+      std::vector<std::string> args{"dualtune", "train", "-c", opts->config};
+      for (const auto& o : opts->overrides) args.push_back(o);
+      if (opts->resume) args.push_back("--resume");
+      if (opts->quiet) args.push_back("--quiet");
+      run_local_ranks(opts->nproc, args);
+      return;
+    }
     const auto cfg = config::Config::load(opts->config, opts->overrides);
     const auto r = engine::train(cfg, {opts->resume, opts->quiet});
+    if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return;  // rank 0 reports
     std::printf("run directory: %s\n", r.run_dir.c_str());
     if (r.test_accuracy >= 0) std::printf("test top-1 accuracy: %.2f%%\n", 100.0 * r.test_accuracy);
     std::printf("last epoch: %.1f s, %.0f img/s\n", r.epoch_seconds, r.images_per_second);

@@ -511,7 +511,12 @@ std::string Config::dump() const {
 void Config::save(const std::string& path) const { write_text_atomic(path, dump()); }
 
 std::string Config::hash() const {
-  const std::string text = dump();
+  // Keys that change how a run executes, not what it computes, are left out, so a
+  // finished run is reused whatever thread count or logging interval asked for it.
+  Config result_only(*this);
+  for (const char* key : {"threads", "log_every"}) result_only.root_.remove(key);
+  result_only.root_["data"].remove("workers");
+  const std::string text = result_only.dump();
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
   for (unsigned char ch : text) {
     h ^= ch;

@@ -42,7 +42,8 @@ class Config {
   std::string dump() const;
   /// Writes dump() atomically.
   void save(const std::string& path) const;
-  /// Hex digest (FNV-1a 64) of dump(), used to decide whether a finished run can be reused.
+  /// Hex digest (FNV-1a 64) of dump() without the execution-only keys (threads,
+  /// log_every, data.workers), used to decide whether a finished run can be reused.
   std::string hash() const;
 
   const YAML::Node& root() const { return root_; }

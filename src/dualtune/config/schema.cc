@@ -34,7 +34,6 @@ augment:
 model:
   backbone: convnet-s      # convnet-s | convnet-m | resnet18 | resnet50
   embedding_dim: 128       # 0 = backbone width (no projection)
-  pretrained: ""           # optional torchvision-layout weights (a dualtune checkpoint)
 loss:
   type: softmax            # softmax | cosface | arcface (classifier and its loss)
   weight: 1.0

@@ -58,6 +58,15 @@ std::shared_ptr<Dataset> apply_limit(std::shared_ptr<const Dataset> base, int64_
   return std::make_shared<SubsetDataset>(std::move(base), std::move(order), std::move(classes));
 }
 
+std::shared_ptr<Dataset> apply_shard(std::shared_ptr<const Dataset> base, int rank, int world) {
+  DT_CHECK(world >= 1 && rank >= 0 && rank < world, "dataset shard: expected 0 <= rank < world, found rank ", rank,
+           ", world ", world);
+  std::vector<size_t> indices;
+  for (size_t i = static_cast<size_t>(rank); i < base->size(); i += static_cast<size_t>(world)) indices.push_back(i);
+  ClassMap classes = base->classes();
+  return std::make_shared<SubsetDataset>(std::move(base), std::move(indices), std::move(classes));
+}
+
 std::shared_ptr<Dataset> open_dataset(const DatasetSpec& spec) {
   std::shared_ptr<Dataset> ds;
   if (spec.format == "idx") {

@@ -40,4 +40,9 @@ std::shared_ptr<Dataset> apply_class_subset(std::shared_ptr<const Dataset> base,
 /// returned in ascending index order, so every class keeps roughly its share.
 std::shared_ptr<Dataset> apply_limit(std::shared_ptr<const Dataset> base, int64_t limit);
 
+/// Shard `rank` of `world` ranks: the items i with i % world == rank, in order, same
+/// classes. The shards of all ranks partition the dataset (sharded prototype and test
+/// passes of distributed training sum per-shard results).
+std::shared_ptr<Dataset> apply_shard(std::shared_ptr<const Dataset> base, int rank, int world);
+
 }  // namespace dualtune::data

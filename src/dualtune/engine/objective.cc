@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "dualtune/data/subset.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
@@ -36,7 +37,8 @@ void check_same_input(const config::Config& cfg, const std::string& old_dir) {
 }  // namespace
 
 Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Dataset> train_set,
-                     const std::string& run_dir, const std::function<void(const std::string&)>& log)
+                     const std::string& run_dir, const std::function<void(const std::string&)>& log,
+                     Distributed* dist)
     : cfg_(cfg), method_(cfg.get<std::string>("compat.method")) {
   if (method_ == "independent") return;
   const auto old_path = cfg.get<std::string>("old.path");
@@ -61,11 +63,19 @@ Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Data
     } else {
       log("computing old-space prototypes over " + std::to_string(train_set->size()) + " training images");
       auto old = old_;
-      const auto fs = extract_features([old](const torch::Tensor& x) { return old->embed(x); }, train_set,
+      // [distributed] each rank embeds its shard; sums and counts are added over the ranks.
+      const bool sharded = dist && dist->enabled();
+      const auto shard = sharded ? data::apply_shard(train_set, dist->rank(), dist->world_size()) : train_set;
+      const auto fs = extract_features([old](const torch::Tensor& x) { return old->embed(x); }, shard,
                                        transform_options(cfg, false), 256, cfg.get<int>("data.workers"));
-      prototypes_ = class_means(fs);
+      auto sums = class_sums(fs);
+      if (sharded) {
+        dist->all_reduce_sum(sums.sum, "all-reduce of the prototype sums");
+        dist->all_reduce_sum(sums.count, "all-reduce of the prototype counts");
+      }
+      prototypes_ = means_of(sums);
     }
-    save_prototypes(RunPaths{run_dir}.prototypes(), prototypes_);
+    if (!dist || dist->is_main()) save_prototypes(RunPaths{run_dir}.prototypes(), prototypes_);
   }
 
   old_head_ = old_->head();

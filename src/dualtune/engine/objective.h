@@ -10,6 +10,7 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/data/dataset.h"
+#include "dualtune/engine/distributed.h"
 #include "dualtune/engine/prototypes.h"
 #include "dualtune/losses/compat/bct.h"
 #include "dualtune/models/embedding_model.h"
@@ -29,8 +30,12 @@ class Objective {
   /// n2o by class name and computes (or loads) the prototypes over `train_set`; the
   /// prototypes used are saved into run_dir/prototypes. `log` receives human-readable
   /// set-up lines (how many classes the old model knows, synthesized classifier, ...).
+  /// With a distributed context of world > 1 every rank holds the old model; the
+  /// prototype pass is sharded (rank r embeds items i % world == r, per-class sums and
+  /// counts are all-reduced), so all ranks get the single-process prototypes; only rank
+  /// 0 saves them.
   Objective(const config::Config& cfg, std::shared_ptr<const data::Dataset> train_set, const std::string& run_dir,
-            const std::function<void(const std::string&)>& log);
+            const std::function<void(const std::string&)>& log, Distributed* dist = nullptr);
 
   /// x: B × C × H × W (the batch), e: B × Dn new embeddings, labels: B new labels.
   std::vector<LossTerm> terms(const torch::Tensor& x, const torch::Tensor& e, const torch::Tensor& labels,

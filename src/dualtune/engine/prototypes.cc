@@ -8,28 +8,42 @@
 
 namespace dualtune::engine {
 
-Prototypes class_means(const features::FeatureSet& fs) {
+ClassSums class_sums(const features::FeatureSet& fs) {
   const int64_t c = static_cast<int64_t>(fs.class_names.size());
   DT_CHECK(c > 0, "prototypes need the class names of the feature set");
-  std::vector<double> sum(static_cast<size_t>(c * fs.d), 0.0);
-  std::vector<int64_t> count(c, 0);
+  ClassSums s;
+  s.sum = torch::zeros({c, fs.d}, torch::kFloat64);
+  s.count = torch::zeros({c}, torch::kFloat64);
+  s.class_names = fs.class_names;
+  auto* sum = s.sum.data_ptr<double>();
+  auto* count = s.count.data_ptr<double>();
   for (int64_t i = 0; i < fs.n; ++i) {
     const int64_t y = fs.labels[i];
     if (y < 0) continue;
     DT_CHECK(y < c, "label ", y, " of item ", i, " outside [0, ", c, ")");
-    ++count[y];
+    count[y] += 1;
     for (int64_t j = 0; j < fs.d; ++j) sum[y * fs.d + j] += fs.features[i * fs.d + j];
   }
+  return s;
+}
+
+Prototypes means_of(const ClassSums& s) {
+  const int64_t c = s.sum.size(0), d = s.sum.size(1);
+  const auto sum = s.sum.contiguous(), count = s.count.contiguous();
+  const auto* sp = sum.data_ptr<double>();
+  const auto* cp = count.data_ptr<double>();
   Prototypes p;
-  p.matrix = torch::empty({c, fs.d});
+  p.matrix = torch::empty({c, d});
   auto* out = p.matrix.data_ptr<float>();
   for (int64_t y = 0; y < c; ++y) {
-    DT_CHECK(count[y] > 0, "class '", fs.class_names[y], "' has no training images: cannot compute its prototype");
-    for (int64_t j = 0; j < fs.d; ++j) out[y * fs.d + j] = static_cast<float>(sum[y * fs.d + j] / count[y]);
+    DT_CHECK(cp[y] > 0, "class '", s.class_names[y], "' has no training images: cannot compute its prototype");
+    for (int64_t j = 0; j < d; ++j) out[y * d + j] = static_cast<float>(sp[y * d + j] / cp[y]);
   }
-  p.classes = data::ClassMap(fs.class_names);
+  p.classes = data::ClassMap(s.class_names);
   return p;
 }
+
+Prototypes class_means(const features::FeatureSet& fs) { return means_of(class_sums(fs)); }
 
 void save_prototypes(const std::string& dir, const Prototypes& p) {
   ensure_writable_dir(dir);

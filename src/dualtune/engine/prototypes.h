@@ -17,6 +17,17 @@ struct Prototypes {
   data::ClassMap classes;
 };
 
+/// Per-class sums and counts, the additive half of class_means: distributed training
+/// sums them over the ranks' shards of the training set (all-reduce), then takes means.
+struct ClassSums {
+  torch::Tensor sum;    ///< C × Do, float64
+  torch::Tensor count;  ///< C, float64
+  std::vector<std::string> class_names;
+};
+ClassSums class_sums(const features::FeatureSet& features);
+/// sum / count per class (float32); throws naming a class without images.
+Prototypes means_of(const ClassSums& sums);
+
 /// Class means of features (labels index class_names); throws naming an empty class.
 Prototypes class_means(const features::FeatureSet& features);
 

@@ -5,11 +5,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "dualtune/data/loader.h"
+#include "dualtune/data/subset.h"
 #include "dualtune/engine/checkpoint.h"
+#include "dualtune/engine/distributed.h"
 #include "dualtune/engine/objective.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
@@ -62,8 +65,12 @@ nlohmann::json dataset_fingerprint(const data::Dataset& ds) {
 }
 
 // Top-1 accuracy of the model's own classifier on the test split (classes matched by name).
-double test_accuracy(const config::Config& cfg, models::EmbeddingModel& model, const data::ClassMap& train_classes) {
-  const auto test = data::open_dataset(dataset_spec(cfg, cfg.get<std::string>("data.test_split")));
+// [distributed] each rank scores its shard of the test set with the same model (rank 0's
+// buffers were broadcast); correct/total are summed over the ranks.
+double test_accuracy(const config::Config& cfg, models::EmbeddingModel& model, const data::ClassMap& train_classes,
+                     Distributed& dist) {
+  const auto full = data::open_dataset(dataset_spec(cfg, cfg.get<std::string>("data.test_split")));
+  const auto test = dist.enabled() ? data::apply_shard(full, dist.rank(), dist.world_size()) : full;
   std::vector<int64_t> to_train(test->classes().size(), -1);
   for (size_t c = 0; c < to_train.size(); ++c)
     to_train[c] = train_classes.label(test->classes().name(static_cast<int64_t>(c))).value_or(-1);
@@ -88,18 +95,29 @@ double test_accuracy(const config::Config& cfg, models::EmbeddingModel& model, c
     }
   }
   model->train();
+  auto counts = torch::tensor({correct, total}, torch::kInt64);
+  dist.all_reduce_sum(counts, "all-reduce of the test accuracy counts");
+  correct = counts[0].item<int64_t>(), total = counts[1].item<int64_t>();
   return total ? static_cast<double>(correct) / static_cast<double>(total) : -1.0;
 }
 
 }  // namespace
 
 TrainResult train(const config::Config& cfg, const TrainOptions& options) {
-  const int threads = set_threads(cfg.get<int>("threads"));
+  // [distributed] world 1 without RANK/WORLD_SIZE (distributed.h); only rank 0 writes
+  // config, classes, meta, log and checkpoint, and prints progress.
+  Distributed dist = Distributed::from_env();
+  const bool main_rank = dist.is_main();
+  // [distributed] threads = 0 means all cores shared by the ranks on this machine.
+  int threads = cfg.get<int>("threads");
+  if (threads == 0 && dist.local_world_size() > 1)
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist.local_world_size());
+  threads = set_threads(threads);
   const std::string dir = cfg.get<std::string>("output_dir");
   ensure_writable_dir(dir);
   const RunPaths paths{dir};
   auto say = [&](const std::string& line) {
-    if (!options.quiet) std::printf("[%s] %s\n", dir.c_str(), line.c_str()), std::fflush(stdout);
+    if (!options.quiet && main_rank) std::printf("[%s] %s\n", dir.c_str(), line.c_str()), std::fflush(stdout);
   };
 
   const auto meta_before = read_meta(dir);
@@ -109,14 +127,27 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
     DT_CHECK(std::filesystem::exists(paths.checkpoint()), "--resume: no checkpoint in ", dir);
     DT_CHECK(meta_before.value("config_hash", std::string()) == hash, "--resume: the config differs from the one ",
              dir, " was started with (hash ", meta_before.value("config_hash", std::string("?")), " vs ", hash, ")");
+    // [distributed] the shards, per-rank batch and BN statistics depend on the world size.
+    const int64_t world_before = meta_before.value("world_size", int64_t{1});
+    DT_CHECK(world_before == dist.world_size(), "--resume: ", dir, " was trained with world size ", world_before,
+             " but this run has world size ", dist.world_size(), ": resume with the same number of ranks");
   }
+  // [distributed] random sampler: every rank gets optim.batch_size / world items per step.
+  // P×K sampler: every rank takes whole P×K batches (global batch world·P·K).
+  const int64_t global_batch = cfg.get<int64_t>("optim.batch_size");
+  const bool split_batch = cfg.get<std::string>("data.sampler") == "random";
+  DT_CHECK(!split_batch || global_batch % dist.world_size() == 0, "optim.batch_size ", global_batch,
+           " must be divisible by the world size ", dist.world_size(), " (each rank takes an equal part)");
 
   const auto train_set = data::open_dataset(dataset_spec(cfg));
   const auto& classes = train_set->classes();
   say("training set: " + std::to_string(train_set->size()) + " images, " + std::to_string(classes.size()) +
-      " classes; " + std::to_string(threads) + " threads");
-  cfg.save(paths.config());
-  classes.save(paths.classes());
+      " classes; " + std::to_string(threads) + " threads" +
+      (dist.enabled() ? " per rank, " + std::to_string(dist.world_size()) + " ranks" : ""));
+  if (main_rank) {
+    cfg.save(paths.config());
+    classes.save(paths.classes());
+  }
 
   const auto seed = static_cast<uint64_t>(cfg.get<int64_t>("seed"));
   torch::manual_seed(seed);
@@ -126,7 +157,8 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
     start_epoch = load_checkpoint(paths.checkpoint(), model, optimizer.get());
     say("resuming after epoch " + std::to_string(start_epoch));
   }
-  Objective objective(cfg, train_set, dir, say);
+  dist.broadcast_parameters(*model);  // [distributed] identical start on every rank
+  Objective objective(cfg, train_set, dir, say, &dist);
 
   nlohmann::json meta = {{"backbone", model->spec.backbone},
                          {"embedding_dim", model->embedding_dim()},
@@ -136,12 +168,17 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"dataset", dataset_fingerprint(*train_set)},
                          {"code_version", code_version()},
                          {"config_hash", hash},
+                         {"world_size", dist.world_size()},
                          {"epochs_done", start_epoch},
                          {"complete", false}};
-  write_text_atomic(paths.meta(), meta.dump(2));
+  if (main_rank) write_text_atomic(paths.meta(), meta.dump(2));
 
   const int64_t epochs = cfg.get<int64_t>("optim.epochs");
-  data::Loader loader(train_set, transform_options(cfg, true), loader_options(cfg, true));
+  data::LoaderOptions loader_opts = loader_options(cfg, true);
+  loader_opts.rank = dist.rank();  // [distributed] this rank's shard of every epoch
+  loader_opts.world_size = dist.world_size();
+  if (split_batch) loader_opts.batch_size = global_batch / dist.world_size();
+  data::Loader loader(train_set, transform_options(cfg, true), loader_opts);
   const int64_t iters = loader.batches_per_epoch();
   DT_CHECK(iters > 0, "training set of ", train_set->size(), " images gives no batch");
   const int64_t total_iters = epochs * iters;
@@ -149,8 +186,14 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
   const auto milestones = cfg.get<std::vector<int64_t>>("optim.milestones");
   const int64_t log_every = std::max<int64_t>(1, cfg.get<int64_t>("log_every"));
 
-  std::ofstream log(paths.log(), options.resume ? std::ios::app : std::ios::trunc);
-  DT_CHECK(log.good(), "cannot write ", paths.log());
+  std::ofstream log;
+  if (main_rank) {
+    log.open(paths.log(), options.resume ? std::ios::app : std::ios::trunc);
+    DT_CHECK(log.good(), "cannot write ", paths.log());
+  }
+  std::vector<torch::Tensor> trainable;  // [distributed] gradients to average, in a fixed order
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
   TrainResult result;
   result.run_dir = dir;
   const auto run_start = Clock::now();
@@ -185,6 +228,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
       }
       optimizer->zero_grad();
       total.backward();
+      dist.all_reduce_gradients(trainable);  // [distributed] average over the ranks
       optimizer->step();
       seen += batch.n;
       ++step;
@@ -192,10 +236,10 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
       rec["total"] = total.item<double>();
       if (step % log_every == 0 || step == iters) {
         const double el = seconds_since(epoch_start);
-        const double ips = static_cast<double>(seen) / std::max(el, 1e-9);
+        const double ips = static_cast<double>(seen * dist.world_size()) / std::max(el, 1e-9);
         const double eta = static_cast<double>((total_iters - it - 1) * cfg.get<int64_t>("optim.batch_size")) / ips;
         rec["img_per_s"] = ips;
-        log << rec.dump() << '\n';
+        if (main_rank) log << rec.dump() << '\n';
         std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " step " +
                            std::to_string(step) + "/" + std::to_string(iters);
         char buf[64];
@@ -209,20 +253,34 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
         say(line + buf);
       }
     }
+    // [distributed] epoch means over all ranks' items; BN running statistics from rank 0
+    // (what is saved), so every rank evaluates the same model.
+    if (dist.enabled()) {
+      std::vector<double> v{static_cast<double>(seen)};
+      for (auto& kv : sums) v.push_back(kv.second);
+      auto t = torch::tensor(v, torch::kFloat64);
+      dist.all_reduce_sum(t, "all-reduce of the epoch loss sums");
+      seen = static_cast<int64_t>(t[0].item<double>());
+      int64_t k = 1;
+      for (auto& kv : sums) kv.second = t[k++].item<double>();
+      dist.broadcast_buffers(*model);
+    }
     result.epoch_seconds = seconds_since(epoch_start);
     result.images_per_second = static_cast<double>(seen) / result.epoch_seconds;
     nlohmann::json er = {{"epoch", epoch + 1}, {"images", seen}, {"seconds", result.epoch_seconds},
                          {"img_per_s", result.images_per_second}};
     for (auto& [k, v] : sums) er["mean_" + k] = v / static_cast<double>(std::max<int64_t>(1, seen));
     if (cfg.get<bool>("test_accuracy")) {
-      result.test_accuracy = test_accuracy(cfg, model, classes);
+      result.test_accuracy = test_accuracy(cfg, model, classes, dist);
       er["test_top1"] = result.test_accuracy;
     }
-    save_checkpoint(paths.checkpoint(), model, optimizer.get(), epoch + 1);
     meta["epochs_done"] = epoch + 1;
-    write_text_atomic(paths.meta(), meta.dump(2));
-    log << er.dump() << '\n';
-    log.flush();
+    if (main_rank) {
+      save_checkpoint(paths.checkpoint(), model, optimizer.get(), epoch + 1);
+      write_text_atomic(paths.meta(), meta.dump(2));
+      log << er.dump() << '\n';
+      log.flush();
+    }
     char buf[160];
     std::snprintf(buf, sizeof buf, "epoch %lld done in %.1f s (%.0f img/s)%s", static_cast<long long>(epoch + 1),
                   result.epoch_seconds, result.images_per_second,
@@ -234,7 +292,9 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
   result.epochs = epochs;
   meta["complete"] = true;
   meta["train_seconds"] = seconds_since(run_start);
-  write_text_atomic(paths.meta(), meta.dump(2));
+  if (main_rank) write_text_atomic(paths.meta(), meta.dump(2));
+  // [distributed] no rank reports success before rank 0's checkpoint and meta are on disk.
+  dist.barrier("final barrier (waiting for rank 0 to write the run directory)");
   return result;
 }
 
