@@ -2,11 +2,11 @@
 # The Dual-Tuning ablation on the full demo protocol (Fashion-MNIST, old convnet-s on
 # classes 0-4, new convnet-m on all 10, 3 epochs). Every variant reuses the demo's old
 # model and writes OUT/default/summary_<variant>.md; docs/RESULTS.md collects them.
-#   scripts/ablation.sh [OUT=demo_out] [SEED=0] [variant ...]
+#   [THREADS=n] [DUALTUNE=binary] scripts/ablation.sh [OUT=demo_out] [SEED=0] [variant ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-demo_out}; seed=${2:-0}; shift $(( $# > 2 ? 2 : $# )) || true
-B=./build/dualtune
+B=${DUALTUNE:-./build/dualtune}
 declare -A V=(
   # DESIGN.md defaults, each term off in turn
   [tri]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
@@ -29,5 +29,5 @@ for v in "${variants[@]}"; do
   sets=()
   for kv in ${V[$v]}; do sets+=(--set "$kv"); done
   echo "=== variant $v: ${V[$v]}"
-  $B demo --out "$out" --first-seed "$seed" --methods dual-tuning --variant "$v" "${sets[@]}"
+  $B demo --out "$out" --first-seed "$seed" --threads "${THREADS:-0}" --methods dual-tuning --variant "$v" "${sets[@]}"
 done

@@ -162,3 +162,22 @@ def forward(self, x):
     EXPECT_NE(std::string(e.what()).find("old classifier width 7"), std::string::npos) << e.what();
   }
 }
+
+TEST_F(CompatRun, PrototypesOfTheWrongWidthAreRefused) {
+  // 8 classes named like the training set, but 7 components where the old model has 16.
+  engine::Prototypes p;
+  p.matrix = torch::zeros({8, 7});
+  p.classes = data::ClassMap({"0", "1", "2", "3", "4", "5", "6", "7"});
+  engine::save_prototypes(dir + "/bad_protos", p);
+  auto cfg = config::Config::from_string(base_yaml() + "output_dir: " + dir + "/bad_protos_run\n",
+                                         {"compat.method=dual-tuning", "old.path=" + dir + "/old",
+                                          "compat.prototypes=" + dir + "/bad_protos"});
+  try {
+    engine::train(cfg, {false, true});
+    FAIL() << "prototypes of the wrong width accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("prototypes have 7 components but the old model's embedding has 16"),
+              std::string::npos)
+        << e.what();
+  }
+}

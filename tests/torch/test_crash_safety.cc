@@ -30,27 +30,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs a shell command, returns stdout+stderr; *status = exit code (-1 if it did not exit).
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int st = ::pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream is(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << is.rdbuf();
-  return ss.str();
-}
 
 int epochs_done(const std::string& run_dir) {
   try {
-    const auto meta = nlohmann::json::parse(slurp(run_dir + "/meta.json"));
+    const auto meta = nlohmann::json::parse(testdata::slurp(run_dir + "/meta.json"));
     return meta.value("epochs_done", 0);
   } catch (...) {
     return 0;  // absent or (never, it is atomic) half-written
@@ -61,7 +44,7 @@ int epochs_done(const std::string& run_dir) {
 // record of an epoch wins (a resumed run appends the re-run epoch after the killed one).
 std::map<int, nlohmann::json> epoch_records(const std::string& run_dir) {
   std::map<int, nlohmann::json> out;
-  std::istringstream is(slurp(run_dir + "/train_log.jsonl"));
+  std::istringstream is(testdata::slurp(run_dir + "/train_log.jsonl"));
   std::string line;
   while (std::getline(is, line)) {
     if (line.empty()) continue;
@@ -126,7 +109,7 @@ TEST_F(CrashSafety, KillMidEpochThenResumeMatchesUninterruptedRun) {
       exited = true;
       break;
     }
-    if (epochs_done(killed) >= 1 && slurp(out_file).find("epoch 2/3 step 5/") != std::string::npos) {
+    if (epochs_done(killed) >= 1 && testdata::slurp(out_file).find("epoch 2/3 step 5/") != std::string::npos) {
       mid_epoch2 = true;
       break;
     }
@@ -139,21 +122,21 @@ TEST_F(CrashSafety, KillMidEpochThenResumeMatchesUninterruptedRun) {
     EXPECT_TRUE(WIFSIGNALED(st));
   }
   ASSERT_TRUE(mid_epoch2) << "training never reached epoch 2 step 5 (exited early: " << exited << ")\n"
-                          << slurp(out_file);
+                          << testdata::slurp(out_file);
   const int done_at_kill = epochs_done(killed);
   EXPECT_EQ(done_at_kill, 1) << "the kill was meant to land between checkpoints 1 and 2";
   EXPECT_LT(done_at_kill, 3);
 
   // 3. Resume to completion.
   int status = 0;
-  auto out = run(train_cmd(killed, "--resume"), &status);
+  auto out = testdata::run_command(train_cmd(killed, "--resume"), &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("resuming after epoch " + std::to_string(done_at_kill)), std::string::npos) << out;
   EXPECT_EQ(epochs_done(killed), 3);
   EXPECT_FALSE(has_tmp_files(killed));
 
   // 4. The same config uninterrupted.
-  out = run(train_cmd(full), &status);
+  out = testdata::run_command(train_cmd(full), &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(epochs_done(full), 3);
 
@@ -189,7 +172,7 @@ TEST_F(CrashSafety, NanLossStopsWithTheTermAndStepAndKeepsTheLastGoodCheckpoint)
   // so the first update of epoch 2 blows the weights up and the next loss is not finite.
   const std::string od = dir + "/nan";
   int status = 0;
-  const auto out = run(train_cmd(od, "optim.name=sgd optim.lr=0.01 optim.schedule=multistep "
+  const auto out = testdata::run_command(train_cmd(od, "optim.name=sgd optim.lr=0.01 optim.schedule=multistep "
                                      "'optim.milestones=[1]' optim.gamma=1e30"),
                        &status);
   EXPECT_NE(status, 0) << out;
@@ -210,42 +193,42 @@ TEST_F(CrashSafety, UncreatableOutputDirIsAClearErrorBeforeTraining) {
   const std::string blocker = dir + "/not_a_dir";
   std::ofstream(blocker) << "x";
   int status = 0;
-  const auto out = run(train_cmd(blocker + "/run"), &status);
+  const auto out = testdata::run_command(train_cmd(blocker + "/run"), &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("output directory"), std::string::npos) << out;
   EXPECT_NE(out.find(blocker), std::string::npos) << out;
   EXPECT_EQ(out.find("training set:"), std::string::npos) << "training started: " << out;
-  EXPECT_EQ(slurp(blocker), "x");
+  EXPECT_EQ(testdata::slurp(blocker), "x");
 }
 
 TEST_F(CrashSafety, ResumeRefusesChangedConfigAndCorruptRunFiles) {
   const std::string od = dir + "/resume_bad";
   int status = 0;
-  auto out = run(train_cmd(od, "optim.epochs=1"), &status);
+  auto out = testdata::run_command(train_cmd(od, "optim.epochs=1"), &status);
   ASSERT_EQ(status, 0) << out;
   // Another config than the one the run was started with.
-  out = run(train_cmd(od, "optim.epochs=2 --resume"), &status);
+  out = testdata::run_command(train_cmd(od, "optim.epochs=2 --resume"), &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("config differs"), std::string::npos) << out;
   // A truncated checkpoint (e.g. copied by hand) is a clear error naming the file.
-  const std::string ckpt = slurp(od + "/checkpoint.pt");
+  const std::string ckpt = testdata::slurp(od + "/checkpoint.pt");
   std::ofstream(od + "/checkpoint.pt", std::ios::binary | std::ios::trunc) << ckpt.substr(0, ckpt.size() / 2);
-  out = run(train_cmd(od, "optim.epochs=1 --resume"), &status);
+  out = testdata::run_command(train_cmd(od, "optim.epochs=1 --resume"), &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("checkpoint.pt"), std::string::npos) << out;
   EXPECT_EQ(out.find("epoch 1/1"), std::string::npos) << out;
   // An empty checkpoint, too.
   std::ofstream(od + "/checkpoint.pt", std::ios::binary | std::ios::trunc);
-  out = run(train_cmd(od, "optim.epochs=1 --resume"), &status);
+  out = testdata::run_command(train_cmd(od, "optim.epochs=1 --resume"), &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("checkpoint.pt"), std::string::npos) << out;
   // A corrupt meta.json.
   std::ofstream(od + "/meta.json", std::ios::trunc) << "{\"epochs_done\": 1, ";
-  out = run(train_cmd(od, "optim.epochs=1 --resume"), &status);
+  out = testdata::run_command(train_cmd(od, "optim.epochs=1 --resume"), &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("meta.json"), std::string::npos) << out;
   // --resume without any run.
-  out = run(train_cmd(dir + "/resume_none", "--resume"), &status);
+  out = testdata::run_command(train_cmd(dir + "/resume_none", "--resume"), &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("no checkpoint"), std::string::npos) << out;
 }
@@ -255,7 +238,7 @@ TEST_F(CrashSafety, CorruptTorchScriptOldModelIsAClearError) {
   std::ofstream(ts, std::ios::binary) << "PK\x03\x04 this is not a TorchScript archive";
   std::ofstream(dir + "/old_classes.json") << "{\"classes\": [\"0\", \"1\"]}";
   int status = 0;
-  const auto out = run(train_cmd(dir + "/ts_bad", "compat.method=l2 old.path=" + ts + " old.class_map=" + dir +
+  const auto out = testdata::run_command(train_cmd(dir + "/ts_bad", "compat.method=l2 old.path=" + ts + " old.class_map=" + dir +
                                                       "/old_classes.json"),
                        &status);
   EXPECT_NE(status, 0) << out;

@@ -16,24 +16,13 @@
 using namespace dualtune;
 namespace fs = std::filesystem;
 
-namespace {
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  *status = ::pclose(p);
-  return out;
-}
-}  // namespace
-
 TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   const auto dir = testdata::temp_dir("demo");
   testdata::write_tiny_idx(dir + "/data", 320, 80, 8);
   const std::string cmd = std::string(DUALTUNE_BINARY) + " demo --out " + dir + "/out --data-root " + dir +
                           "/data --epochs-old 1 --epochs-new 1 --threads 1 --set data.workers=1";
   int status = 0;
-  const auto out = run(cmd, &status);
+  const auto out = testdata::run_command(cmd, &status);
   ASSERT_EQ(status, 0) << out;
   const std::string sdir = dir + "/out/default/seed0";
   const std::vector<std::string> models{"old", "independent", "l2", "bct", "dual-tuning"};
@@ -56,7 +45,7 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   for (const auto& m : models)
     if (m != "old") EXPECT_NE(summary.find("| " + m + " |"), std::string::npos) << summary;
   // A rerun reuses every finished run (same config hash) instead of retraining.
-  const auto again = run(cmd, &status);
+  const auto again = testdata::run_command(cmd, &status);
   ASSERT_EQ(status, 0) << again;
   size_t reused = 0;
   for (size_t pos = 0; (pos = again.find("reusing", pos)) != std::string::npos; ++pos) ++reused;
@@ -65,7 +54,7 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   // The single commands agree with what the demo did.
   const std::string bin = DUALTUNE_BINARY;
   auto ok = [&](const std::string& c) {
-    const auto o = run(c, &status);
+    const auto o = testdata::run_command(c, &status);
     EXPECT_EQ(status, 0) << c << "\n" << o;
     return o;
   };
@@ -91,7 +80,7 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   EXPECT_EQ(rep2["num_query"].get<int>(), 80);
   EXPECT_EQ(rep2["upgrades"].size(), 1u);
   // Bad input: a model directory that is not a run gives a clear error and a non-zero exit.
-  const auto bad = run(bin + " extract --model " + dir + " --root " + dir + "/data --out " + dir + "/bad", &status);
+  const auto bad = testdata::run_command(bin + " extract --model " + dir + " --root " + dir + "/data --out " + dir + "/bad", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("config.yml missing"), std::string::npos) << bad;
 }

@@ -33,6 +33,7 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/features/npy.h"
 #include "dualtune/models/embedding_model.h"
+#include "dualtune/util/atomic_file.h"
 #include "tiny_data.h"
 
 extern char** environ;
@@ -41,22 +42,6 @@ using namespace dualtune;
 
 namespace {
 
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int st = ::pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream is(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << is.rdbuf();
-  return ss.str();
-}
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -129,16 +114,16 @@ TEST_P(TwoRanks, EqualOneProcessAccumulatingTheirHalfBatches) {
   const std::string optim = GetParam();
   const std::string out_dir = dir + "/two_ranks_" + optim;
   int status = 0;
-  const auto out = run(std::string(DUALTUNE_BINARY) + " train -c " + dir + "/cfg.yml output_dir=" + out_dir +
+  const auto out = testdata::run_command(std::string(DUALTUNE_BINARY) + " train -c " + dir + "/cfg.yml output_dir=" + out_dir +
                            " optim.name=" + optim + " optim.lr=0.05 --nproc 2",
                        &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("2 ranks"), std::string::npos) << out;
-  const auto meta = nlohmann::json::parse(slurp(out_dir + "/meta.json"));
+  const auto meta = nlohmann::json::parse(testdata::slurp(out_dir + "/meta.json"));
   EXPECT_EQ(meta["world_size"].get<int>(), 2);
   EXPECT_TRUE(meta["complete"].get<bool>());
   // Resume with another world size is refused.
-  const auto bad = run(std::string(DUALTUNE_BINARY) + " train -c " + dir + "/cfg.yml output_dir=" + out_dir +
+  const auto bad = testdata::run_command(std::string(DUALTUNE_BINARY) + " train -c " + dir + "/cfg.yml output_dir=" + out_dir +
                            " optim.name=" + optim + " optim.lr=0.05 --resume",
                        &status);
   EXPECT_NE(status, 0);
@@ -229,7 +214,7 @@ TEST_F(DistributedTraining, KilledRankMakesTheOtherFailWithinTheTimeout) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   bool training = false;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (slurp(dir + "/rank0.txt").find("step 5/") != std::string::npos) {
+    if (testdata::slurp(dir + "/rank0.txt").find("step 5/") != std::string::npos) {
       training = true;
       break;
     }
@@ -238,7 +223,7 @@ TEST_F(DistributedTraining, KilledRankMakesTheOtherFailWithinTheTimeout) {
   ::kill(r1, SIGKILL);
   int st = 0;
   ::waitpid(r1, &st, 0);
-  ASSERT_TRUE(training) << slurp(dir + "/rank0.txt");
+  ASSERT_TRUE(training) << testdata::slurp(dir + "/rank0.txt");
   const auto killed_at = std::chrono::steady_clock::now();
   deadline = killed_at + std::chrono::seconds(30);
   bool exited = false;
@@ -253,7 +238,7 @@ TEST_F(DistributedTraining, KilledRankMakesTheOtherFailWithinTheTimeout) {
     ::kill(r0, SIGKILL);
     ::waitpid(r0, &st, 0);
   }
-  const auto out = slurp(dir + "/rank0.txt");
+  const auto out = testdata::slurp(dir + "/rank0.txt");
   ASSERT_TRUE(exited) << "rank 0 still running 30 s after rank 1 was killed\n" << out;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   EXPECT_LT(seconds, 15.0);  // the configured timeout is 10 s; a closed socket is seen at once
@@ -266,12 +251,12 @@ TEST_F(DistributedTraining, KilledRankMakesTheOtherFailWithinTheTimeout) {
 TEST_F(DistributedTraining, ShardedPrototypesEqualSingleProcessOnes) {
   int status = 0;
   const std::string bin = DUALTUNE_BINARY, cfg = " -c " + dir + "/cfg.yml ";
-  auto out = run(bin + " train" + cfg + "output_dir=" + dir + "/old data.classes=0-5 --quiet", &status);
+  auto out = testdata::run_command(bin + " train" + cfg + "output_dir=" + dir + "/old data.classes=0-5 --quiet", &status);
   ASSERT_EQ(status, 0) << out;
   const std::string compat = " compat.method=dual-tuning old.path=" + dir + "/old optim.epochs=1 --quiet";
-  out = run(bin + " train" + cfg + "output_dir=" + dir + "/proto1" + compat, &status);
+  out = testdata::run_command(bin + " train" + cfg + "output_dir=" + dir + "/proto1" + compat, &status);
   ASSERT_EQ(status, 0) << out;
-  out = run(bin + " train" + cfg + "output_dir=" + dir + "/proto2" + compat + " --nproc 2", &status);
+  out = testdata::run_command(bin + " train" + cfg + "output_dir=" + dir + "/proto2" + compat + " --nproc 2", &status);
   ASSERT_EQ(status, 0) << out;
   const auto a = npy::load(dir + "/proto1/prototypes/prototypes.npy");
   const auto b = npy::load(dir + "/proto2/prototypes/prototypes.npy");

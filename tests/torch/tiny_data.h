@@ -5,11 +5,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 namespace dualtune::testdata {
 
@@ -45,6 +49,24 @@ inline void write_tiny_idx(const std::string& dir, int n_train, int n_test, int 
       lab.write(reinterpret_cast<const char*>(&l), 1);
     }
   }
+}
+
+/// Runs a shell command; returns its stdout + stderr, *status = exit code (-1 if it did not exit).
+inline std::string run_command(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int st = ::pclose(p);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+/// The whole file, or "" when it does not exist (yet): for polling a child's output.
+inline std::string slurp(const std::string& path) {
+  std::ifstream is(path, std::ios::binary);
+  std::string s((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+  return s;
 }
 
 /// A fresh temporary directory for one test.

@@ -59,6 +59,8 @@ Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Data
     const auto given = cfg.get<std::string>("compat.prototypes");
     if (!given.empty()) {
       prototypes_ = load_prototypes(given, classes);
+      DT_CHECK(old_->dim() < 0 || prototypes_.matrix.size(1) == old_->dim(), given, ": prototypes have ",
+               prototypes_.matrix.size(1), " components but the old model's embedding has ", old_->dim());
       log("prototypes loaded from " + given);
     } else {
       log("computing old-space prototypes over " + std::to_string(train_set->size()) + " training images");
@@ -123,6 +125,9 @@ std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tens
   if (method_ == "independent") return out;
 
   const auto eo = old_->embed(x);
+  // A TorchScript old model tells its width only now: precomputed prototypes must match it.
+  DT_CHECK(!prototypes_.matrix.defined() || prototypes_.matrix.size(1) == eo.size(1), "prototypes have ",
+           prototypes_.matrix.size(1), " components but the old model's embedding has ", eo.size(1));
   if (method_ == "l2") {
     add("l2", cfg_.get<double>("compat.l2_weight"), [&] { return compat::l2_loss(e, eo); });
   } else if (method_ == "bct") {
