@@ -20,6 +20,8 @@ declare -A V=(
   [ext-sm025]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
   [ext-sm0]="compat.proto_form=softmax compat.proto_weight=0 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
   [ext-tri01]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
+  [ext-sm025-noo2n]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0"
+  [ext-tri01-noo2n]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0"
   [ext-sm025-mix]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5 compat.mix_weight=0.5"
 )
 variants=("$@")

@@ -73,17 +73,20 @@ struct Row {
   int compatible = 0;
 };
 
-std::string mean_pm(const std::vector<double>& v) {
+// mean ± half-range over seeds; rates are printed in %, ratios (scale 1) with 2 decimals.
+std::string mean_pm(const std::vector<double>& v, double scale = 100.0) {
   double m = 0;
   for (double x : v) m += x;
   m /= static_cast<double>(v.size());
+  const char* f1 = scale == 1.0 ? "%.2f" : "%.1f";
+  const char* f2 = scale == 1.0 ? "%.2f ± %.2f" : "%.1f ± %.1f";
   char buf[48];
   if (v.size() == 1) {
-    std::snprintf(buf, sizeof buf, "%.1f", 100 * m);
+    std::snprintf(buf, sizeof buf, f1, scale * m);
   } else {
     double lo = v[0], hi = v[0];
     for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
-    std::snprintf(buf, sizeof buf, "%.1f ± %.1f", 100 * m, 50 * (hi - lo));
+    std::snprintf(buf, sizeof buf, f2, scale * m, scale * (hi - lo) / 2);
   }
   return buf;
 }
@@ -181,7 +184,7 @@ int run_demo(const DemoOptions& o) {
     const auto& r = rows[label(m)];
     table += "| " + label(m) + " | " + mean_pm(r.oo_map) + " / " + mean_pm(r.oo_r1) + " | " + mean_pm(r.nn_map) + " / " +
              mean_pm(r.nn_r1) + " | " + mean_pm(r.no_map) + " / " + mean_pm(r.no_r1) + " | " +
-             std::to_string(r.compatible) + "/" + std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain) + " |\n";
+             std::to_string(r.compatible) + "/" + std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain, 1.0) + " |\n";
   }
   const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
   std::string settings;
