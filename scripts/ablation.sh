@@ -22,6 +22,12 @@ declare -A V=(
   [ext-tri01]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5"
   [ext-sm025-noo2n]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0"
   [ext-tri01-noo2n]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0"
+  # L_o2n off, around the winner ext-tri01-noo2n: prototype weight and form, a little
+  # L_o2n, component mixing
+  [ext-sm1-noo2n]="compat.proto_form=softmax compat.proto_weight=1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0"
+  [ext-tri03-noo2n]="compat.proto_form=triplet compat.proto_weight=0.3 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0"
+  [ext-tri01-o2n01]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.1"
+  [ext-tri01-noo2n-mix]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0 compat.mix_weight=0.5"
   [ext-sm025-mix]="compat.proto_form=softmax compat.proto_weight=0.25 compat.n2o_extended=true compat.n2o_weight=1 compat.o2n_weight=0.5 compat.mix_weight=0.5"
 )
 variants=("$@")

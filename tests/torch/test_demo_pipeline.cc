@@ -84,3 +84,46 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("config.yml missing"), std::string::npos) << bad;
 }
+
+// --jobs 2: trainings run as child processes side by side (one thread each). They give
+// the same models as one after the other in-process with one thread; a retrained old
+// model makes the compatible runs of its seed stale; a failing child fails the demo and
+// names the training.
+TEST(DemoPipeline, SideBySideTrainingsMatchSequentialAndTrackTheOldModel) {
+  const auto dir = testdata::temp_dir("demo_jobs");
+  testdata::write_tiny_idx(dir + "/data", 240, 60, 8);
+  const std::string base = std::string(DUALTUNE_BINARY) + " demo --data-root " + dir +
+                           "/data --epochs-new 1 --methods independent,l2 --set data.workers=1 --epochs-old ";
+  int status = 0;
+  const auto seq = testdata::run_command(base + "1 --threads 1 --jobs 1 --out " + dir + "/seq", &status);
+  ASSERT_EQ(status, 0) << seq;
+  EXPECT_EQ(seq.find("process "), std::string::npos) << seq;
+  const auto par = testdata::run_command(base + "1 --threads 2 --jobs 2 --out " + dir + "/par", &status);
+  ASSERT_EQ(status, 0) << par;
+  EXPECT_NE(par.find("(process "), std::string::npos) << par;
+  EXPECT_NE(par.find(", 1 thread)"), std::string::npos) << par;
+  for (const char* m : {"old", "independent", "l2"}) {
+    const auto a = features::FeatureSet::load(dir + "/seq/default/seed0/features/" + m);
+    const auto b = features::FeatureSet::load(dir + "/par/default/seed0/features/" + m);
+    ASSERT_EQ(a.features.size(), b.features.size()) << m;
+    for (size_t i = 0; i < a.features.size(); ++i) ASSERT_NEAR(a.features[i], b.features[i], 1e-5) << m << " " << i;
+  }
+  // The old model changes (2 epochs): it and l2, which was trained against it, are
+  // retrained; independent is reused.
+  const auto stale = testdata::run_command(base + "2 --threads 2 --jobs 2 --out " + dir + "/par", &status);
+  ASSERT_EQ(status, 0) << stale;
+  EXPECT_NE(stale.find("reusing " + dir + "/par/default/seed0/independent"), std::string::npos) << stale;
+  EXPECT_NE(stale.find("training " + dir + "/par/default/seed0/old"), std::string::npos) << stale;
+  EXPECT_NE(stale.find("training " + dir + "/par/default/seed0/l2"), std::string::npos) << stale;
+  const auto old_meta = nlohmann::json::parse(read_file(dir + "/par/default/seed0/old/meta.json"));
+  const auto l2_meta = nlohmann::json::parse(read_file(dir + "/par/default/seed0/l2/meta.json"));
+  EXPECT_EQ(l2_meta["old_config_hash"], old_meta["config_hash"]);
+  // bct cannot read its prototypes: its child fails, the demo says which training and exits non-zero.
+  const auto bad = testdata::run_command(std::string(DUALTUNE_BINARY) + " demo --data-root " + dir +
+                                             "/data --epochs-old 1 --epochs-new 1 --methods independent,bct --jobs 2 "
+                                             "--threads 2 --set compat.prototypes=" + dir + "/missing --out " + dir + "/bad",
+                                         &status);
+  EXPECT_NE(status, 0) << bad;
+  EXPECT_NE(bad.find("training of " + dir + "/bad/default/seed0/bct exited with code"), std::string::npos) << bad;
+  EXPECT_FALSE(fs::exists(dir + "/bad/default/summary.md"));
+}

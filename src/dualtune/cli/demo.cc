@@ -2,13 +2,21 @@
 // Old model convnet-s on classes 0-4; new models convnet-m on all 10 classes with
 // independent / l2 / bct / dual-tuning, same seed and schedule; leave-one-out
 // evaluation of every case on the 10k test images; comparison table + report.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <thread>
 
 #include "dualtune/cli/commands.h"
+#include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/run_dir.h"
@@ -34,6 +42,7 @@ struct DemoOptions {
   int first_seed = 0;
   bool quick = false, fresh = false;
   int threads = 0;
+  int jobs = 0;  ///< trainings side by side (0 = auto)
   int64_t eval_limit = 0;
   int64_t train_limit = 0;
   int64_t epochs_old = 0, epochs_new = 0;
@@ -48,24 +57,108 @@ const std::map<std::string, std::string> kMethodConfig{{"independent", "new_conv
 
 using Clock = std::chrono::steady_clock;
 
-std::string ensure_run(const std::string& config_path, std::vector<std::string> overrides, const std::string& run_dir,
-                       bool fresh) {
+// One training the demo needs. `after` is the index of the training that must finish
+// first (the old model, for compatible runs), -1 if none.
+struct Training {
+  std::string name, config, run_dir;
+  std::vector<std::string> overrides;  ///< with output_dir
+  bool resume = false;
+  int after = -1;
+};
+
+// nullopt when run_dir holds a finished run of this config (and, for a compatible run,
+// of this old model: `old_hash`, the old run's config hash); else the training to do.
+// An interrupted run of the same config continues after its last complete epoch.
+// Runs written before meta.json recorded old_config_hash are taken as matching.
+std::optional<Training> plan_run(const std::string& name, const std::string& config_path,
+                                 std::vector<std::string> overrides, const std::string& run_dir,
+                                 const std::string& old_hash, bool fresh) {
   overrides.push_back("output_dir=" + run_dir);
   const auto cfg = config::Config::load(config_path, overrides);
-  if (!fresh && engine::run_is_complete(run_dir, cfg.hash())) {
-    std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), cfg.hash().c_str());
-    return run_dir;
-  }
-  // An interrupted run of the same config continues after its last complete epoch.
   const auto meta = engine::read_meta(run_dir);
-  const bool resume = !fresh && meta.value("config_hash", std::string()) == cfg.hash() &&
-                      meta.value("epochs_done", 0) > 0 && fs::exists(engine::RunPaths{run_dir}.checkpoint());
-  std::printf("== %s %s\n", resume ? "resuming" : "training", run_dir.c_str());
-  std::fflush(stdout);
-  engine::TrainOptions options;
-  options.resume = resume;
-  engine::train(cfg, options);
-  return run_dir;
+  const bool same = meta.value("config_hash", std::string()) == cfg.hash() &&
+                    (old_hash.empty() || meta.value("old_config_hash", old_hash) == old_hash);
+  if (!fresh && same && engine::run_is_complete(run_dir, cfg.hash())) {
+    std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), cfg.hash().c_str());
+    return std::nullopt;
+  }
+  Training t{name, config_path, run_dir, overrides};
+  t.resume = !fresh && same && meta.value("epochs_done", 0) > 0 && fs::exists(engine::RunPaths{run_dir}.checkpoint());
+  return t;
+}
+
+std::string minutes_since(Clock::time_point t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f min", std::chrono::duration<double>(Clock::now() - t).count() / 60.0);
+  return buf;
+}
+
+// Runs the trainings: one after the other in this process (jobs <= 1), or up to `jobs`
+// at once as `dualtune train` child processes with `threads_per_job` threads each. A
+// failed training stops the others (SIGTERM; each keeps its last complete epoch and
+// resumes on the next run) and the demo fails naming it.
+void run_trainings(const std::vector<Training>& ts, int jobs, int threads_per_job) {
+  auto announce = [](const Training& t, const std::string& how) {
+    std::printf("== %s %s%s\n", t.resume ? "resuming" : "training", t.run_dir.c_str(), how.c_str());
+    std::fflush(stdout);
+  };
+  if (jobs <= 1) {
+    for (const auto& t : ts) {
+      announce(t, "");
+      engine::TrainOptions options;
+      options.resume = t.resume;
+      engine::train(config::Config::load(t.config, t.overrides), options);
+    }
+    return;
+  }
+  const auto env = environment_without({"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"});
+  std::vector<int> state(ts.size(), 0);  // 0 waiting, 1 running, 2 done
+  std::map<pid_t, size_t> running;
+  std::map<size_t, Clock::time_point> started;
+  std::string failure;
+  size_t done = 0;
+  while (done < ts.size() && failure.empty()) {
+    for (size_t i = 0; i < ts.size() && static_cast<int>(running.size()) < jobs; ++i) {
+      if (state[i] != 0 || (ts[i].after >= 0 && state[static_cast<size_t>(ts[i].after)] != 2)) continue;
+      std::vector<std::string> args{"dualtune", "train", "-c", ts[i].config};
+      args.insert(args.end(), ts[i].overrides.begin(), ts[i].overrides.end());
+      args.push_back("threads=" + std::to_string(threads_per_job));
+      if (ts[i].resume) args.push_back("--resume");
+      std::fflush(stdout);
+      const pid_t pid = spawn_self(args, env);
+      announce(ts[i], " (process " + std::to_string(pid) + ", " + std::to_string(threads_per_job) + " thread" +
+                          (threads_per_job > 1 ? "s" : "") + ")");
+      running[pid] = i;
+      started[i] = Clock::now();
+      state[i] = 1;
+    }
+    DT_CHECK(!running.empty(), "demo: no training can start (internal scheduling error)");
+    int st = 0;
+    const pid_t pid = ::waitpid(-1, &st, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    DT_CHECK(pid > 0, "demo: waitpid failed: ", std::strerror(errno));
+    const auto it = running.find(pid);
+    if (it == running.end()) continue;
+    const size_t i = it->second;
+    running.erase(it);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+      state[i] = 2;
+      ++done;
+      std::printf("== finished %s in %s\n", ts[i].run_dir.c_str(), minutes_since(started[i]).c_str());
+      std::fflush(stdout);
+    } else {
+      failure = "training of " + ts[i].run_dir + " " + describe_status(st);
+    }
+  }
+  if (failure.empty()) return;
+  for (const auto& [pid, i] : running) ::kill(pid, SIGTERM);
+  for (const auto& [pid, i] : running) {
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  DT_THROW("demo: ", failure, " (its error is printed above; its run directory keeps the last complete epoch)",
+           running.empty() ? "" : "; the other trainings were stopped and resume on the next run");
 }
 
 struct Row {
@@ -123,23 +216,49 @@ int run_demo(const DemoOptions& o) {
   const std::string tag = o.variant.empty() ? "" : "_" + o.variant;
   std::map<std::string, Row> rows;
   std::vector<std::string> report_dirs;
+  // Every training of every seed first (side by side when jobs > 1), then evaluation.
+  std::vector<Training> trainings;
+  std::map<int, std::vector<std::pair<std::string, std::string>>> seed_runs;  // seed -> (name, run dir)
+  auto seed_dir = [&](int s) { return out + "/" + o.scenario + "/seed" + std::to_string(s); };
   for (int s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
-    const std::string sdir = out + "/" + o.scenario + "/seed" + std::to_string(s);
     auto seeded = [&](std::vector<std::string> v) {
       v.push_back("seed=" + std::to_string(s));
       return v;
     };
-    const auto old_dir = ensure_run(o.configs + "/old_convnet_s.yml", seeded(old_ov), sdir + "/old", o.fresh);
-    std::vector<std::pair<std::string, std::string>> runs{{"old", old_dir}};
+    const std::string old_dir = seed_dir(s) + "/old", old_config = o.configs + "/old_convnet_s.yml";
+    auto old_cfg_ov = seeded(old_ov);
+    old_cfg_ov.push_back("output_dir=" + old_dir);  // as plan_run resolves it
+    const auto old_hash = config::Config::load(old_config, old_cfg_ov).hash();
+    int old_index = -1;
+    if (auto t = plan_run("old", old_config, seeded(old_ov), old_dir, "", o.fresh)) {
+      old_index = static_cast<int>(trainings.size());
+      trainings.push_back(*t);
+    }
+    seed_runs[s].emplace_back("old", old_dir);
     for (const auto& m : o.methods) {
       auto it = kMethodConfig.find(m);
       DT_CHECK(it != kMethodConfig.end(), "unknown method '", m, "': expected independent, l2, bct or dual-tuning");
       auto ov = seeded(new_ov);
-      if (m != "independent") ov.push_back("old.path=" + old_dir);
-      const std::string name = label(m);
-      runs.emplace_back(name, ensure_run(o.configs + "/" + it->second, ov, sdir + "/" + name, o.fresh));
+      const bool compat = m != "independent";
+      if (compat) ov.push_back("old.path=" + old_dir);
+      const std::string name = label(m), dir = seed_dir(s) + "/" + name;
+      // A retrained old model makes every compatible run of its seed stale.
+      if (auto t = plan_run(name, o.configs + "/" + it->second, ov, dir, compat ? old_hash : "",
+                            o.fresh || (compat && old_index >= 0))) {
+        t->after = compat ? old_index : -1;
+        trainings.push_back(*t);
+      }
+      seed_runs[s].emplace_back(name, dir);
     }
+  }
+  const int total_threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int jobs = std::max(1, std::min(o.jobs > 0 ? o.jobs : std::min(total_threads, 4),
+                                        static_cast<int>(trainings.size())));
+  run_trainings(trainings, jobs, std::max(1, total_threads / jobs));
 
+  for (int s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
+    const std::string sdir = seed_dir(s), old_dir = sdir + "/old";
+    const auto& runs = seed_runs[s];
     std::printf("== extracting test features (leave-one-out on %s test images)\n",
                 eval_limit > 0 ? std::to_string(eval_limit).c_str() : "all");
     std::fflush(stdout);
@@ -221,7 +340,11 @@ void register_demo_command(CLI::App& app) {
   cmd->add_option("--first-seed", o->first_seed, "first seed")->capture_default_str();
   cmd->add_flag("--quick", o->quick, "a first look: fewer epochs, training and test subsets");
   cmd->add_flag("--fresh", o->fresh, "retrain even when a finished run with the same config exists");
-  cmd->add_option("--threads", o->threads, "libtorch threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "libtorch threads in all (0 = all cores)")->capture_default_str();
+  cmd->add_option("--jobs,-j", o->jobs,
+                  "trainings run side by side as child processes, each with threads/jobs threads "
+                  "(0 = auto: min(threads, 4); 1 = one after the other in this process)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-limit", o->eval_limit, "evaluate on the first N test images only (0 = all)");
   cmd->add_option("--train-limit", o->train_limit, "train new models on N images (old: N/2); 0 = all");
   cmd->add_option("--epochs-old", o->epochs_old, "override the old model's epochs");

@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,11 +13,10 @@
 #include <thread>
 
 #include "dualtune/cli/commands.h"
+#include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/util/error.h"
-
-extern char** environ;
 
 namespace dualtune::cli {
 namespace {
@@ -40,13 +38,6 @@ int free_local_port() {
   return ntohs(a.sin_port);
 }
 
-std::string describe_status(int st) {
-  if (WIFEXITED(st)) return "exited with code " + std::to_string(WEXITSTATUS(st));
-  if (WIFSIGNALED(st)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(st)) + " (" +
-                              strsignal(WTERMSIG(st)) + ")";
-  return "ended abnormally";
-}
-
 // Starts `nproc` ranks of this binary on 127.0.0.1 with the torchrun environment
 // (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) and waits.
 // The first rank to fail stops the others (SIGTERM, SIGKILL after 5 s); the error names
@@ -55,18 +46,10 @@ void run_local_ranks(int nproc, const std::vector<std::string>& args) {
   DT_CHECK(std::getenv("RANK") == nullptr && std::getenv("WORLD_SIZE") == nullptr,
            "--nproc starts its own ranks: expected RANK/WORLD_SIZE unset in the environment, found them set");
   const int port = free_local_port();
-  std::vector<std::string> base_env;
-  for (char** e = environ; *e; ++e) {
-    const std::string kv = *e;
-    const std::string key = kv.substr(0, kv.find('='));
-    if (key != "MASTER_ADDR" && key != "MASTER_PORT" && key != "RANK" && key != "WORLD_SIZE" && key != "LOCAL_RANK" &&
-        key != "LOCAL_WORLD_SIZE")
-      base_env.push_back(kv);
-  }
-  const pid_t parent = ::getpid();
+  const auto base_env =
+      environment_without({"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"});
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
   for (int r = 0; r < nproc; ++r) {
-    // Everything the child needs is built before fork (only async-signal-safe calls after).
     std::vector<std::string> env = base_env;
     env.push_back("MASTER_ADDR=127.0.0.1");
     env.push_back("MASTER_PORT=" + std::to_string(port));
@@ -74,21 +57,7 @@ void run_local_ranks(int nproc, const std::vector<std::string>& args) {
     env.push_back("LOCAL_RANK=" + std::to_string(r));
     env.push_back("WORLD_SIZE=" + std::to_string(nproc));
     env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(nproc));
-    std::vector<char*> envp, argv;
-    for (auto& s : env) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> a = args;
-    for (auto& s : a) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    DT_CHECK(pid >= 0, "--nproc: fork of rank ", r, " failed: ", std::strerror(errno));
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(127);
-      ::execve("/proc/self/exe", argv.data(), envp.data());
-      ::_exit(127);
-    }
-    pids[static_cast<size_t>(r)] = pid;
+    pids[static_cast<size_t>(r)] = spawn_self(args, env);
   }
   auto rank_of = [&](pid_t pid) {
     for (int r = 0; r < nproc; ++r)

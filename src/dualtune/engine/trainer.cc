@@ -171,6 +171,9 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"world_size", dist.world_size()},
                          {"epochs_done", start_epoch},
                          {"complete", false}};
+  // The old run this one is compatible with: if that run is retrained, this one is stale.
+  if (objective.method() != "independent" && std::filesystem::is_directory(cfg.get<std::string>("old.path")))
+    meta["old_config_hash"] = read_meta(cfg.get<std::string>("old.path")).value("config_hash", std::string());
   if (main_rank) write_text_atomic(paths.meta(), meta.dump(2));
 
   const int64_t epochs = cfg.get<int64_t>("optim.epochs");
