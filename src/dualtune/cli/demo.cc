@@ -3,6 +3,7 @@
 // independent / l2 / bct / dual-tuning, same seed and schedule; leave-one-out
 // evaluation of every case on the 10k test images; comparison table + report.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -306,15 +307,25 @@ int run_demo(const DemoOptions& o) {
              std::to_string(r.compatible) + "/" + std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain, 1.0) + " |\n";
   }
   const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
+  // Peak resident memory (ru_maxrss, KiB): this process and the largest training child
+  // (when trainings ran as children: jobs > 1).
+  rusage self{}, children{};
+  ::getrusage(RUSAGE_SELF, &self);
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  char memory[160];
+  std::snprintf(memory, sizeof memory, " Peak RSS: demo process %.0f MiB%s.", self.ru_maxrss / 1024.0,
+                jobs > 1 ? (", largest training process " +
+                                          std::to_string(static_cast<long>(children.ru_maxrss / 1024)) + " MiB").c_str()
+                                       : "");
   std::string settings;
   for (const auto& ov : o.overrides) settings += " `" + ov + "`";
   char head[512];
   std::snprintf(head, sizeof head,
                 "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP and top-1 in %%, leave-one-out on the Fashion-MNIST "
-                "test set; mean ± half-range over seeds. Wall time %.1f min.%s%s\n\n",
-                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes,
-                settings.empty() ? "" : "\nNew-model overrides:", settings.c_str());
-  const std::string summary = std::string(head) + table;
+                "test set; mean ± half-range over seeds. Wall time %.1f min.%s",
+                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes, memory);
+  const std::string summary =
+      std::string(head) + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table;
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
   write_text_atomic(summary_path, summary);
   std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());
