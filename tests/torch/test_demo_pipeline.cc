@@ -97,7 +97,7 @@ TEST(DemoPipeline, SideBySideTrainingsMatchSequentialAndTrackTheOldModel) {
   int status = 0;
   const auto seq = testdata::run_command(base + "1 --threads 1 --jobs 1 --out " + dir + "/seq", &status);
   ASSERT_EQ(status, 0) << seq;
-  EXPECT_EQ(seq.find("process "), std::string::npos) << seq;
+  EXPECT_EQ(seq.find("(process "), std::string::npos) << seq;
   const auto par = testdata::run_command(base + "1 --threads 2 --jobs 2 --out " + dir + "/par", &status);
   ASSERT_EQ(status, 0) << par;
   EXPECT_NE(par.find("(process "), std::string::npos) << par;
