@@ -5,7 +5,9 @@
 //   train-dual   the same for a dual-tuning run (also runs the old model forward and
 //                the compatibility terms)
 //   extract      extract_features (loader + inference) vs inference on in-memory batches
-// each at 1 and at all threads.
+// each at 1 and at all threads. First, `dualtune train` with glibc's default malloc
+// settings (DUALTUNE_MALLOC=default) against the tuned ones (util/allocator.h), which
+// the dualtune binary and the rest of this benchmark use.
 //
 //   bench_train_torch [images=12000] [data_root=/usr/share/datasets/fashion-mnist]
 #include <torch/torch.h>
@@ -22,6 +24,7 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/models/embedding_model.h"
+#include "dualtune/util/allocator.h"
 
 using namespace dualtune;
 using Clock = std::chrono::steady_clock;
@@ -83,6 +86,25 @@ double compute_only_extract(const std::string& run_dir, int64_t images) {
   return static_cast<double>(steps * 256) / seconds_since(t0);
 }
 
+// `dualtune train` (the CLI, convnet-m, one epoch) with `env` prepended; img/s of its
+// last epoch as it reports it, -1 if it failed.
+double cli_train_ips(const std::string& env, int threads, int64_t images, const std::string& root,
+                     const std::string& out) {
+  const std::string cmd = env + " " + DUALTUNE_BINARY + " train -q -c " + configs() + "new_convnet_m.yml data.root=" +
+                          root + " data.limit=" + std::to_string(images) +
+                          " optim.epochs=1 test_accuracy=false threads=" + std::to_string(threads) +
+                          " output_dir=" + out + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char line[512];
+  double ips = -1, secs = 0;
+  while (std::fgets(line, sizeof line, p))
+    if (std::sscanf(line, "last epoch: %lf s, %lf img/s", &secs, &ips) == 2) break;
+  while (std::fgets(line, sizeof line, p)) {
+  }
+  return ::pclose(p) == 0 ? ips : -1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +113,15 @@ int main(int argc, char** argv) {
   const auto tmp = std::filesystem::temp_directory_path() / ("bench_train_" + std::to_string(::getpid()));
   std::filesystem::create_directories(tmp);
   const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  // The allocator setting (util/allocator.h), on the CLI: glibc defaults vs tuned.
+  const double default_malloc = cli_train_ips("DUALTUNE_MALLOC=default", all, images, root, (tmp / "m0").string());
+  const double tuned_malloc = cli_train_ips("", all, images, root, (tmp / "m1").string());
+  std::printf("allocator, dualtune train (convnet-m, %d threads): glibc defaults %.0f img/s, tuned %.0f img/s, "
+              "ratio %.2f (this benchmark: tuning %s)\n\n",
+              all, default_malloc, tuned_malloc, tuned_malloc / default_malloc,
+              malloc_tuning_active() ? "active" : "NOT active");
+  std::fflush(stdout);
 
   // The old model for the dual-tuning rows (not timed).
   engine::set_threads(all);

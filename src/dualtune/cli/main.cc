@@ -5,9 +5,12 @@
 #include <CLI/CLI.hpp>
 
 #include "dualtune/cli/commands.h"
+#include "dualtune/util/allocator.h"
 #include "dualtune/util/error.h"
 
 int main(int argc, char** argv) {
+  // Referencing it keeps the allocator-tuning library linked; its constructor already ran.
+  (void)dualtune::malloc_tuning_active();
   CLI::App app{
       "dualtune: train a new embedding model whose query embeddings stay comparable with the "
       "deployed model's gallery (Dual-Tuning, BCT, L2), and prove it with the compatibility protocol."};
