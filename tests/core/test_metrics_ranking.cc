@@ -141,3 +141,36 @@ TEST(TarAtFar, StreamedAndMergedEqualsSortingEverything) {
     EXPECT_DOUBLE_EQ(acc[0].tar_at_far(far), tar) << far;
   }
 }
+
+// positive_ranks against the definition, counted by brute force: rank of positive j =
+// 1 + #{valid k ranked before j}. Scores drawn from few values (many ties, across
+// bucket edges), the full cosine range, just outside it, and a dense cluster near 1
+// (many positives in one bucket).
+TEST(PositiveRanks, MatchesBruteForceOnRandomScoresWithTies) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int64_t ng = 1 + static_cast<int64_t>(rng() % 400);
+    std::vector<float> s(static_cast<size_t>(ng));
+    std::vector<Role> r(static_cast<size_t>(ng));
+    const int kind = trial % 4;
+    std::uniform_real_distribution<float> u(-1.f, 1.f), near1(0.999f, 1.f);
+    for (int64_t j = 0; j < ng; ++j) {
+      if (kind == 0) s[j] = static_cast<float>(static_cast<int>(rng() % 9) - 4) / 4.f;  // ties on 9 values
+      if (kind == 1) s[j] = u(rng);
+      if (kind == 2) s[j] = (rng() % 2 ? 1.f : -1.f) * (1.f + static_cast<float>(rng() % 3) * 1e-6f);  // at and past ±1
+      if (kind == 3) s[j] = near1(rng);
+      const auto v = rng() % 10;
+      r[j] = v < 3 ? P : (v < 9 ? N : X);
+    }
+    std::vector<int64_t> expected;
+    for (int64_t j = 0; j < ng; ++j) {
+      if (r[j] != P) continue;
+      int64_t rank = 1;
+      for (int64_t k = 0; k < ng; ++k)
+        if (k != j && r[k] != X && (s[k] > s[j] || (s[k] == s[j] && k < j))) ++rank;
+      expected.push_back(rank);
+    }
+    std::sort(expected.begin(), expected.end());
+    ASSERT_EQ(ranks_of(s, r), expected) << "trial " << trial << " kind " << kind;
+  }
+}

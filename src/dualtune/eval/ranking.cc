@@ -29,13 +29,30 @@ void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScra
   before.assign(m, 0);
   const float last_s = pos.back().first;
   const int64_t last_j = pos.back().second;
+  // Bucket index: weakly decreasing in the score (float rounding is monotone), so a
+  // positive in a lower bucket than a negative scores strictly higher (ranked before
+  // it) and one in a higher bucket strictly lower. Only the positives in the
+  // negative's own bucket need comparing. Cosines lie in [-1, 1]; others clamp.
+  size_t nb = 64;
+  while (nb < 2 * m && nb < (size_t{1} << 16)) nb *= 2;
+  const float scale = static_cast<float>(nb) / 2.0f;
+  auto bucket = [&](float v) -> size_t {
+    const float t = (1.0f - v) * scale;
+    return t > 0.0f ? (t < static_cast<float>(nb) ? static_cast<size_t>(t) : nb - 1) : 0;
+  };
+  // start[b] = number of positives in buckets < b (the positives are sorted by score).
+  auto& start = scratch.bucket_start;
+  start.assign(nb + 1, 0);
+  for (const auto& p : pos) ++start[bucket(p.first) + 1];
+  for (size_t b = 0; b < nb; ++b) start[b + 1] += start[b];
   for (int64_t k = 0; k < ng; ++k) {
     if (roles[k] != Role::kNegative) continue;
     const float s = scores[k];
     if (!ranked_before(s, k, last_s, last_j)) continue;  // below every positive: no effect
-    // Number of positives ranked before (s, k): branch-free lower bound over the
-    // sorted positives (the comparisons are unpredictable, so avoid branches).
-    size_t lo = 0, len = m;
+    // Number of positives ranked before (s, k): lower bound within the bucket,
+    // branch-free (the comparisons are unpredictable).
+    const size_t b = bucket(s);
+    size_t lo = start[b], len = start[b + 1] - start[b];
     while (len > 0) {
       const size_t half = len / 2;
       const auto& p = pos[lo + half];

@@ -5,6 +5,7 @@
 // Tie rule (deterministic, "stable"): gallery items are ordered by score
 // descending, and items with equal scores by gallery index ascending. So item k is
 // ranked before item j iff s_k > s_j, or s_k == s_j and k < j.
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@ enum class Role : uint8_t {
 struct RankScratch {
   std::vector<std::pair<float, int64_t>> positives;
   std::vector<int64_t> before;
+  std::vector<std::size_t> bucket_start;
 };
 
 /// 1-based ranks of the positives among the valid items, ascending.
@@ -29,8 +31,10 @@ struct RankScratch {
 /// @param scores  size ng
 /// @param roles   size ng
 /// @param ranks   output, size = number of positives (empty: the query has no positive)
-/// Cost O(ng log m) for m positives: each negative ranked above the last positive is
-/// placed among the sorted positives by binary search.
+/// Cost O(m log m + ng) in practice for m positives: each negative ranked above the
+/// last positive is placed among the sorted positives through a table of score
+/// buckets, then by binary search among the few positives of its bucket (worst case
+/// O(ng log m), all scores in one bucket).
 void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScratch& scratch,
                     std::vector<int64_t>& ranks);
 
