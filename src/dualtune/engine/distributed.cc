@@ -5,6 +5,8 @@
 #endif
 #include "dualtune/engine/distributed.h"
 
+#include <csignal>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -82,6 +84,9 @@ Distributed Distributed::from_env() {
   }
   DT_CHECK(d.timeout_s_ > 0, "distributed: expected DUALTUNE_DIST_TIMEOUT > 0 seconds, found '", timeout_s, "'");
   if (d.world_ == 1) return d;
+  // A peer that dies closes its sockets; writing to one must fail with EPIPE (an error
+  // that names the collective) instead of killing this rank silently with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
 
   const int port = env_int("MASTER_PORT", -1);
   DT_CHECK(port > 0 && port < 65536, "distributed: expected MASTER_PORT in 1..65535 for WORLD_SIZE ", d.world_,
