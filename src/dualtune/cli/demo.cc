@@ -61,31 +61,38 @@ using Clock = std::chrono::steady_clock;
 // One training the demo needs. `after` is the index of the training that must finish
 // first (the old model, for compatible runs), -1 if none.
 struct Training {
-  std::string name, config, run_dir;
+  std::string config, run_dir;
   std::vector<std::string> overrides;  ///< with output_dir
   bool resume = false;
   int after = -1;
 };
 
-// nullopt when run_dir holds a finished run of this config (and, for a compatible run,
-// of this old model: `old_hash`, the old run's config hash); else the training to do.
-// An interrupted run of the same config continues after its last complete epoch.
-// Runs written before meta.json recorded old_config_hash are taken as matching.
-std::optional<Training> plan_run(const std::string& name, const std::string& config_path,
-                                 std::vector<std::string> overrides, const std::string& run_dir,
-                                 const std::string& old_hash, bool fresh) {
+// What to do for one run directory: `training` is empty when run_dir holds a finished
+// run of this config (and, for a compatible run, of this old model: `old_hash`, the old
+// run's config hash). An interrupted run of the same config continues after its last
+// complete epoch. Runs written before meta.json recorded old_config_hash are taken as
+// matching. `hash` is the resolved config's hash.
+struct Plan {
+  std::string hash;
+  std::optional<Training> training;
+};
+
+Plan plan_run(const std::string& config_path, std::vector<std::string> overrides, const std::string& run_dir,
+              const std::string& old_hash, bool fresh) {
   overrides.push_back("output_dir=" + run_dir);
   const auto cfg = config::Config::load(config_path, overrides);
+  Plan plan{cfg.hash(), std::nullopt};
   const auto meta = engine::read_meta(run_dir);
-  const bool same = meta.value("config_hash", std::string()) == cfg.hash() &&
+  const bool same = meta.value("config_hash", std::string()) == plan.hash &&
                     (old_hash.empty() || meta.value("old_config_hash", old_hash) == old_hash);
-  if (!fresh && same && engine::run_is_complete(run_dir, cfg.hash())) {
-    std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), cfg.hash().c_str());
-    return std::nullopt;
+  if (!fresh && same && engine::run_is_complete(run_dir, plan.hash)) {
+    std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), plan.hash.c_str());
+    return plan;
   }
-  Training t{name, config_path, run_dir, overrides};
+  Training t{config_path, run_dir, overrides};
   t.resume = !fresh && same && meta.value("epochs_done", 0) > 0 && fs::exists(engine::RunPaths{run_dir}.checkpoint());
-  return t;
+  plan.training = std::move(t);
+  return plan;
 }
 
 std::string minutes_since(Clock::time_point t) {
@@ -226,14 +233,12 @@ int run_demo(const DemoOptions& o) {
       v.push_back("seed=" + std::to_string(s));
       return v;
     };
-    const std::string old_dir = seed_dir(s) + "/old", old_config = o.configs + "/old_convnet_s.yml";
-    auto old_cfg_ov = seeded(old_ov);
-    old_cfg_ov.push_back("output_dir=" + old_dir);  // as plan_run resolves it
-    const auto old_hash = config::Config::load(old_config, old_cfg_ov).hash();
+    const std::string old_dir = seed_dir(s) + "/old";
+    const auto old_plan = plan_run(o.configs + "/old_convnet_s.yml", seeded(old_ov), old_dir, "", o.fresh);
     int old_index = -1;
-    if (auto t = plan_run("old", old_config, seeded(old_ov), old_dir, "", o.fresh)) {
+    if (old_plan.training) {
       old_index = static_cast<int>(trainings.size());
-      trainings.push_back(*t);
+      trainings.push_back(*old_plan.training);
     }
     seed_runs[s].emplace_back("old", old_dir);
     for (const auto& m : o.methods) {
@@ -244,10 +249,11 @@ int run_demo(const DemoOptions& o) {
       if (compat) ov.push_back("old.path=" + old_dir);
       const std::string name = label(m), dir = seed_dir(s) + "/" + name;
       // A retrained old model makes every compatible run of its seed stale.
-      if (auto t = plan_run(name, o.configs + "/" + it->second, ov, dir, compat ? old_hash : "",
-                            o.fresh || (compat && old_index >= 0))) {
-        t->after = compat ? old_index : -1;
-        trainings.push_back(*t);
+      auto plan = plan_run(o.configs + "/" + it->second, ov, dir, compat ? old_plan.hash : "",
+                           o.fresh || (compat && old_index >= 0));
+      if (plan.training) {
+        plan.training->after = compat ? old_index : -1;
+        trainings.push_back(*plan.training);
       }
       seed_runs[s].emplace_back(name, dir);
     }
@@ -312,20 +318,18 @@ int run_demo(const DemoOptions& o) {
   rusage self{}, children{};
   ::getrusage(RUSAGE_SELF, &self);
   ::getrusage(RUSAGE_CHILDREN, &children);
-  char memory[160];
-  std::snprintf(memory, sizeof memory, " Peak RSS: demo process %.0f MiB%s.", self.ru_maxrss / 1024.0,
-                jobs > 1 ? (", largest training process " +
-                                          std::to_string(static_cast<long>(children.ru_maxrss / 1024)) + " MiB").c_str()
-                                       : "");
+  std::string memory = " Peak RSS: demo process " + std::to_string(self.ru_maxrss / 1024) + " MiB";
+  if (jobs > 1) memory += ", largest training process " + std::to_string(children.ru_maxrss / 1024) + " MiB";
+  memory += ".";
   std::string settings;
   for (const auto& ov : o.overrides) settings += " `" + ov + "`";
   char head[512];
   std::snprintf(head, sizeof head,
                 "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP and top-1 in %%, leave-one-out on the Fashion-MNIST "
-                "test set; mean ± half-range over seeds. Wall time %.1f min.%s",
-                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes, memory);
+                "test set; mean ± half-range over seeds. Wall time %.1f min.",
+                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes);
   const std::string summary =
-      std::string(head) + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table;
+      std::string(head) + memory + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table;
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
   write_text_atomic(summary_path, summary);
   std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());

@@ -7,9 +7,9 @@
 //
 // This is a shared library of its own (dualtune_malloc), linked with -z initfirst: its
 // constructor must run before libtorch's static initialisers, or the settings have no
-// measurable effect (measured: mallopt from main() gave nothing, from a constructor
-// that runs first +19 % training throughput). DUALTUNE_MALLOC=default in the
-// environment keeps glibc's defaults.
+// measurable effect (measured: mallopt from main() gave nothing; applied first, 1.04-1.18x
+// training throughput depending on the host, docs/PERFORMANCE.md). DUALTUNE_MALLOC=default
+// in the environment keeps glibc's defaults.
 namespace dualtune {
 
 /// True when the settings were applied at load time (glibc, DUALTUNE_MALLOC unset):
