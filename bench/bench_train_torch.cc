@@ -20,6 +20,7 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
+#include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
@@ -49,7 +50,10 @@ double compute_only_train(const config::Config& cfg, int64_t images, const std::
   const auto train_set = data::open_dataset(engine::dataset_spec(cfg));
   torch::manual_seed(0);
   models::EmbeddingModel model(engine::model_spec(cfg, static_cast<int64_t>(train_set->classes().size())));
-  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3).weight_decay(5e-4));
+  std::vector<torch::Tensor> params;  // as the trainer: trainable parameters, fused Adam
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  engine::FusedAdam opt(params, torch::optim::AdamOptions(1e-3).weight_decay(5e-4));
   engine::Objective objective(cfg, train_set, run_dir, [](const std::string&) {});
   const int64_t b = cfg.get<int64_t>("optim.batch_size");
   const int64_t steps = (images + b - 1) / b;

@@ -13,6 +13,7 @@
 #include "dualtune/data/subset.h"
 #include "dualtune/engine/checkpoint.h"
 #include "dualtune/engine/distributed.h"
+#include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
@@ -42,7 +43,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const config::Config& cf
   if (cfg.get<std::string>("optim.name") == "sgd")
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(lr).momentum(cfg.get<double>("optim.momentum")).weight_decay(wd).nesterov(true));
-  return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).weight_decay(wd));
+  return std::make_unique<FusedAdam>(params, torch::optim::AdamOptions(lr).weight_decay(wd));
 }
 
 void set_lr(torch::optim::Optimizer& opt, double lr) {
