@@ -90,3 +90,84 @@ TEST(Checkpoint, SaveLoadGivesIdenticalOutputs) {
     EXPECT_NE(std::string(e.what()).find("c.pt"), std::string::npos) << e.what();
   }
 }
+
+// The folded inference path computes forward() in eval mode: BN folded into the convs and
+// the projection, prepacked weights, pool before ReLU. Checked with BN statistics and
+// affine parameters far from their initial values, with and without a projection; a
+// backbone without a folded path (resnet18) falls back to forward().
+TEST(EmbeddingModel, FoldedInferenceEqualsEvalForward) {
+  torch::manual_seed(4);
+  for (const auto& [backbone, dim] : std::vector<std::pair<std::string, int64_t>>{
+           {"convnet-s", 64}, {"convnet-m", 128}, {"convnet-s", 0}, {"resnet18", 32}}) {
+    models::ModelSpec spec;
+    spec.backbone = backbone;
+    spec.embedding_dim = dim;
+    spec.in_channels = backbone == "resnet18" ? 3 : 1;
+    models::EmbeddingModel model(spec);
+    model->train();
+    for (int i = 0; i < 3; ++i) model->forward(torch::randn({16, spec.in_channels, 28, 28}) * 2 + 0.5);
+    {
+      torch::NoGradGuard g;
+      for (auto& kv : model->named_parameters())
+        if (kv.key().find(".1.") != std::string::npos || kv.key().find("neck") != std::string::npos)
+          kv.value().uniform_(0.5, 1.5);  // BN γ and β away from 1 and 0
+    }
+    model->eval();
+    torch::NoGradGuard g;
+    const auto x = torch::randn({32, spec.in_channels, 28, 28});
+    const auto want = model->forward(x);
+    const auto fn = model->folded_inference();
+    const auto got = fn(x);
+    ASSERT_EQ(got.sizes(), want.sizes()) << backbone;
+    const double rel = ((got - want).abs().max() / want.abs().max()).item<double>();
+    EXPECT_LT(rel, 1e-5) << backbone << " D=" << dim;
+    EXPECT_GT(want.abs().max().item<double>(), 0.1);
+  }
+}
+
+// Conv weights are stored channels-last; the values, the parameters' identity (what the
+// optimizer holds) and the model's outputs are those of the default layout.
+TEST(EmbeddingModel, ChannelsLastWeightsKeepValuesIdentityAndOutputs) {
+  torch::manual_seed(5);
+  models::ModelSpec spec;
+  spec.backbone = "convnet-s";
+  spec.embedding_dim = 32;
+  models::EmbeddingModel model(spec);
+  int convs = 0;
+  for (auto& p : model->parameters())
+    if (p.dim() == 4) {
+      ++convs;
+      EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+      if (p.size(1) > 1) EXPECT_FALSE(p.is_contiguous());  // one input channel: both layouts coincide
+    }
+  EXPECT_EQ(convs, 3);
+  // The same weights in the default layout, in a second model.
+  models::EmbeddingModel plain(spec);
+  {
+    torch::NoGradGuard g;
+    auto src = model->parameters(), dst = plain->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].set_data(src[i].detach().contiguous().clone());
+    EXPECT_TRUE(dst[0].is_contiguous());
+  }
+  // to_channels_last keeps the parameter objects (the optimizer's references stay valid).
+  const auto* before = plain->parameters()[0].unsafeGetTensorImpl();
+  const auto values = plain->parameters()[0].detach().clone();
+  models::to_channels_last(*plain);
+  EXPECT_EQ(plain->parameters()[0].unsafeGetTensorImpl(), before);
+  EXPECT_TRUE(plain->parameters()[0].is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(plain->parameters()[0].detach(), values));
+  // Outputs and gradients against a model held in the default layout all along.
+  models::EmbeddingModel reference(spec);
+  {
+    torch::NoGradGuard g;
+    auto src = model->parameters(), dst = reference->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].set_data(src[i].detach().contiguous().clone());
+  }
+  const auto x = torch::randn({8, 1, 28, 28});
+  const auto e = model->forward(x), r = reference->forward(x);
+  EXPECT_LT((e - r).abs().max().item<double>(), 1e-4 * r.abs().max().item<double>());
+  e.pow(2).sum().backward();
+  r.pow(2).sum().backward();
+  const auto gm = model->parameters()[0].grad(), gr = reference->parameters()[0].grad();
+  EXPECT_LT((gm - gr).abs().max().item<double>(), 1e-3 * gr.abs().max().item<double>());
+}

@@ -43,6 +43,7 @@ int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, 
     archive.load_from(path);
     archive.read("model", model_archive);
     model->load(model_archive);
+    models::to_channels_last(*model);  // loaded tensors take the file's strides
     if (optimizer) {
       torch::serialize::InputArchive optim_archive;
       archive.read("optimizer", optim_archive);

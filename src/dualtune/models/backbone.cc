@@ -15,9 +15,9 @@ struct ConvNetImpl : BackboneImpl {
   ConvNetImpl(int64_t in_channels, std::array<int64_t, 3> widths) : width_(widths[2]) {
     int64_t in = in_channels;
     for (int i = 0; i < 3; ++i) {
-      nn::Sequential block(conv(in, widths[i], 3, 1, 1), nn::BatchNorm2d(widths[i]),
-                           nn::ReLU(nn::ReLUOptions(true)));
+      nn::Sequential block(conv(in, widths[i], 3, 1, 1), nn::BatchNorm2d(widths[i]));
       if (i < 2) block->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2)));
+      block->push_back(nn::ReLU(nn::ReLUOptions(true)));
       blocks_.push_back(register_module("block" + std::to_string(i + 1), block));
       in = widths[i];
     }
@@ -27,6 +27,32 @@ struct ConvNetImpl : BackboneImpl {
     return x;
   }
   int64_t out_channels() const override { return width_; }
+
+  InferenceFn folded_inference() override {
+    torch::NoGradGuard no_grad;
+    struct Folded {
+      torch::Tensor weight, bias;  // weight prepacked (mkldnn), bias dense
+      bool pool;
+    };
+    std::vector<Folded> layers;
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const auto& c = blocks_[i]->ptr(0)->as<nn::Conv2d>();
+      const auto& bn = blocks_[i]->ptr(1)->as<nn::BatchNorm2d>();
+      const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+      const auto w = (c->weight * scale.view({-1, 1, 1, 1})).contiguous();
+      layers.push_back({at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1),
+                        (bn->bias - bn->running_mean * scale).contiguous(), i + 1 < blocks_.size()});
+    }
+    return [layers](const torch::Tensor& input) {
+      auto x = input.contiguous().to_mkldnn();
+      for (const auto& l : layers) {
+        x = at::mkldnn_convolution(x, l.weight, l.bias, {1, 1}, {1, 1}, {1, 1}, 1);
+        if (l.pool) x = at::max_pool2d(x, {2, 2});
+        x = at::relu_(x);
+      }
+      return x.to_dense();
+    };
+  }
 
   std::vector<nn::Sequential> blocks_;
   int64_t width_;

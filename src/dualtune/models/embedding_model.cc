@@ -14,6 +14,29 @@ EmbeddingModelImpl::EmbeddingModelImpl(const ModelSpec& spec_) : spec(spec_) {
   neck->bias.requires_grad_(false);
   const bool normalized = spec.classifier != "softmax";
   classifier = register_module("classifier", Classifier(dim_, spec.num_classes, normalized, spec.scale));
+  to_channels_last(*this);
+}
+
+InferenceFn EmbeddingModelImpl::folded_inference() {
+  torch::NoGradGuard no_grad;
+  auto backbone_fn = backbone->folded_inference();
+  if (!backbone_fn) {
+    eval();
+    return [self = shared_from_this()](const torch::Tensor& x) {
+      return std::static_pointer_cast<EmbeddingModelImpl>(self)->forward(x);
+    };
+  }
+  // neck(proj(f)) = (W f + b − μ)·s + β with s = γ/σ: one affine map W' f + b'.
+  const auto s = neck->weight / torch::sqrt(neck->running_var + neck->options.eps());
+  torch::Tensor w, b;
+  if (proj) {
+    w = (proj->weight * s.view({-1, 1})).contiguous();
+    b = (proj->bias - neck->running_mean) * s + neck->bias;
+  } else {
+    w = torch::diag(s);
+    b = neck->bias - neck->running_mean * s;
+  }
+  return [backbone_fn, w, b](const torch::Tensor& x) { return torch::addmm(b, backbone_fn(x).mean({2, 3}), w.t()); };
 }
 
 torch::Tensor EmbeddingModelImpl::forward(torch::Tensor x) {
@@ -21,6 +44,14 @@ torch::Tensor EmbeddingModelImpl::forward(torch::Tensor x) {
   x = x.mean({2, 3});
   if (proj) x = proj(x);
   return neck(x);
+}
+
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& t : module.parameters())
+    if (t.dim() == 4) t.set_data(t.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  for (auto& t : module.buffers())
+    if (t.dim() == 4) t.set_data(t.data().contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 }  // namespace dualtune::models

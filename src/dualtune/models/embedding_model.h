@@ -1,7 +1,8 @@
 #pragma once
 // EmbeddingModel = backbone -> global average pool -> optional linear projection to
 // the embedding size -> BatchNorm1d neck (bias frozen at 0) -> e (the retrieval
-// embedding), plus the task classifier over the training classes.
+// embedding), plus the task classifier over the training classes. Convolution weights
+// are stored channels-last (to_channels_last below); inputs may be in either layout.
 #include <torch/torch.h>
 
 #include <string>
@@ -24,6 +25,11 @@ struct EmbeddingModelImpl : torch::nn::Module {
   explicit EmbeddingModelImpl(const ModelSpec& spec);
   /// x: B × C × H × W -> e: B × D
   torch::Tensor forward(torch::Tensor x);
+  /// forward() in eval mode for inference under NoGradGuard, with every BatchNorm
+  /// folded into the preceding convolution / projection (BackboneImpl::folded_inference).
+  /// A snapshot of the current weights; forward() itself in eval mode when the backbone
+  /// has no folded path.
+  InferenceFn folded_inference();
   int64_t embedding_dim() const { return dim_; }
 
   ModelSpec spec;
@@ -36,5 +42,12 @@ struct EmbeddingModelImpl : torch::nn::Module {
   int64_t dim_;
 };
 TORCH_MODULE(EmbeddingModel);
+
+/// Stores every 4-D parameter and buffer of `module` channels-last (NHWC in memory,
+/// same values and shapes): convolutions then run on oneDNN's NHWC kernels without
+/// reordering activations to and from its blocked layout, and their outputs, hence
+/// BatchNorm / ReLU / pooling, stay channels-last. Parameters keep their identity
+/// (optimizer state and hooks stay attached).
+void to_channels_last(torch::nn::Module& module);
 
 }  // namespace dualtune::models

@@ -22,11 +22,11 @@ class RunDirOldModel : public OldModel {
     head_.weight = model_->classifier->weight.detach();
     head_.normalized = model_->classifier->normalized;
     head_.scale = model_->classifier->scale;
+    infer_ = model_->folded_inference();  // frozen: the snapshot stays valid
   }
   torch::Tensor embed(const torch::Tensor& x) override {
     torch::NoGradGuard no_grad;
-    model_->eval();
-    return model_->forward(x);
+    return infer_(x);
   }
   int64_t dim() const override { return model_->embedding_dim(); }
   std::vector<torch::Tensor> state() override {
@@ -42,6 +42,7 @@ class RunDirOldModel : public OldModel {
  private:
   std::string dir_;
   EmbeddingModel model_;
+  InferenceFn infer_;
 };
 
 class ScriptOldModel : public OldModel {
