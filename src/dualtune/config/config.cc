@@ -489,6 +489,7 @@ void Config::validate() const {
   one_of("loss.type", {"softmax", "cosface", "arcface"});
   one_of("optim.name", {"adam", "sgd"});
   one_of("optim.schedule", {"cosine", "multistep", "constant"});
+  one_of("optim.precision", {"fp32", "bf16"});
   one_of("compat.method", {"independent", "l2", "bct", "dual-tuning"});
   one_of("compat.proto_form", {"triplet", "softmax"});
 
@@ -516,6 +517,8 @@ std::string Config::hash() const {
   Config result_only(*this);
   for (const char* key : {"threads", "log_every"}) result_only.root_.remove(key);
   result_only.root_["data"].remove("workers");
+  // fp32 is what every run computed before the key existed: their hashes stay valid.
+  if (get<std::string>("optim.precision") == "fp32") result_only.root_["optim"].remove("precision");
   const std::string text = result_only.dump();
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
   for (unsigned char ch : text) {

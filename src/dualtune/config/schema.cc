@@ -53,6 +53,7 @@ optim:
   warmup_epochs: 0
   milestones: []
   gamma: 0.1
+  precision: fp32          # fp32 | bf16 (CPU autocast of the model's forward; fast only with avx512_bf16/AMX)
 old:
   path: ""                 # old model: a dualtune run directory or a TorchScript file
   class_map: ""            # TorchScript: class map JSON of the old model

@@ -15,6 +15,7 @@
 #include "dualtune/engine/distributed.h"
 #include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
+#include "dualtune/engine/precision.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
 #include "dualtune/engine/settings.h"
@@ -144,6 +145,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
   const auto& classes = train_set->classes();
   say("training set: " + std::to_string(train_set->size()) + " images, " + std::to_string(classes.size()) +
       " classes; " + std::to_string(threads) + " threads" +
+      (cfg.get<std::string>("optim.precision") == "fp32" ? "" : ", " + cfg.get<std::string>("optim.precision")) +
       (dist.enabled() ? " per rank, " + std::to_string(dist.world_size()) + " ranks" : ""));
   if (main_rank) {
     cfg.save(paths.config());
@@ -169,6 +171,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"dataset", dataset_fingerprint(*train_set)},
                          {"code_version", code_version()},
                          {"config_hash", hash},
+                         {"precision", cfg.get<std::string>("optim.precision")},
                          {"world_size", dist.world_size()},
                          {"epochs_done", start_epoch},
                          {"complete", false}};
@@ -189,6 +192,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
   const int64_t warmup = static_cast<int64_t>(cfg.get<double>("optim.warmup_epochs") * static_cast<double>(iters));
   const auto milestones = cfg.get<std::vector<int64_t>>("optim.milestones");
   const int64_t log_every = std::max<int64_t>(1, cfg.get<int64_t>("log_every"));
+  const std::string precision = cfg.get<std::string>("optim.precision");
 
   std::ofstream log;
   if (main_rank) {
@@ -217,7 +221,12 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
       set_lr(*optimizer, lr);
       const auto x = torch::from_blob(batch.images.data(), {batch.n, batch.c, batch.h, batch.w});
       const auto y = torch::from_blob(batch.labels.data(), {batch.n}, torch::kInt64);
-      const auto e = model->forward(x);
+      torch::Tensor e;
+      {
+        ForwardPrecision cast(precision);
+        e = model->forward(x);
+      }
+      e = e.to(torch::kFloat);  // losses in float32 (a no-op in fp32)
       const auto terms = objective.terms(x, e, y, *model);
       torch::Tensor total = torch::zeros({});
       nlohmann::json rec = {{"epoch", epoch + 1}, {"step", step + 1}, {"iter", it + 1}, {"lr", lr}};

@@ -1,0 +1,28 @@
+#pragma once
+// optim.precision: the arithmetic of the model's forward pass in training.
+//   fp32  float32 throughout (the default)
+//   bf16  libtorch's CPU autocast to bfloat16 (at::autocast, what
+//         torch.autocast('cpu', dtype=torch.bfloat16) does in Python): convolutions and
+//         matrix products run in bf16, with float32 weights, optimizer and losses (the
+//         embedding is cast back to float32 before any loss). Faster than fp32 only on
+//         CPUs with bf16 instructions (avx512_bf16, AMX); elsewhere oneDNN emulates bf16
+//         and it is slower (docs/PERFORMANCE.md).
+#include <string>
+
+namespace dualtune::engine {
+
+/// Scope of the forward pass: enables CPU autocast to bf16 on this thread when
+/// precision == "bf16", restores the previous state on exit.
+class ForwardPrecision {
+ public:
+  explicit ForwardPrecision(const std::string& precision);
+  ~ForwardPrecision();
+  ForwardPrecision(const ForwardPrecision&) = delete;
+  ForwardPrecision& operator=(const ForwardPrecision&) = delete;
+
+ private:
+  bool active_ = false;
+  bool was_enabled_ = false;
+};
+
+}  // namespace dualtune::engine
