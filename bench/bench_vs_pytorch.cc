@@ -1,0 +1,201 @@
+// dualtune against PyTorch from Python on the same convnet-m, measured side by side in
+// alternating rounds (the machine is shared: only ratios within a run mean anything):
+//   train    `dualtune train` (the real command: threaded loader with decoding and
+//            augmentation, forward, backward, fused Adam, NaN checks, JSON log; one epoch,
+//            its img/s as the trainer reports it) against bench/pytorch_convnet_m.py (the
+//            same model, loss, Adam with L2 weight decay and cosine schedule on the same
+//            images held in memory, no augmentation, first step excluded) in fp32
+//            channels-last and default layout, and both in bf16 (CPU autocast)
+//   extract  engine::extract_features (loader + batched inference of a trained run, the
+//            path of `dualtune extract` and the demo) on the 10,000 test images against
+//            the script's no-grad inference of as many in-memory images, batch 256
+// The CPU's bf16 support and the instruction set oneDNN dispatches to (from its verbose
+// output) are printed first: bf16 is only fast with avx512_bf16 or AMX.
+//
+// bf16 rows are measured in the first `bf16_rounds` rounds only (0: none): without bf16
+// instructions oneDNN emulates it and those runs are slow.
+//
+//   bench_vs_pytorch [rounds=3] [images=12800] [threads=2] [bf16_rounds=1]
+//                    [data_root=/usr/share/datasets/fashion-mnist]
+//   environment: PYTHON (default /usr/bin/python3, Debian's python3-torch)
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dualtune/config/config.h"
+#include "dualtune/engine/extract.h"
+#include "dualtune/engine/settings.h"
+
+using namespace dualtune;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string source(const std::string& rel) { return std::string(DUALTUNE_SOURCE_DIR) + "/" + rel; }
+
+std::string python() {
+  const char* p = std::getenv("PYTHON");
+  return p ? p : "/usr/bin/python3";
+}
+
+// Runs `cmd`, returns its output (stdout + stderr) and sets *ok to its success.
+std::string run(const std::string& cmd, bool* ok) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  if (!p) {
+    *ok = false;
+    return out;
+  }
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  *ok = ::pclose(p) == 0;
+  return out;
+}
+
+// The number after `key` on the last line holding it, -1 if none.
+double number_after(const std::string& out, const std::string& key) {
+  const auto at = out.rfind(key);
+  if (at == std::string::npos) return -1;
+  return std::atof(out.c_str() + at + key.size());
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? -1 : v[v.size() / 2];
+}
+
+std::string cpu_flags() {
+  std::ifstream is("/proc/cpuinfo");
+  std::string line, model;
+  bool bf16 = false, amx = false, avx512 = false;
+  while (std::getline(is, line)) {
+    if (model.empty() && line.rfind("model name", 0) == 0) model = line.substr(line.find(':') + 2);
+    if (line.rfind("flags", 0) == 0) {
+      bf16 = line.find(" avx512_bf16") != std::string::npos;
+      amx = line.find(" amx_bf16") != std::string::npos;
+      avx512 = line.find(" avx512f") != std::string::npos;
+      break;
+    }
+  }
+  return model + "; avx512f " + (avx512 ? "yes" : "no") + ", avx512_bf16 " + (bf16 ? "yes" : "no") + ", amx_bf16 " +
+         (amx ? "yes" : "no");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 3;
+  const int64_t images = argc > 2 ? std::atoll(argv[2]) : 12800;
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
+  const int bf16_rounds = argc > 4 ? std::atoi(argv[4]) : 1;
+  const std::string root = argc > 5 ? argv[5] : "/usr/share/datasets/fashion-mnist";
+  const auto tmp = std::filesystem::temp_directory_path() / ("bench_vs_pytorch_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(tmp);
+  const std::string script = python() + " " + source("bench/pytorch_convnet_m.py");
+  const std::string common = " --threads " + std::to_string(threads) + " --root " + root;
+
+  std::printf("CPU: %s\n", cpu_flags().c_str());
+  bool ok = false;
+  const std::string verbose =
+      run("ONEDNN_VERBOSE=1 " + script + " train --images 256" + common + " --channels-last --bf16 | grep -m3 -E 'isa|convolution'", &ok);
+  std::printf("oneDNN (verbose, first lines of a bf16 step):\n%s", verbose.c_str());
+  const std::string py_version = run(python() + " -c 'import torch; print(torch.__version__)'", &ok);
+  if (!ok) {
+    std::printf("PyTorch not available through %s (Debian: python3-torch): %s\n", python().c_str(), py_version.c_str());
+    return 1;
+  }
+  std::printf("PyTorch %s", py_version.c_str());
+  std::printf("convnet-m, batch 128, %d threads, %lld Fashion-MNIST images, %d alternating rounds\n\n", threads,
+              static_cast<long long>(images), rounds);
+  std::fflush(stdout);
+
+  auto dualtune_train = [&](const std::string& precision, const std::string& out) {
+    const std::string cmd = std::string(DUALTUNE_BINARY) + " train -q -c " + source("configs/fmnist/new_convnet_m.yml") +
+                            " data.root=" + root + " data.limit=" + std::to_string(images) +
+                            " optim.epochs=1 test_accuracy=false threads=" + std::to_string(threads) +
+                            " optim.precision=" + precision + " output_dir=" + out;
+    bool good = false;
+    const std::string o = run(cmd, &good);
+    if (!good) std::fprintf(stderr, "dualtune train failed:\n%s\n", o.c_str());
+    double secs = 0, ips = -1;
+    const auto at = o.rfind("last epoch: ");
+    if (!good || at == std::string::npos || std::sscanf(o.c_str() + at, "last epoch: %lf s, %lf img/s", &secs, &ips) != 2)
+      return -1.0;
+    return ips;
+  };
+  auto pytorch = [&](const std::string& mode, const std::string& flags, int64_t n, int64_t batch) {
+    bool good = false;
+    const std::string o = run(script + " " + mode + " --images " + std::to_string(n) + " --batch " +
+                                  std::to_string(batch) + common + " " + flags,
+                              &good);
+    if (!good) std::fprintf(stderr, "pytorch_convnet_m.py failed:\n%s\n", o.c_str());
+    return good ? number_after(o, "img/s ") : -1;
+  };
+
+  // Extraction needs a trained run; its weights do not change the work.
+  const std::string run_dir = (tmp / "run").string();
+  const auto cfg = config::Config::load(source("configs/fmnist/new_convnet_m.yml"), {"data.root=" + root});
+  auto spec = engine::dataset_spec(cfg, "test");
+  spec.classes = "all";
+  const auto test_set = data::open_dataset(spec);
+  auto dualtune_extract = [&] {
+    engine::set_threads(threads);
+    const auto t0 = Clock::now();
+    const auto fs = engine::extract_features(engine::embedder_for(run_dir), test_set,
+                                             engine::transform_options(cfg, false), 256, cfg.get<int>("data.workers"));
+    return static_cast<double>(fs.n) / std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+
+  const std::vector<std::string> names{"dualtune train fp32",
+                                       "PyTorch fp32 channels-last",
+                                       "PyTorch fp32 (default layout)",
+                                       "dualtune train bf16",
+                                       "PyTorch bf16 autocast channels-last",
+                                       "dualtune extract (loader + inference)",
+                                       "PyTorch extract fp32 channels-last"};
+  std::map<std::string, std::vector<double>> ips;
+  for (int r = 0; r < rounds; ++r) {
+    ips[names[0]].push_back(dualtune_train("fp32", r == 0 ? run_dir : (tmp / ("fp32_" + std::to_string(r))).string()));
+    ips[names[1]].push_back(pytorch("train", "--channels-last", images, 128));
+    ips[names[2]].push_back(pytorch("train", "", images, 128));
+    if (r < bf16_rounds) {
+      ips[names[3]].push_back(dualtune_train("bf16", (tmp / ("bf16_" + std::to_string(r))).string()));
+      ips[names[4]].push_back(pytorch("train", "--channels-last --bf16", images, 128));
+    }
+    ips[names[5]].push_back(dualtune_extract());
+    ips[names[6]].push_back(pytorch("extract", "--channels-last", static_cast<int64_t>(test_set->size()), 256));
+    std::printf("round %d:", r + 1);
+    for (const auto& n : names) std::printf(" %s", ips[n].size() > static_cast<size_t>(r) ? std::to_string(static_cast<int>(ips[n].back())).c_str() : "-");
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+
+  std::printf("\n%-40s %10s   %s\n", "img/s", "median", "rounds");
+  for (const auto& n : names) {
+    std::printf("%-40s %10.0f  ", n.c_str(), median(ips[n]));
+    for (double v : ips[n]) std::printf(" %.0f", v);
+    std::printf("\n");
+  }
+  auto ratio = [&](const std::string& a, const std::string& b) {
+    std::vector<double> r;  // per round: both measured minutes apart
+    for (size_t i = 0; i < std::min(ips[a].size(), ips[b].size()); ++i) r.push_back(ips[a][i] / ips[b][i]);
+    return median(r);
+  };
+  std::printf("\nratios (median of the per-round ratios):\n");
+  std::printf("  dualtune train fp32 / PyTorch fp32 channels-last   %.2f\n", ratio(names[0], names[1]));
+  std::printf("  dualtune train fp32 / PyTorch fp32 default layout  %.2f\n", ratio(names[0], names[2]));
+  std::printf("  dualtune train bf16 / PyTorch bf16                 %.2f\n", ratio(names[3], names[4]));
+  std::printf("  dualtune train bf16 / PyTorch fp32 default layout  %.2f\n", ratio(names[3], names[2]));
+  std::printf("  dualtune train bf16 / dualtune train fp32          %.2f\n", ratio(names[3], names[0]));
+  std::printf("  dualtune extract / PyTorch extract                 %.2f\n", ratio(names[5], names[6]));
+  std::filesystem::remove_all(tmp);
+  return 0;
+}
