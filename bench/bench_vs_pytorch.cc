@@ -17,7 +17,9 @@
 //
 //   bench_vs_pytorch [rounds=3] [images=12800] [threads=2] [bf16_rounds=1]
 //                    [data_root=/usr/share/datasets/fashion-mnist]
-//   environment: PYTHON (default /usr/bin/python3, Debian's python3-torch)
+//   environment: PYTHON (default /usr/bin/python3, Debian's python3-torch);
+//                BEFORE=<another dualtune binary>: its fp32 training joins every round
+//                (before/after comparisons, e.g. main's build)
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -117,11 +119,14 @@ int main(int argc, char** argv) {
               static_cast<long long>(images), rounds);
   std::fflush(stdout);
 
-  auto dualtune_train = [&](const std::string& precision, const std::string& out) {
-    const std::string cmd = std::string(DUALTUNE_BINARY) + " train -q -c " + source("configs/fmnist/new_convnet_m.yml") +
+  const char* before = std::getenv("BEFORE");
+  // precision "": the binary's default, fp32 (a binary older than optim.precision refuses the key)
+  auto dualtune_train = [&](const std::string& precision, const std::string& out,
+                            const std::string& binary = DUALTUNE_BINARY) {
+    const std::string cmd = binary + " train -q -c " + source("configs/fmnist/new_convnet_m.yml") +
                             " data.root=" + root + " data.limit=" + std::to_string(images) +
                             " optim.epochs=1 test_accuracy=false threads=" + std::to_string(threads) +
-                            " optim.precision=" + precision + " output_dir=" + out;
+                            (precision.empty() ? "" : " optim.precision=" + precision) + " output_dir=" + out;
     bool good = false;
     const std::string o = run(cmd, &good);
     if (!good) std::fprintf(stderr, "dualtune train failed:\n%s\n", o.c_str());
@@ -154,13 +159,14 @@ int main(int argc, char** argv) {
     return static_cast<double>(fs.n) / std::chrono::duration<double>(Clock::now() - t0).count();
   };
 
-  const std::vector<std::string> names{"dualtune train fp32",
+  std::vector<std::string> names{"dualtune train fp32",
                                        "PyTorch fp32 channels-last",
                                        "PyTorch fp32 (default layout)",
                                        "dualtune train bf16",
                                        "PyTorch bf16 autocast channels-last",
                                        "dualtune extract (loader + inference)",
                                        "PyTorch extract fp32 channels-last"};
+  if (before) names.push_back("BEFORE binary: dualtune train fp32");
   std::map<std::string, std::vector<double>> ips;
   for (int r = 0; r < rounds; ++r) {
     ips[names[0]].push_back(dualtune_train("fp32", r == 0 ? run_dir : (tmp / ("fp32_" + std::to_string(r))).string()));
@@ -172,6 +178,7 @@ int main(int argc, char** argv) {
     }
     ips[names[5]].push_back(dualtune_extract());
     ips[names[6]].push_back(pytorch("extract", "--channels-last", static_cast<int64_t>(test_set->size()), 256));
+    if (before) ips[names[7]].push_back(dualtune_train("", (tmp / ("before_" + std::to_string(r))).string(), before));
     std::printf("round %d:", r + 1);
     for (const auto& n : names) std::printf(" %s", ips[n].size() > static_cast<size_t>(r) ? std::to_string(static_cast<int>(ips[n].back())).c_str() : "-");
     std::printf("\n");
@@ -196,6 +203,10 @@ int main(int argc, char** argv) {
   std::printf("  dualtune train bf16 / PyTorch fp32 default layout  %.2f\n", ratio(names[3], names[2]));
   std::printf("  dualtune train bf16 / dualtune train fp32          %.2f\n", ratio(names[3], names[0]));
   std::printf("  dualtune extract / PyTorch extract                 %.2f\n", ratio(names[5], names[6]));
+  if (before) {
+    std::printf("  dualtune train fp32 / BEFORE binary fp32           %.2f\n", ratio(names[0], names[7]));
+    std::printf("  BEFORE binary fp32 / PyTorch fp32 channels-last    %.2f\n", ratio(names[7], names[1]));
+  }
   std::filesystem::remove_all(tmp);
   return 0;
 }
