@@ -146,10 +146,9 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
     if (render(plot_dir, "mixed_map", data.str(), gp.str(), warn)) made.push_back("plots/mixed_map.png");
   }
 
-  // Negative and positive flip rates vs fraction of old gallery items: one colour per new
-  // model, negative solid with filled points, positive dashed with open points.
+  // Negative and positive flip rates vs fraction of old gallery items: each new model in
+  // its mixed_map colour and point shape, negative solid and filled, positive dashed and open.
   if (!rep.upgrades.empty() && !rep.upgrades.front().mixed.empty()) {
-    const char* colours[] = {"#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"};
     std::ostringstream data;
     data << "# old_fraction, then per new model: negative positive (flip rate %)\n# old_fraction";
     for (const auto& u : rep.upgrades)
@@ -169,11 +168,12 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
        << "set grid\nset key outside right center vertical Left reverse box\n"
        << "set xrange [-0.05:1.05]\nset xtics 0.25\nset yrange [0:*]\nplot ";
     for (size_t i = 0; i < rep.upgrades.size(); ++i) {
-      const std::string c = colours[i % (sizeof colours / sizeof *colours)];
       const std::string& m = rep.upgrades[i].new_model;
-      gp << (i ? ", \\\n     " : "") << "DATA using 1:" << 2 + 2 * i << " with linespoints dt 1 pt 7 ps 1.1 lc rgb '"
-         << c << "' title " << gp_str(m + ": negative (right -> wrong)") << ", \\\n     DATA using 1:" << 3 + 2 * i
-         << " with linespoints dt 2 pt 6 ps 1.1 lc rgb '" << c << "' title "
+      const size_t pt = 5 + 2 * (i % 4);
+      gp << (i ? ", \\\n     " : "") << "DATA using 1:" << 2 + 2 * i << " with linespoints dt 1 pt " << pt
+         << " ps 1.1 lc " << i + 1 << " title " << gp_str(m + ": negative (right -> wrong)")
+         << ", \\\n     DATA using 1:" << 3 + 2 * i << " with linespoints dt 2 pt " << pt - 1 << " ps 1.1 lc " << i + 1
+         << " title "
          << gp_str(m + ": positive (wrong -> right)");
     }
     gp << "\n";
