@@ -27,6 +27,7 @@
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -35,7 +36,7 @@ namespace {
 
 struct DemoOptions {
   std::string out = "demo_out";
-  std::string configs = std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist";
+  std::string configs;  ///< "" = the shipped configs/fmnist (util/install_paths.h)
   std::string data_root = "/usr/share/datasets/fashion-mnist";
   std::string scenario = "default";
   std::vector<std::string> methods{"independent", "l2", "bct", "dual-tuning"};
@@ -192,8 +193,11 @@ std::string mean_pm(const std::vector<double>& v, double scale = 100.0) {
   return buf;
 }
 
-int run_demo(const DemoOptions& o) {
+int run_demo(DemoOptions o) {
   const auto t0 = Clock::now();
+  if (o.configs.empty()) o.configs = require_shipped_dir("configs") + "/fmnist";
+  DT_CHECK(fs::is_directory(o.configs), "demo: configs directory ", o.configs, " does not exist");
+  std::printf("== configs: %s\n", o.configs.c_str());
   engine::set_threads(o.threads);
   ensure_writable_dir(o.out);
   const std::string out = fs::absolute(o.out).string();
@@ -345,7 +349,10 @@ void register_demo_command(CLI::App& app) {
                                          "(independent, l2, bct, dual-tuning) on all 10, evaluation and report");
   auto o = std::make_shared<DemoOptions>();
   cmd->add_option("--out,-o", o->out, "output directory (runs, features, reports)")->capture_default_str();
-  cmd->add_option("--configs", o->configs, "directory of the demo configs")->capture_default_str();
+  const std::string shipped = shipped_dir("configs");
+  cmd->add_option("--configs", o->configs,
+                  "directory of the demo configs (default: the shipped configs/fmnist, " +
+                      (shipped.empty() ? std::string("not found") : shipped + "/fmnist") + ")");
   cmd->add_option("--data-root", o->data_root, "Fashion-MNIST IDX directory")->capture_default_str();
   cmd->add_option("--scenario", o->scenario,
                   "default | arch (new model resnet18, D=256) | loss (new model trained with ArcFace)")->capture_default_str()
