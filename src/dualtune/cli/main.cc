@@ -18,7 +18,7 @@ std::string where_footer() {
     const std::string dir = dualtune::shipped_dir(what);
     return std::string(label) + (dir.empty() ? "not found (expected <prefix>/share/dualtune/" + what + ")" : dir) + "\n";
   };
-  return "\n" + line("Shipped configs: ", "configs") + line("Documentation:   ", "docs") +
+  return line("Shipped configs: ", "configs") + line("Documentation:   ", "docs") +
          "Manual page:     man dualtune (when installed)";
 }
 
