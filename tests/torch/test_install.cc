@@ -59,7 +59,7 @@ TEST(Install, InstalledPrefixRunsVersionAndQuickDemoAfterBeingMoved) {
   testdata::write_tiny_idx(dir + "/data", 160, 40, 6);
   out = testdata::run_command("cd " + dir + " && " + bin +
                                   " demo --quick --data-root data --out demo --epochs-old 1 "
-                                  "--methods independent,dual-tuning --threads 2 --set data.workers=1",
+                                  "--methods dual-tuning --threads 2 --set data.workers=1",
                               &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("== configs: " + dir + "/moved/share/dualtune/configs/fmnist"), std::string::npos) << out;

@@ -11,6 +11,9 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/data/class_map.h"
+#include "dualtune/engine/extract.h"
+#include "dualtune/engine/prototypes.h"
+#include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/features/feature_set.h"
 #include "dualtune/features/npy.h"
@@ -116,28 +119,35 @@ TEST_F(OnnxOldModel, OutputThatIsNotBxDIsAClearError) {
 }
 
 TEST_F(OnnxOldModel, ExtractionAndPrototypesEqualTheTorchScriptOnes) {
+  // The ONNX model through the CLI, as a user runs it ...
   int status = 0;
-  for (const char* m : {"tiny.onnx", "tiny.pt"}) {
-    const std::string tag = std::filesystem::path(m).extension().string().substr(1);
-    auto out = run("extract --model " + fixture(m) + " --class-map " + classes() + " --root " + dir +
-                       "/data --out " + dir + "/ex_" + tag + " --threads 1 --workers 1",
-                   &status);
-    ASSERT_EQ(status, 0) << out;
-    out = run("prototypes --old " + fixture(m) + " --class-map " + classes() + " --root " + dir +
-                  "/data --split train --out " + dir + "/pr_" + tag + " --threads 1 --workers 1",
-              &status);
-    ASSERT_EQ(status, 0) << out;
-  }
-  const auto a = features::FeatureSet::load(dir + "/ex_onnx"), b = features::FeatureSet::load(dir + "/ex_pt");
+  auto out = run("extract --model " + fixture("tiny.onnx") + " --class-map " + classes() + " --root " + dir +
+                     "/data --out " + dir + "/ex_onnx --threads 1 --workers 1",
+                 &status);
+  ASSERT_EQ(status, 0) << out;
+  out = run("prototypes --old " + fixture("tiny.onnx") + " --class-map " + classes() + " --root " + dir +
+                "/data --split train --out " + dir + "/pr_onnx --threads 1 --workers 1",
+            &status);
+  ASSERT_EQ(status, 0) << out;
+  // ... against the TorchScript export run in this process, on the same images.
+  const auto script = engine::embedder_for(fixture("tiny.pt"), classes());
+  const auto cfg = config::Config::from_string("data:\n  root: " + dir + "/data\n");
+  auto spec = engine::dataset_spec(cfg, "test");
+  const auto transform = engine::transform_options(cfg, false);
+  const auto b = engine::extract_features(script, data::open_dataset(spec), transform, 64, 1);
+  const auto a = features::FeatureSet::load(dir + "/ex_onnx");
   ASSERT_EQ(a.n, 60);
   ASSERT_EQ(a.d, 8);
   ASSERT_EQ(a.features.size(), b.features.size());
   for (size_t i = 0; i < a.features.size(); ++i) ASSERT_NEAR(a.features[i], b.features[i], 1e-5) << i;
   EXPECT_EQ(a.labels, b.labels);
-  const auto pa = npy::load(dir + "/pr_onnx/prototypes.npy"), pb = npy::load(dir + "/pr_pt/prototypes.npy");
+  spec.split = "train";
+  const auto pb = engine::class_means(engine::extract_features(script, data::open_dataset(spec), transform, 64, 1));
+  const auto pa = npy::load(dir + "/pr_onnx/prototypes.npy");
   EXPECT_EQ(pa.shape, (std::vector<int64_t>{8, 8}));  // every class of the training set, Do = 8
-  ASSERT_EQ(pa.f32.size(), pb.f32.size());
-  for (size_t i = 0; i < pa.f32.size(); ++i) ASSERT_NEAR(pa.f32[i], pb.f32[i], 1e-5) << i;
+  ASSERT_EQ(pb.matrix.sizes(), (std::vector<int64_t>{8, 8}));
+  const auto m = pb.matrix.contiguous();
+  for (size_t i = 0; i < pa.f32.size(); ++i) ASSERT_NEAR(pa.f32[i], m.data_ptr<float>()[i], 1e-5) << i;
 }
 
 TEST_F(OnnxOldModel, TrainsACompatibleModelAgainstIt) {
