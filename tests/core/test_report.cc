@@ -16,6 +16,7 @@
 #include "dualtune/report/svg.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
 #include "dualtune/util/provenance.h"
 #include "../torch/tiny_data.h"  // run_command (torch-free)
 
@@ -298,6 +299,7 @@ TEST(ReportHtml, EveryFigureRendersInHeadlessChromium) {
   const std::string bad = chromium("--dump-dom file://" + dir + "/broken.html", dir + "/profile2");
   EXPECT_NE(bad.find("data-figures=\"3/4\""), std::string::npos) << bad.substr(0, 2000);
   EXPECT_NE(bad.find("data-rendered=\"missing\""), std::string::npos);
-  fs::copy_file(shot, "report_html_screenshot.png", fs::copy_options::overwrite_existing);
+  // Kept beside the test binary (the build directory) for a person to look at.
+  fs::copy_file(shot, executable_dir() + "/report_html_screenshot.png", fs::copy_options::overwrite_existing);
   fs::remove_all(dir);
 }
