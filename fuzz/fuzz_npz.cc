@@ -11,9 +11,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   dualtune::fuzz::expect_ok_or_error("npz_members", [&] {
-    for (const auto& [key, member] : dualtune::npy::npz_members(bytes, "<fuzz>")) {
+    for (const auto& member : dualtune::npy::npz_members(bytes, "<fuzz>")) {  // (key, bytes)
       dualtune::fuzz::expect_ok_or_error("npy::parse (npz member)", [&] {
-        const auto a = dualtune::npy::parse(member, key);
+        const auto a = dualtune::npy::parse(member.second, member.first);
         if (a.f32.size() + a.i64.size() != static_cast<size_t>(a.numel())) __builtin_trap();
       });
     }

@@ -205,11 +205,12 @@ std::vector<std::string> svg_images(const std::string& html) {
     const std::string b64 = html.substr(start, end - start);
     // Decode (the inverse of svg::base64, checked on its own below).
     std::string bytes;
-    int bits = 0, acc = 0;
+    int bits = 0;
+    uint32_t acc = 0;  // only its low `bits` bits matter; older bits are shifted out
     for (char c : b64) {
       const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
       if (c == '=') break;
-      acc = (acc << 6) | static_cast<int>(std::strchr(k, c) - k);
+      acc = (acc << 6) | static_cast<uint32_t>(std::strchr(k, c) - k);
       if ((bits += 6) >= 8) bytes += static_cast<char>((acc >> (bits -= 8)) & 0xff);
     }
     out.push_back(bytes);
