@@ -33,6 +33,7 @@ class OnnxOldModel : public ::testing::Test {
     dir = testdata::temp_dir("onnx");
     testdata::write_tiny_idx(dir + "/data", 240, 60, 8);
   }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir); }
   /// The old model's classes: 0-4, like the demo's old model.
   static std::string classes() { return fixture("classes.json"); }
   static std::string run(const std::string& args, int* status) {
