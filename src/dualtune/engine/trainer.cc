@@ -21,6 +21,7 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::engine {
 namespace {
@@ -170,6 +171,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"compat_method", objective.method()},
                          {"dataset", dataset_fingerprint(*train_set)},
                          {"code_version", code_version()},
+                         {"provenance", provenance_json()},
                          {"config_hash", hash},
                          {"precision", cfg.get<std::string>("optim.precision")},
                          {"world_size", dist.world_size()},
