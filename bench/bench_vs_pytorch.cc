@@ -12,10 +12,11 @@
 // The CPU's bf16 support and the instruction set oneDNN dispatches to (from its verbose
 // output) are printed first: bf16 is only fast with avx512_bf16 or AMX.
 //
-// bf16 rows are measured in the first `bf16_rounds` rounds only (0: none): without bf16
-// instructions oneDNN emulates it and those runs are slow.
+// bf16 rows are measured in the first `bf16_rounds` rounds only (0: none; default 1 with
+// avx512_bf16 or AMX, else 0): without them libtorch 1.13 runs bf16 convolutions outside
+// oneDNN, an order of magnitude slower than fp32 (docs/PERFORMANCE.md).
 //
-//   bench_vs_pytorch [rounds=3] [images=12800] [threads=2] [bf16_rounds=1]
+//   bench_vs_pytorch [rounds=3] [images=12800] [threads=2] [bf16_rounds]
 //                    [data_root=/usr/share/datasets/fashion-mnist]
 //   environment: PYTHON (default /usr/bin/python3, Debian's python3-torch);
 //                BEFORE=<another dualtune binary>: its fp32 training joins every round
@@ -35,13 +36,19 @@
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/util/install_paths.h"
 
 using namespace dualtune;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string source(const std::string& rel) { return std::string(DUALTUNE_SOURCE_DIR) + "/" + rel; }
+// A file of the source tree: the benchmark runs from the build directory, where the
+// shipped configs are found as the binary finds them (util/install_paths.h), in the
+// source tree that also holds bench/.
+std::string source(const std::string& rel) {
+  return (std::filesystem::path(require_shipped_dir("configs")).parent_path() / rel).string();
+}
 
 std::string python() {
   const char* p = std::getenv("PYTHON");
@@ -74,6 +81,14 @@ double median(std::vector<double> v) {
   return v.empty() ? -1 : v[v.size() / 2];
 }
 
+bool bf16_instructions() {
+  std::ifstream is("/proc/cpuinfo");
+  for (std::string line; std::getline(is, line);)
+    if (line.rfind("flags", 0) == 0)
+      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+  return false;
+}
+
 std::string cpu_flags() {
   std::ifstream is("/proc/cpuinfo");
   std::string line, model;
@@ -97,7 +112,7 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 3;
   const int64_t images = argc > 2 ? std::atoll(argv[2]) : 12800;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
-  const int bf16_rounds = argc > 4 ? std::atoi(argv[4]) : 1;
+  const int bf16_rounds = argc > 4 ? std::atoi(argv[4]) : bf16_instructions() ? 1 : 0;
   const std::string root = argc > 5 ? argv[5] : "/usr/share/datasets/fashion-mnist";
   const auto tmp = std::filesystem::temp_directory_path() / ("bench_vs_pytorch_" + std::to_string(::getpid()));
   std::filesystem::create_directories(tmp);
@@ -107,16 +122,16 @@ int main(int argc, char** argv) {
   std::printf("CPU: %s\n", cpu_flags().c_str());
   bool ok = false;
   const std::string verbose =
-      run("ONEDNN_VERBOSE=1 " + script + " train --images 256" + common + " --channels-last --bf16 | grep -m3 -E 'isa|convolution'", &ok);
-  std::printf("oneDNN (verbose, first lines of a bf16 step):\n%s", verbose.c_str());
+      run("ONEDNN_VERBOSE=1 " + script + " train --images 256" + common + " --channels-last | grep -m2 -E 'isa|convolution'", &ok);
+  std::printf("oneDNN (verbose, first lines of an fp32 step):\n%s", verbose.c_str());
   const std::string py_version = run(python() + " -c 'import torch; print(torch.__version__)'", &ok);
   if (!ok) {
     std::printf("PyTorch not available through %s (Debian: python3-torch): %s\n", python().c_str(), py_version.c_str());
     return 1;
   }
   std::printf("PyTorch %s", py_version.c_str());
-  std::printf("convnet-m, batch 128, %d threads, %lld Fashion-MNIST images, %d alternating rounds\n\n", threads,
-              static_cast<long long>(images), rounds);
+  std::printf("convnet-m, batch 128, %d threads, %lld Fashion-MNIST images, %d alternating rounds, bf16 in %d\n\n",
+              threads, static_cast<long long>(images), rounds, std::min(rounds, bf16_rounds));
   std::fflush(stdout);
 
   const char* before = std::getenv("BEFORE");

@@ -5,8 +5,9 @@
 //         torch.autocast('cpu', dtype=torch.bfloat16) does in Python): convolutions and
 //         matrix products run in bf16, with float32 weights, optimizer and losses (the
 //         embedding is cast back to float32 before any loss). Faster than fp32 only on
-//         CPUs with bf16 instructions (avx512_bf16, AMX); elsewhere oneDNN emulates bf16
-//         and it is slower (docs/PERFORMANCE.md).
+//         CPUs with bf16 instructions (avx512_bf16, AMX); without them libtorch 1.13 runs
+//         bf16 convolutions outside oneDNN, an order of magnitude slower than fp32
+//         (docs/PERFORMANCE.md, measured on an AVX2-only Zen 3).
 #include <string>
 
 namespace dualtune::engine {
