@@ -27,6 +27,7 @@
 #include "dualtune/data/loader.h"
 #include "dualtune/engine/checkpoint.h"
 #include "dualtune/engine/distributed.h"
+#include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
@@ -147,7 +148,10 @@ TEST_P(TwoRanks, EqualOneProcessAccumulatingTheirHalfBatches) {
         params,
         torch::optim::SGDOptions(lr0).momentum(cfg.get<double>("optim.momentum")).weight_decay(wd).nesterov(true));
   else
-    opt_ptr = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr0).weight_decay(wd));
+    // The trainer's FusedAdam: Adam turns the rounding noise of proj.bias's gradient (zero in
+    // exact arithmetic: the BatchNorm neck follows) into full steps, so this comparison needs
+    // the same float expression; FusedAdam against torch's Adam is test_fused_adam.cc.
+    opt_ptr = std::make_unique<engine::FusedAdam>(params, torch::optim::AdamOptions(lr0).weight_decay(wd));
   auto& opt = *opt_ptr;
   engine::Objective objective(cfg, train_set, dir + "/reference", [](const std::string&) {});
   std::vector<std::unique_ptr<data::Loader>> halves;
