@@ -95,6 +95,50 @@ TEST(MixedGallery, OldItemsAreNestedAndCounted) {
   }
 }
 
+TEST(GenerationsGallery, AssignsEachItemOneGenerationByCumulativeFractions) {
+  // Three generations of 9 items; generation g's rows are all g + 1 and it has 4 - g
+  // components (v3 the widest), so each row tells where it came from.
+  const int64_t n = 9;
+  std::vector<FeatureSet> gens(3);
+  for (int g = 0; g < 3; ++g) {
+    gens[g].n = n;
+    gens[g].d = 4 - g;
+    gens[g].features.assign(static_cast<size_t>(n * gens[g].d), float(g + 1));
+    gens[g].labels = std::vector<int64_t>(n, 0);
+    gens[g].cams = std::vector<int64_t>(n, -1);
+  }
+  const std::vector<const FeatureSet*> ptrs{&gens[0], &gens[1], &gens[2]};
+  const auto order = old_item_order(n, 7);
+  // Fractions 1/3 each: cumulative rounds 3, 6, 9 -> order[0..3) gen 0, [3..6) gen 1, [6..9) gen 2.
+  const FeatureSet m = generations_gallery(ptrs, {1.0 / 3, 1.0 / 3, 1.0 / 3}, 7);
+  EXPECT_EQ(m.d, 2);  // min(4, 3, 2)
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t i = order[static_cast<size_t>(t)];
+    EXPECT_EQ(m.features[i * 2], float(t / 3 + 1)) << "position " << t;
+    EXPECT_EQ(m.features[i * 2 + 1], float(t / 3 + 1));
+  }
+  // A generation with fraction 0 does not narrow the rows: {0.5, 0, 0.5} keeps min(4, 2).
+  const FeatureSet two = generations_gallery(ptrs, {0.5, 0.0, 0.5}, 7);
+  EXPECT_EQ(two.d, 2);
+  int64_t from_first = 0;
+  for (int64_t i = 0; i < n; ++i) from_first += two.features[i * 2] == 1.f;
+  EXPECT_EQ(from_first, 5);  // round(4.5) = 5 (half away from zero), the rest from v3
+  // Bad fractions.
+  EXPECT_THROW(generations_gallery(ptrs, {0.5, 0.2, 0.2}, 7), dualtune::Error);
+  EXPECT_THROW(generations_gallery(ptrs, {0.5, 0.5}, 7), dualtune::Error);
+  EXPECT_THROW(generations_gallery(ptrs, {1.5, -0.5, 0.0}, 7), dualtune::Error);
+}
+
+TEST(GenerationsGallery, TwoGenerationsAreTheMixedGallery) {
+  const auto [o, nw] = old_and_new(120, 6, 10, 3);
+  for (double r : {0.0, 0.25, 0.5, 1.0}) {
+    const FeatureSet a = mixed_gallery(nw, o, r, 9);
+    const FeatureSet b = generations_gallery({&o, &nw}, {r, 1.0 - r}, 9);
+    EXPECT_EQ(a.d, b.d) << r;
+    EXPECT_EQ(a.features, b.features) << r;
+  }
+}
+
 TEST(MixedGallery, RejectsDifferentItems) {
   auto [o, nw] = old_and_new(20, 4, 4, 1);
   o.labels[3] = 99;
