@@ -72,6 +72,12 @@ TEST(Report, WritesJsonMarkdownAndPlots) {
   EXPECT_EQ(j["matrix"][0]["metrics"]["cmc"].size(), 50u);
   EXPECT_DOUBLE_EQ(j["matrix"][0]["metrics"]["map"].get<double>(), rep.matrix[0][0].map);
   EXPECT_TRUE(j["upgrades"][0]["verdict"]["map"].contains("gain"));
+  // Flip rates: the same numbers as the report structure, per case and per mixed gallery.
+  const auto& u0 = rep.upgrades[0];
+  EXPECT_DOUBLE_EQ(j["upgrades"][0]["flips"]["new_old"]["negative"].get<double>(), u0.flips_new_old.negative);
+  EXPECT_EQ(j["upgrades"][0]["flips"]["new_new"]["positive_flips"].get<int64_t>(), u0.flips_new_new.positive_flips);
+  EXPECT_EQ(j["upgrades"][0]["flips"]["new_new"]["queries"].get<int64_t>(), 120);
+  EXPECT_DOUBLE_EQ(j["upgrades"][0]["mixed"][1]["flips"]["positive"].get<double>(), u0.mixed[1].flips.positive);
 
   const std::string md = read_file(dir + "/report.md");
   EXPECT_NE(md.find("| query \\ gallery | old | new-a | new_b |"), std::string::npos) << md;
@@ -79,11 +85,21 @@ TEST(Report, WritesJsonMarkdownAndPlots) {
   EXPECT_NE(md.find("compatible (mAP)"), std::string::npos);
   EXPECT_NE(md.find("r = 0.5"), std::string::npos);
   EXPECT_NE(md.find(report::percent(rep.matrix[1][0].map)), std::string::npos);
+  EXPECT_NE(md.find("| new model | new→old negative | new→old positive | new/new negative | new/new positive |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| new-a | " + report::percent(u0.flips_new_old.negative) + " | " +
+                    report::percent(u0.flips_new_old.positive) + " | "),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find(report::percent(u0.mixed[1].flips.negative) + " / " + report::percent(u0.mixed[1].flips.positive)),
+            std::string::npos)
+      << md;
   EXPECT_EQ(report::percent(0.58123), "58.12");
   EXPECT_EQ(report::percent(std::nan("")), "n/a");
 
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
-    for (const char* png : {"cmc_new-a.png", "cmc_new_b.png", "mixed_map.png", "matrix_map.png"}) {
+    for (const char* png : {"cmc_new-a.png", "cmc_new_b.png", "mixed_map.png", "mixed_flips.png", "matrix_map.png"}) {
       EXPECT_TRUE(fs::exists(dir + "/plots/" + png)) << png;
       EXPECT_GT(fs::file_size(dir + "/plots/" + png), 1000u) << png;
       EXPECT_NE(md.find(std::string("plots/") + png), std::string::npos) << png;

@@ -14,14 +14,15 @@ namespace dualtune::report {
 std::string report_json(const eval::CompatibilityReport& rep);
 
 /// Markdown tables: mAP and rank-1 matrices, per-upgrade cases (mAP, rank-1, mINP,
-/// TAR@FAR 1e-3), verdicts with gains, mixed-gallery mAP. What the CLI prints.
+/// TAR@FAR 1e-3), verdicts with gains, mixed-gallery mAP, top-1 flip rates against
+/// old/old (new→old, new/new, each mixed gallery). What the CLI prints.
 std::string markdown_summary(const eval::CompatibilityReport& rep);
 
 /// The whole report.md: summary tables, plot links and how to read the numbers.
 std::string markdown_report(const eval::CompatibilityReport& rep, const std::vector<std::string>& plot_files);
 
 /// Writes plots/*.dat and *.gp into out_dir and renders them with gnuplot:
-/// cmc_<model>.png per new model, mixed_map.png, matrix_map.png. Returns the PNG
+/// cmc_<model>.png per new model, mixed_map.png, mixed_flips.png, matrix_map.png. Returns the PNG
 /// paths relative to out_dir. Without gnuplot (or if it fails) writes a warning to
 /// warn and returns the PNGs that were made.
 std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const std::string& out_dir,
