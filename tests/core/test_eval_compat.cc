@@ -189,3 +189,76 @@ TEST(EvaluateCompatibility, MatrixUpgradesAndVerdict) {
   EXPECT_THROW(evaluate_compatibility({loo_model("old", o)}, "missing", opt), dualtune::Error);
   EXPECT_THROW(evaluate_compatibility({loo_model("a", o), loo_model("a", nw)}, "", opt), dualtune::Error);
 }
+
+TEST(EvaluateCompatibility, ExplicitUpgradeAgainstAStandInGallery) {
+  // "h" stands for the old gallery mapped into the new space: the cross-test and the
+  // mixed galleries use it, the reference old/old stays the old model's own.
+  auto [o, nw] = old_and_new(120, 6, 8, 5);
+  FeatureSet h = nw;  // a perfect transform: h(old) = the new features
+  EvalOptions opt;
+  opt.mixed_fractions = {0, 0.5, 1};
+  opt.upgrades = {{"new", "old", "h"}, {"new", "old", ""}};
+  const auto rep = evaluate_compatibility({loo_model("old", o), loo_model("new", nw), loo_model("h", h)}, "old", opt);
+  ASSERT_EQ(rep.upgrades.size(), 2u);
+  const UpgradeResult& t = rep.upgrades[0];
+  EXPECT_EQ(t.old_model, "old");
+  EXPECT_EQ(t.gallery_model, "h");
+  expect_same(t.old_old, rep.matrix[0][0]);
+  expect_same(t.new_old, rep.matrix[1][2]);
+  expect_same(t.new_old, t.new_new);  // h(old) = new: new→h(old) is new/new
+  expect_same(t.mixed[1].metrics, t.new_new);
+  EXPECT_TRUE(t.map.compatible);
+  EXPECT_DOUBLE_EQ(t.map.gain, 1.0);
+  EXPECT_EQ(t.flips_new_old.negative_flips, t.flips_new_new.negative_flips);
+  const UpgradeResult& plain = rep.upgrades[1];
+  EXPECT_EQ(plain.gallery_model, "old");
+  expect_same(plain.new_old, rep.matrix[1][0]);
+  // Unknown names are errors naming the models given.
+  opt.upgrades = {{"new", "old", "h2"}};
+  try {
+    evaluate_compatibility({loo_model("old", o), loo_model("new", nw)}, "old", opt);
+    FAIL() << "unknown gallery model accepted";
+  } catch (const dualtune::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gallery model 'h2' is not among the models given (old, new)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(EvaluateCompatibility, LineageJudgesEveryPairAndMixesGenerations) {
+  EXPECT_TRUE(lineage_upgrades({"v1"}).empty());
+  const auto ups = lineage_upgrades({"v1", "v2", "v3"});
+  ASSERT_EQ(ups.size(), 3u);
+  EXPECT_EQ(ups[0].new_model + ups[0].old_model, "v2v1");
+  EXPECT_EQ(ups[1].new_model + ups[1].old_model, "v3v2");
+  EXPECT_EQ(ups[2].new_model + ups[2].old_model, "v3v1");
+  EXPECT_TRUE(lineage_mixes({"v1", "v2"}).empty());
+  const auto mixes = lineage_mixes({"v1", "v2", "v3"});
+  ASSERT_EQ(mixes.size(), 2u);
+  EXPECT_EQ(mixes[0].galleries, (std::vector<std::string>{"v1", "v2", "v3"}));
+  EXPECT_NEAR(mixes[0].fractions[1], 1.0 / 3, 1e-15);
+  EXPECT_EQ(mixes[1].galleries, (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_EQ(mixes[1].fractions, (std::vector<double>{0.5, 0.5}));
+
+  const auto [v1, v2] = old_and_new(90, 6, 8, 7);
+  FeatureSet v3 = v2;  // the same items, two more components
+  v3.d = 10;
+  v3.features.clear();
+  for (int64_t i = 0; i < v2.n; ++i) {
+    for (int64_t k = 0; k < 8; ++k) v3.features.push_back(v2.features[i * 8 + k]);
+    v3.features.push_back(float(i % 3));
+    v3.features.push_back(1.f);
+  }
+  EvalOptions opt;
+  opt.mixed_fractions = {0, 1};
+  opt.upgrades = ups;
+  opt.generation_mixes = mixes;
+  const auto rep =
+      evaluate_compatibility({loo_model("v1", v1), loo_model("v2", v2), loo_model("v3", v3)}, "v1", opt);
+  ASSERT_EQ(rep.upgrades.size(), 3u);
+  expect_same(rep.upgrades[1].old_old, rep.matrix[1][1]);  // v3 against v2: v2/v2 is the reference
+  expect_same(rep.upgrades[1].new_old, rep.matrix[2][1]);
+  ASSERT_EQ(rep.generation_mixes.size(), 2u);
+  const FeatureSet thirds = generations_gallery({&v1, &v2, &v3}, mixes[0].fractions, opt.seed);
+  expect_same(rep.generation_mixes[0].metrics, evaluate_case(v3, thirds, opt));
+}

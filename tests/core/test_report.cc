@@ -152,3 +152,40 @@ TEST(RunEval, RejectsBadOptions) {
   EXPECT_THROW(eval::run_eval(opt, std::cout), Error);  // no --features
   fs::remove_all(opt.out_dir);
 }
+
+TEST(RunEval, LineageReportNamesEachPairAndTheGenerationGalleries) {
+  const std::string dir = temp_dir("lineage");
+  model(90, 6, 1, 1.5f).save(dir + "/v1");
+  model(90, 8, 2, 1.2f).save(dir + "/v2");
+  model(90, 10, 3, 1.0f).save(dir + "/v3");
+  eval::EvalCliOptions opt;
+  opt.features = {"v1=" + dir + "/v1", "v2=" + dir + "/v2", "v3=" + dir + "/v3"};
+  opt.out_dir = dir + "/out";
+  opt.mixed = "0,1";
+  opt.lineage = "v1,v2,v3";
+  std::ostringstream out;
+  ASSERT_EQ(eval::run_eval(opt, out), 0);
+  const auto doc = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  ASSERT_EQ(doc["upgrades"].size(), 3u);
+  EXPECT_EQ(doc["upgrades"][1]["new_model"], "v3");
+  EXPECT_EQ(doc["upgrades"][1]["old_model"], "v2");
+  EXPECT_EQ(doc["upgrades"][1]["gallery_model"], "v2");
+  ASSERT_EQ(doc["generation_mixes"].size(), 2u);
+  EXPECT_EQ(doc["generation_mixes"][0]["galleries"], nlohmann::json({"v1", "v2", "v3"}));
+  // Each pair is its own row, named new→old; the generation galleries have their table.
+  EXPECT_NE(out.str().find("| v3→v1 | new→old |"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("| v3 | v1 0.5 + v2 0.5 |"), std::string::npos) << out.str();
+  // --upgrade with a stand-in gallery, and its errors.
+  opt.lineage.clear();
+  opt.upgrades = {"v3:v1:v2"};
+  opt.out_dir = dir + "/out2";
+  std::ostringstream out2;
+  ASSERT_EQ(eval::run_eval(opt, out2), 0);
+  EXPECT_NE(out2.str().find("| v3→v2 | new→old |"), std::string::npos) << out2.str();
+  EXPECT_EQ(eval::parse_upgrade_spec("a:b").gallery, "");
+  EXPECT_EQ(eval::parse_upgrade_spec("a:b:c").gallery, "c");
+  for (const char* bad : {"a", "a:", ":b", "a:b:c:d", "a::c"}) EXPECT_THROW(eval::parse_upgrade_spec(bad), Error) << bad;
+  opt.lineage = "v1,v2";
+  EXPECT_THROW(eval::run_eval(opt, out2), Error);  // --lineage and --upgrade together
+  fs::remove_all(dir);
+}

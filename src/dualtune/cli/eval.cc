@@ -44,6 +44,12 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--mixed", opt->mixed, "Comma-separated fractions of gallery items that keep old features")
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads, "OpenMP/OpenBLAS threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--upgrade", opt->upgrades,
+                  "NEW:OLD or NEW:OLD:GALLERY, repeatable: judge these upgrades instead of every model against --old; "
+                  "GALLERY names features standing for OLD's gallery, e.g. h(old) from `transform apply`")
+      ->take_all();
+  cmd->add_option("--lineage", opt->lineage,
+                  "v1,v2,v3 (oldest first): judge every (newer, older) pair and galleries holding several generations");
   cmd->add_option("--topk", opt->topk,
                   "If > 0, also write each case's top-k neighbours (FAISS exact search) to OUT/topk/*.npy")
       ->capture_default_str();

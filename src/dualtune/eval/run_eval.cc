@@ -4,6 +4,7 @@
 #include <cctype>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "dualtune/eval/evaluate.h"
 #include "dualtune/eval/search.h"
@@ -97,6 +98,22 @@ std::vector<double> parse_fractions(const std::string& csv) {
   return out;
 }
 
+UpgradeSpec parse_upgrade_spec(const std::string& spec) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = spec.find(':', start);
+    parts.push_back(spec.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  const bool ok = (parts.size() == 2 || parts.size() == 3) &&
+                  std::none_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); });
+  DT_CHECK(ok, "--upgrade: expected NEW:OLD or NEW:OLD:GALLERY (model names given with --features), found '", spec,
+           "'");
+  return {parts[0], parts[1], parts.size() == 3 ? parts[2] : std::string()};
+}
+
 int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   DT_CHECK(!opt.features.empty(), "eval: expected at least one --features NAME=DIR, found none");
   DT_CHECK(!opt.out_dir.empty(), "eval: expected --out DIR, found none");
@@ -109,6 +126,17 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   eo.threads = opt.threads;
   eo.mixed_fractions = parse_fractions(opt.mixed);
   eo.progress = [](const std::string& line) { std::cerr << "eval: " << line << "\n"; };
+  DT_CHECK(opt.lineage.empty() || opt.upgrades.empty(), "eval: give --lineage or --upgrade, not both");
+  for (const auto& u : opt.upgrades) eo.upgrades.push_back(parse_upgrade_spec(u));
+  if (!opt.lineage.empty()) {
+    std::vector<std::string> lineage;
+    std::stringstream ss(opt.lineage);
+    for (std::string name; std::getline(ss, name, ',');) lineage.push_back(name);
+    DT_CHECK(lineage.size() >= 2, "--lineage: expected at least two model names, oldest first, found '", opt.lineage,
+             "'");
+    eo.upgrades = lineage_upgrades(lineage);
+    eo.generation_mixes = lineage_mixes(lineage);
+  }
   const bool loo = opt.protocol == "loo";
   DT_CHECK(loo || opt.protocol == "reid", "eval: --protocol: expected loo or reid, found '", opt.protocol, "'");
   ensure_writable_dir(opt.out_dir);  // fail before the long work
@@ -122,7 +150,9 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
       models.push_back({f.name, features::FeatureSet::load(f.query_dir), features::FeatureSet::load(f.gallery_dir)});
     }
   }
-  const CompatibilityReport rep = evaluate_compatibility(models, opt.old_model, eo);
+  std::string old_model = opt.old_model;
+  if (old_model.empty() && !eo.upgrades.empty()) old_model = eo.upgrades.front().old_model;
+  const CompatibilityReport rep = evaluate_compatibility(models, old_model, eo);
   report::write_report(rep, opt.out_dir);
   if (opt.topk > 0) dump_topk(models, loo, opt.topk, (fs::path(opt.out_dir) / "topk").string());
   out << report::markdown_summary(rep) << "\nreport: " << (fs::path(opt.out_dir) / "report.md").string() << "\n";

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "dualtune/eval/evaluate.h"
+
 namespace dualtune::eval {
 
 struct EvalCliOptions {
@@ -18,7 +20,12 @@ struct EvalCliOptions {
   std::string mixed = "0,0.25,0.5,0.75,1";  ///< comma-separated fractions of old gallery items
   int threads = 0;                    ///< 0 = all cores
   int64_t topk = 0;                   ///< > 0: also dump each case's top-k neighbours (FAISS) to out_dir/topk/
+  std::vector<std::string> upgrades;  ///< "NEW:OLD" or "NEW:OLD:GALLERY" (e.g. h(old) features); empty = all vs old
+  std::string lineage;                ///< "v1,v2,v3" (oldest first): every (newer, older) pair + generation galleries
 };
+
+/// Parses "NEW:OLD" or "NEW:OLD:GALLERY"; throws with the expected form on anything else.
+UpgradeSpec parse_upgrade_spec(const std::string& spec);
 
 /// A parsed --features value.
 struct FeatureSpec {

@@ -64,12 +64,21 @@ std::string report_json(const eval::CompatibilityReport& rep) {
                        {"flips", flips_json(p.flips)}});
     }
     upgrades.push_back({{"new_model", u.new_model},
+                        {"old_model", u.old_model},
+                        {"gallery_model", u.gallery_model},
                         {"old_old", metrics_json(u.old_old)},
                         {"new_new", metrics_json(u.new_new)},
                         {"new_old", metrics_json(u.new_old)},
                         {"mixed", mixed},
                         {"flips", {{"new_new", flips_json(u.flips_new_new)}, {"new_old", flips_json(u.flips_new_old)}}},
                         {"verdict", {{"map", verdict_json(u.map)}, {"rank1", verdict_json(u.rank1)}}}});
+  }
+  json mixes = json::array();
+  for (const auto& g : rep.generation_mixes) {
+    mixes.push_back({{"query_model", g.spec.query_model},
+                     {"galleries", g.spec.galleries},
+                     {"fractions", g.spec.fractions},
+                     {"metrics", metrics_json(g.metrics)}});
   }
   json far = json::array();
   for (double f : eval::kFarTargets) far.push_back(f);
@@ -83,7 +92,8 @@ std::string report_json(const eval::CompatibilityReport& rep) {
            {"max_block_bytes", rep.max_block_bytes},
            {"far_targets", far},
            {"matrix", matrix},
-           {"upgrades", upgrades}};
+           {"upgrades", upgrades},
+           {"generation_mixes", mixes}};
   return doc.dump(2) + "\n";
 }
 

@@ -106,17 +106,17 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
            << num(100 * u.new_old.cmc[k]) << "\n";
     }
     std::ostringstream gp;
-    gp << "set title " << gp_str("CMC: new model '" + u.new_model + "' vs deployed '" + rep.old_model + "'") << "\n"
+    gp << "set title " << gp_str("CMC: new model '" + u.new_model + "' vs old '" + u.old_model + "'") << "\n"
        << "set xlabel 'rank k'\nset ylabel 'matching rate at rank <= k (%)'\n"
        << "set grid\nset key bottom right box opaque\n"
        << "set logscale x\nset xtics (1, 2, 5, 10, 20, 50)\nset xrange [0.9:55]\n"
        << "plot DATA using 1:2 with linespoints pt 7 ps 0.6 lc rgb '#1b9e77' title "
-       << gp_str("old/old (" + rep.old_model + ")") << ", \\\n"
+       << gp_str("old/old (" + u.old_model + ")") << ", \\\n"
        << "     DATA using 1:3 with linespoints pt 5 ps 0.6 lc rgb '#7570b3' title "
        << gp_str("new/new (" + u.new_model + ")") << ", \\\n"
        << "     DATA using 1:4 with linespoints pt 9 ps 0.7 lc rgb '#d95f02' title "
-       << gp_str("new->old (" + u.new_model + " query, " + rep.old_model + " gallery)") << "\n";
-    const std::string stem = "cmc_" + file_stem(u.new_model);
+       << gp_str("new->old (" + u.new_model + " query, " + u.gallery_model + " gallery)") << "\n";
+    const std::string stem = "cmc_" + file_stem(upgrade_label(rep, u));
     if (render(plot_dir, stem, data.str(), gp.str(), warn)) made.push_back("plots/" + stem + ".png");
   }
 
@@ -124,7 +124,7 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
   if (!rep.upgrades.empty() && !rep.upgrades.front().mixed.empty()) {
     std::ostringstream data;
     data << "# old_fraction";
-    for (const auto& u : rep.upgrades) data << " " << file_stem(u.new_model);
+    for (const auto& u : rep.upgrades) data << " " << file_stem(upgrade_label(rep, u));
     data << " (mAP %)\n";
     for (size_t i = 0; i < rep.upgrades.front().mixed.size(); ++i) {
       data << num(rep.upgrades.front().mixed[i].old_fraction);
@@ -132,17 +132,23 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
       data << "\n";
     }
     std::ostringstream gp;
-    gp << "set title " << gp_str("Mixed gallery: new-model queries, a fraction of the gallery still '" +
-                                 rep.old_model + "'")
+    gp << "set title "
+       << gp_str(single_old_model(rep) ? "Mixed gallery: new-model queries, a fraction of the gallery still '" +
+                                             rep.old_model + "'"
+                                       : std::string("Mixed gallery: new-model queries, a fraction of the gallery "
+                                                     "still old"))
        << "\nset xlabel 'fraction of gallery items with old features'\nset ylabel 'mAP (%)'\n"
        << "set grid\nset key outside bottom center horizontal box\nset bmargin 8\nset xrange [-0.05:1.05]\nset xtics 0.25\n"
        << "plot ";
     for (size_t i = 0; i < rep.upgrades.size(); ++i) {
       gp << (i ? ", \\\n     " : "") << "DATA using 1:" << i + 2 << " with linespoints pt " << 5 + 2 * (i % 4)
-         << " ps 1.1 title " << gp_str(rep.upgrades[i].new_model);
+         << " ps 1.1 title " << gp_str(upgrade_label(rep, rep.upgrades[i]));
     }
-    gp << ", \\\n     " << num(100 * rep.upgrades.front().old_old.map)
-       << " with lines dt 2 lc rgb 'black' title " << gp_str("old/old (" + rep.old_model + ")") << "\n";
+    if (single_old_model(rep)) {
+      gp << ", \\\n     " << num(100 * rep.upgrades.front().old_old.map)
+         << " with lines dt 2 lc rgb 'black' title " << gp_str("old/old (" + rep.old_model + ")");
+    }
+    gp << "\n";
     if (render(plot_dir, "mixed_map", data.str(), gp.str(), warn)) made.push_back("plots/mixed_map.png");
   }
 
@@ -152,7 +158,7 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
     std::ostringstream data;
     data << "# old_fraction, then per new model: negative positive (flip rate %)\n# old_fraction";
     for (const auto& u : rep.upgrades)
-      data << " " << file_stem(u.new_model) << ":neg " << file_stem(u.new_model) << ":pos";
+      data << " " << file_stem(upgrade_label(rep, u)) << ":neg " << file_stem(upgrade_label(rep, u)) << ":pos";
     data << "\n";
     for (size_t i = 0; i < rep.upgrades.front().mixed.size(); ++i) {
       data << num(rep.upgrades.front().mixed[i].old_fraction);
@@ -163,12 +169,12 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
     std::ostringstream gp;
     // The terminal line only widens the canvas for the key on the right; render() sets the output.
     gp << "set terminal pngcairo noenhanced size 1150,650 font 'sans,12' linewidth 2\n"
-       << "set title " << gp_str("Top-1 flips against old/old ('" + rep.old_model + "'), new-model queries")
+       << "set title " << gp_str("Top-1 flips against old/old, new-model queries")
        << "\nset xlabel 'fraction of gallery items with old features'\nset ylabel 'queries (%)'\n"
        << "set grid\nset key outside right center vertical Left reverse box\n"
        << "set xrange [-0.05:1.05]\nset xtics 0.25\nset yrange [0:*]\nplot ";
     for (size_t i = 0; i < rep.upgrades.size(); ++i) {
-      const std::string& m = rep.upgrades[i].new_model;
+      const std::string m = upgrade_label(rep, rep.upgrades[i]);
       const size_t pt = 5 + 2 * (i % 4);
       gp << (i ? ", \\\n     " : "") << "DATA using 1:" << 2 + 2 * i << " with linespoints dt 1 pt " << pt
          << " ps 1.1 lc " << i + 1 << " title " << gp_str(m + ": negative (right -> wrong)")
