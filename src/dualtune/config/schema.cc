@@ -54,9 +54,9 @@ optim:
   milestones: []
   gamma: 0.1
 old:                       # the old model, or a list of them (compat terms summed over the list)
-  path: ""                 # old model: a dualtune run directory or a TorchScript file
-  class_map: ""            # TorchScript: class map JSON of the old model
-  classifier: ""           # TorchScript: old classifier weights .npy (Co x Do), optional
+  path: ""                 # old model: a dualtune run directory, a TorchScript file or an ONNX file (*.onnx)
+  class_map: ""            # TorchScript / ONNX: class map JSON of the old model
+  classifier: ""           # TorchScript / ONNX: old classifier weights .npy (Co x Do), optional
   weight: 1.0              # multiplies every compat term of this old model
 compat:
   method: independent      # independent | l2 | bct | dual-tuning

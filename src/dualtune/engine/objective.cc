@@ -137,7 +137,7 @@ void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const t
     if (weight > 0 && old.weight > 0) out.push_back({name + old.suffix, weight * old.weight, f()});
   };
   const auto eo = old.model->embed(x);
-  // A TorchScript old model tells its width only now: precomputed prototypes must match it.
+  // An exported (TorchScript / ONNX) old model tells its width only now: precomputed prototypes must match it.
   DT_CHECK(!old.prototypes.matrix.defined() || old.prototypes.matrix.size(1) == eo.size(1), "prototypes have ",
            old.prototypes.matrix.size(1), " components but the old model's embedding has ", eo.size(1));
   if (method_ == "l2") {

@@ -3,6 +3,7 @@
 
 #include "dualtune/eval/tar_far.h"
 #include "dualtune/report/report.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::report {
 namespace {
@@ -93,7 +94,8 @@ std::string report_json(const eval::CompatibilityReport& rep) {
            {"far_targets", far},
            {"matrix", matrix},
            {"upgrades", upgrades},
-           {"generation_mixes", mixes}};
+           {"generation_mixes", mixes},
+           {"provenance", provenance_json()}};
   return doc.dump(2) + "\n";
 }
 
