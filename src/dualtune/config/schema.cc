@@ -72,6 +72,9 @@ compat:
   o2n_weight: 0.2
   mix_weight: 0.0
   mix_rho: 0.5
+  contrast_weight: 0.0     # cross-model contrastive term (Hot-Refresh RACT), dual-tuning
+  contrast_temperature: 0.05
+  contrast_new_negatives: true  # also push from the new embeddings of other classes
 )YAML";
 }
 

@@ -6,6 +6,7 @@
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/losses/compat/contrastive.h"
 #include "dualtune/losses/compat/l2.h"
 #include "dualtune/losses/compat/mix.h"
 #include "dualtune/losses/compat/mutual.h"
@@ -144,6 +145,10 @@ std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tens
       return compat::n2o_loss(e, old_head_, old_targets);
     });
     add("o2n", cfg_.get<double>("compat.o2n_weight"), [&] { return compat::o2n_loss(eo, *model.classifier, labels); });
+    add("contrast", cfg_.get<double>("compat.contrast_weight"), [&] {
+      return compat::cross_model_contrastive_loss(e, eo, labels, cfg_.get<double>("compat.contrast_temperature"),
+                                                  cfg_.get<bool>("compat.contrast_new_negatives"));
+    });
     add("mix", cfg_.get<double>("compat.mix_weight"), [&] {
       return compat::mix_loss(e, eo, *model.classifier, old_head_, labels, old_targets,
                               cfg_.get<double>("compat.mix_rho"));
