@@ -3,6 +3,7 @@
 // Kept torch-free (and in dualtune_core) so it is tested in test_core.
 #include <cstdint>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,13 @@ struct EvalCliOptions {
   std::string mixed = "0,0.25,0.5,0.75,1";  ///< comma-separated fractions of old gallery items
   int threads = 0;                    ///< 0 = all cores
   int64_t topk = 0;                   ///< > 0: also dump each case's top-k neighbours (FAISS) to out_dir/topk/
+  bool diagnose = false;              ///< also write per-class diagnostics (class_diagnostics.h, loo only)
+  std::string seen_classes;           ///< class map JSON (or run directory holding classes.json) of the
+                                      ///< classes the old model was trained on; empty: none known
 };
+
+/// Names of the classes in a class map JSON, or in DIR/classes.json when path is a directory.
+std::set<std::string> load_class_names(const std::string& path);
 
 /// A parsed --features value.
 struct FeatureSpec {
