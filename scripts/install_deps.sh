@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dualtune needs (DESIGN.md "Dependencies") that are
 # missing on this machine. Idempotent: does nothing when all are present.
+# chromium: the report.html test opens the page headless. dpkg-dev: dpkg-shlibdeps for
+# `cpack -G DEB`. binutils: readelf in the install test.
 set -euo pipefail
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libtorch-dev libopenblas-dev libfaiss-dev libopencv-dev libyaml-cpp-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
       dataset-fashion-mnist gnuplot-nox libgloo-dev
-      clang-14 libclang-rt-14-dev libomp-14-dev)
+      clang-14 libclang-rt-14-dev libomp-14-dev
+      chromium dpkg-dev binutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -34,6 +34,7 @@
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -42,7 +43,7 @@ namespace {
 
 struct DemoOptions {
   std::string out = "demo_out";
-  std::string configs;    ///< empty: the scenario's configs/<dir>
+  std::string configs;    ///< empty: the scenario's configs/<dir> among the shipped configs (util/install_paths.h)
   std::string data_root;  ///< empty: the scenario's default (none for openset)
   std::string scenario = "default";
   std::vector<std::string> methods{"independent", "l2", "bct", "dual-tuning"};
@@ -232,7 +233,9 @@ int run_demo(DemoOptions o) {
   const auto sc = scenarios().find(o.scenario);
   DT_CHECK(sc != scenarios().end(), "unknown scenario '", o.scenario, "': expected default, arch, loss or openset");
   const Scenario& scenario = sc->second;
-  if (o.configs.empty()) o.configs = std::string(DUALTUNE_SOURCE_DIR) + "/configs/" + scenario.configs;
+  if (o.configs.empty()) o.configs = require_shipped_dir("configs") + "/" + scenario.configs;
+  DT_CHECK(fs::is_directory(o.configs), "demo: configs directory ", o.configs, " does not exist");
+  std::printf("== configs: %s\n", o.configs.c_str());
   if (o.data_root.empty()) {
     DT_CHECK(scenario.data_root, "demo --scenario ", o.scenario, ": expected --data-root DIR, the generated open-set ",
              "glyph benchmark, found none. Generate it with `/usr/bin/python3 ", data::kGlyphGenerator,
@@ -405,8 +408,10 @@ void register_demo_command(CLI::App& app) {
                                          "--scenario openset: the same on the open-set glyph benchmark");
   auto o = std::make_shared<DemoOptions>();
   cmd->add_option("--out,-o", o->out, "output directory (runs, features, reports)")->capture_default_str();
-  cmd->add_option("--configs", o->configs, "directory of the demo configs (default: configs/fmnist, openset: "
-                                           "configs/glyphs)");
+  const std::string shipped = shipped_dir("configs");
+  cmd->add_option("--configs", o->configs,
+                  "directory of the demo configs (default: the shipped configs/fmnist, openset: configs/glyphs; "
+                  "shipped configs: " + (shipped.empty() ? std::string("not found") : shipped) + ")");
   cmd->add_option("--data-root", o->data_root,
                   "Fashion-MNIST IDX directory (default /usr/share/datasets/fashion-mnist); for openset, required: "
                   "the directory make_hangul.py generated");

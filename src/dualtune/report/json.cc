@@ -3,6 +3,7 @@
 
 #include "dualtune/eval/tar_far.h"
 #include "dualtune/report/report.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::report {
 namespace {
@@ -83,7 +84,8 @@ std::string report_json(const eval::CompatibilityReport& rep) {
            {"max_block_bytes", rep.max_block_bytes},
            {"far_targets", far},
            {"matrix", matrix},
-           {"upgrades", upgrades}};
+           {"upgrades", upgrades},
+           {"provenance", provenance_json()}};
   return doc.dump(2) + "\n";
 }
 

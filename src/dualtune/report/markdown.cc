@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "dualtune/report/report.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::report {
 namespace {
@@ -129,7 +130,9 @@ std::string markdown_report(const eval::CompatibilityReport& rep, const std::vec
     os << "; " << rep.matrix[0][0].queries << " evaluated, " << rep.matrix[0][0].skipped
        << " skipped (label -1 or no positive in the gallery)";
   }
-  os << "\n- mixed-gallery seed: " << rep.seed << "\n\n"
+  const auto& p = provenance();
+  os << "\n- mixed-gallery seed: " << rep.seed << "\n- produced by: dualtune " << p.version << " (git " << p.git_revision
+     << "), libtorch " << p.libtorch << ", FAISS " << p.faiss << ", OpenCV " << p.opencv << "\n\n"
      << "Cosine similarity on L2-normalised features; models of different sizes are compared on their first "
         "min(d) components. Ties are ranked by gallery index. mAP, rank-k, mINP and TAR are percentages.\n\n"
      << "## Summary\n\n"
