@@ -11,6 +11,7 @@
 #include "dualtune/report/diagnostics.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "feature_set_2d.h"
 
 using namespace dualtune::eval;
 using dualtune::features::FeatureSet;
@@ -18,12 +19,7 @@ using dualtune::features::FeatureSet;
 namespace {
 
 FeatureSet set_of(std::vector<float> f, std::vector<int64_t> labels) {
-  FeatureSet s;
-  s.n = static_cast<int64_t>(labels.size());
-  s.d = 2;
-  s.features = std::move(f);
-  s.labels = std::move(labels);
-  s.cams.assign(static_cast<size_t>(s.n), -1);
+  FeatureSet s = dualtune_test::feature_set_2d(std::move(f), std::move(labels));
   s.class_names = {"a", "b"};
   return s;
 }
