@@ -129,6 +129,8 @@ TEST(Config, ValidationRejectsOutOfRangeValues) {
   EXPECT_NE(b.find("'compat.l2_weight': expected a weight >= 0, found -1.0"), std::string::npos) << b;
   const std::string c = error_of([] { Config::from_string("compat:\n  mix_rho: 1.5\n"); });
   EXPECT_NE(c.find("'compat.mix_rho': expected a fraction in [0, 1], found 1.5"), std::string::npos) << c;
+  const std::string ct = error_of([] { Config::from_string("compat:\n  contrast_temperature: 0\n"); });
+  EXPECT_NE(ct.find("'compat.contrast_temperature': expected > 0, found 0"), std::string::npos) << ct;
   const std::string d = error_of([] { Config::from_string("augment:\n  erasing: 1.5\n"); });
   EXPECT_NE(d.find("'augment.erasing'"), std::string::npos) << d;
   const std::string e = error_of([] { Config::from_string("loss:\n  weight: -0.5\n"); });

@@ -143,6 +143,48 @@ TEST(RunEval, LoadsFeatureDirsAndWritesReport) {
   fs::remove_all(dir);
 }
 
+TEST(RunEval, DiagnoseWritesPerClassFilesThatAgreeWithTheReport) {
+  const std::string dir = temp_dir("diag");
+  model(80, 6, 1, 1.5f).save(dir + "/old");
+  model(80, 8, 2, 1.0f).save(dir + "/new");
+  write_text_atomic(dir + "/seen.json", R"({"classes": ["0", "1"]})");  // the feature sets name labels 0-4
+  eval::EvalCliOptions opt;
+  opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
+  opt.out_dir = dir + "/out";
+  opt.mixed = "0,1";
+  opt.diagnose = true;
+  opt.seen_classes = dir + "/seen.json";
+  std::ostringstream out;
+  EXPECT_EQ(eval::run_eval(opt, out), 0);
+  EXPECT_NE(out.str().find("diagnostics: " + dir + "/out/diagnostics.md"), std::string::npos) << out.str();
+  const auto rep = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  const auto diag = nlohmann::json::parse(read_file(dir + "/out/diagnostics.json"));
+  const auto& up = diag["upgrades"][0];
+  EXPECT_EQ(up["new_model"], "new");
+  ASSERT_EQ(up["groups"].size(), 3u);
+  EXPECT_EQ(up["groups"][1]["classes"], 2);  // seen: 0, 1
+  EXPECT_EQ(up["groups"][2]["classes"], 3);  // unseen: 2, 3, 4
+  // The "all" group's per-query means are the report's mAP and rank-1, computed independently.
+  const auto& all = up["groups"][0]["values"];
+  const auto& r = rep["upgrades"][0];
+  EXPECT_EQ(all["queries"], r["new_old"]["queries"]);
+  EXPECT_NEAR(all["ap"]["new_old"].get<double>(), r["new_old"]["map"].get<double>(), 1e-9);
+  EXPECT_NEAR(all["ap"]["old_old"].get<double>(), r["old_old"]["map"].get<double>(), 1e-9);
+  EXPECT_NEAR(all["top1"]["new_new"].get<double>(), r["new_new"]["rank1"].get<double>(), 1e-9);
+  EXPECT_NEAR(all["top1"]["new_old"].get<double>(), r["new_old"]["rank1"].get<double>(), 1e-9);
+  expect_no_tmp_files(dir + "/out");
+
+  // loo only; --seen-classes only with --diagnose.
+  opt.protocol = "reid";
+  opt.features = {"old=" + dir + "/old," + dir + "/old", "new=" + dir + "/new," + dir + "/new"};
+  EXPECT_THROW(eval::run_eval(opt, out), Error);
+  opt.protocol = "loo";
+  opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
+  opt.diagnose = false;
+  EXPECT_THROW(eval::run_eval(opt, out), Error);
+  fs::remove_all(dir);
+}
+
 TEST(RunEval, RejectsBadOptions) {
   EXPECT_EQ(eval::parse_feature_spec("m=a,b", "reid").gallery_dir, "b");
   EXPECT_EQ(eval::parse_feature_spec("m=dir", "loo").query_dir, "dir");

@@ -18,7 +18,10 @@
 #include "dualtune/data/glyph_benchmark.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/eval/class_diagnostics.h"
 #include "dualtune/eval/evaluate.h"
+#include "dualtune/eval/run_eval.h"
+#include "dualtune/report/diagnostics.h"
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
@@ -143,6 +146,9 @@ int run_demo(DemoOptions o) {
     eo.threads = o.threads;
     const auto rep = eval::evaluate_compatibility(models, "old", eo);
     report::write_report(rep, sdir + "/report" + tag);
+    // Per-class diagnostics: classes the old model trained on vs not, margins in the old space.
+    report::write_diagnostics(eval::diagnose_all(models, "old", eval::load_class_names(old_dir), eo),
+                              sdir + "/report" + tag);
     report_dirs.push_back(sdir + "/report" + tag);
     for (const auto& up : rep.upgrades) {
       auto& r = rows[up.new_model];

@@ -54,6 +54,12 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--topk", opt->topk,
                   "If > 0, also write each case's top-k neighbours (FAISS exact search) to OUT/topk/*.npy")
       ->capture_default_str();
+  cmd->add_flag("--diagnose", opt->diagnose,
+                "Also write per-class diagnostics of every upgrade (diagnostics.json / .md, loo only): AP and top-1 "
+                "per class, margins of the new embeddings in the old space, alignment of class means");
+  cmd->add_option("--seen-classes", opt->seen_classes,
+                  "With --diagnose: class map JSON, or the old model's run directory, naming the classes the old "
+                  "model was trained on (groups 'seen' / 'unseen')");
   cmd->callback([opt, models, data]() {
     DT_CHECK(!opt->features.empty() || !models->empty(), "eval needs --features NAME=DIR or --model NAME=MODEL");
     if (!models->empty()) engine::set_threads(opt->threads);

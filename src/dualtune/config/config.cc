@@ -515,6 +515,8 @@ void Config::validate() const {
     check(pm >= 0.0, "compat.proto_margin", ">= 0", num(pm));
     const double ps = dbl("compat.proto_scale");
     check(ps > 0.0, "compat.proto_scale", "> 0", num(ps));
+    const double ct = dbl("compat.contrast_temperature");
+    check(ct > 0.0, "compat.contrast_temperature", "> 0", num(ct));
   }
   {
     const double lr = dbl("transform.lr");

@@ -73,6 +73,9 @@ compat:
   o2n_weight: 0.2
   mix_weight: 0.0
   mix_rho: 0.5
+  contrast_weight: 0.0     # cross-model contrastive term (Hot-Refresh RACT), dual-tuning
+  contrast_temperature: 0.05
+  contrast_new_negatives: true  # also push from the new embeddings of other classes
 transform:                 # forward transformation h (dualtune transform train; FCT)
   width: 2048              # width of the mixer's hidden blocks (ml-fct: 2048)
   depth: 2                 # hidden blocks of the mixer (ml-fct: 2)

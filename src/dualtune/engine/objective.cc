@@ -6,6 +6,7 @@
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/losses/compat/contrastive.h"
 #include "dualtune/losses/compat/l2.h"
 #include "dualtune/losses/compat/mix.h"
 #include "dualtune/losses/compat/mutual.h"
@@ -156,6 +157,10 @@ void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const t
       return compat::n2o_loss(e, old.head, old_targets);
     });
     add("o2n", cfg_.get<double>("compat.o2n_weight"), [&] { return compat::o2n_loss(eo, *model.classifier, labels); });
+    add("contrast", cfg_.get<double>("compat.contrast_weight"), [&] {
+      return compat::cross_model_contrastive_loss(e, eo, labels, cfg_.get<double>("compat.contrast_temperature"),
+                                                  cfg_.get<bool>("compat.contrast_new_negatives"));
+    });
     add("mix", cfg_.get<double>("compat.mix_weight"), [&] {
       return compat::mix_loss(e, eo, *model.classifier, old.head, labels, old_targets,
                               cfg_.get<double>("compat.mix_rho"));

@@ -54,7 +54,7 @@ std::string fmt_pct(double x) {
 }  // namespace
 
 Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
-                      std::vector<Top1>* top1) {
+                      std::vector<Top1>* top1, QueryResults* per_query) {
   const Protocol protocol = parse_protocol(opt.protocol);
   query.check();
   gallery.check();
@@ -116,6 +116,7 @@ Metrics evaluate_case(const features::FeatureSet& query, const features::Feature
 
   Metrics m = reduce_query_results(results);
   if (top1) *top1 = top1_outcomes(results.first_rank);
+  if (per_query) *per_query = results;
   if (opt.tar_far) {
     for (int t = 1; t < nthreads; ++t) tar[0].merge(tar[static_cast<size_t>(t)]);
     DT_CHECK(tar[0].num_impostors() == num_impostors, "evaluate: internal error: expected ", num_impostors,

@@ -56,8 +56,9 @@ struct EvalOptions {
 /// positive are skipped (Metrics::skipped). Memory: at most max_block_bytes for
 /// similarities plus the normalised copies of both sets.
 /// top1 (optional): each query's top-1 outcome, from the same ranks as CMC (flip_rate.h).
+/// per_query (optional): each query's AP, INP and first-positive rank (0: skipped).
 Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
-                      std::vector<Top1>* top1 = nullptr);
+                      std::vector<Top1>* top1 = nullptr, QueryResults* per_query = nullptr);
 
 /// One model's features. For loo, query and gallery are the same set (use loo_model).
 struct ModelFeatures {

@@ -6,9 +6,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "dualtune/data/class_map.h"
+#include "dualtune/eval/class_diagnostics.h"
 #include "dualtune/eval/evaluate.h"
 #include "dualtune/eval/search.h"
 #include "dualtune/features/npy.h"
+#include "dualtune/report/diagnostics.h"
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
@@ -114,6 +117,12 @@ UpgradeSpec parse_upgrade_spec(const std::string& spec) {
   return {parts[0], parts[1], parts.size() == 3 ? parts[2] : std::string()};
 }
 
+std::set<std::string> load_class_names(const std::string& path) {
+  const std::string file = fs::is_directory(path) ? (fs::path(path) / "classes.json").string() : path;
+  const auto names = data::ClassMap::load(file).names();
+  return {names.begin(), names.end()};
+}
+
 int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   DT_CHECK(!opt.features.empty(), "eval: expected at least one --features NAME=DIR, found none");
   DT_CHECK(!opt.out_dir.empty(), "eval: expected --out DIR, found none");
@@ -139,6 +148,9 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   }
   const bool loo = opt.protocol == "loo";
   DT_CHECK(loo || opt.protocol == "reid", "eval: --protocol: expected loo or reid, found '", opt.protocol, "'");
+  DT_CHECK(!opt.diagnose || loo, "eval: --diagnose needs --protocol loo, found '", opt.protocol, "'");
+  DT_CHECK(opt.seen_classes.empty() || opt.diagnose, "eval: --seen-classes is used only with --diagnose");
+  const std::set<std::string> seen = opt.seen_classes.empty() ? std::set<std::string>{} : load_class_names(opt.seen_classes);
   ensure_writable_dir(opt.out_dir);  // fail before the long work
 
   std::vector<ModelFeatures> models;
@@ -156,6 +168,12 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   report::write_report(rep, opt.out_dir);
   if (opt.topk > 0) dump_topk(models, loo, opt.topk, (fs::path(opt.out_dir) / "topk").string());
   out << report::markdown_summary(rep) << "\nreport: " << (fs::path(opt.out_dir) / "report.md").string() << "\n";
+  if (opt.diagnose) {
+    const auto d = diagnose_all(models, rep.old_model, seen, eo);
+    report::write_diagnostics(d, opt.out_dir);
+    out << "\n" << report::diagnostics_markdown(d) << "\ndiagnostics: "
+        << (fs::path(opt.out_dir) / "diagnostics.md").string() << "\n";
+  }
   return 0;
 }
 
