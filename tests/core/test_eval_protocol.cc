@@ -185,6 +185,46 @@ TEST(Evaluate, MatchesBruteForceReference) {
   EXPECT_NEAR(m.tar_at_far[2], tar, 2.0 / gen.size());
 }
 
+// TAR@FAR of evaluate_case against the exact computation by brute force over the same
+// similarities (one block holding the whole matrix): every impostor score sorted, t the
+// k-th largest, TAR = #{genuine > t} / #genuine. Features with entries in {-1, 0, 1}
+// repeat, so many pairs tie exactly (and at the thresholds); the last set is one vector
+// repeated (every score ties).
+TEST(Evaluate, TarAtFarEqualsSortingAllScoresWithTies) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 3; ++trial) {
+    const int64_t n = 700, d = 6;
+    FeatureSet s;
+    s.n = n;
+    s.d = d;
+    for (int64_t i = 0; i < n; ++i) {
+      s.labels.push_back(static_cast<int64_t>(rng() % 5));
+      s.cams.push_back(-1);
+      for (int64_t k = 0; k < d; ++k)
+        s.features.push_back(trial == 2 ? 1.f : static_cast<float>(static_cast<int>(rng() % 3) - 1));
+    }
+    EvalOptions opt;
+    opt.max_block_bytes = 50 * n * 4;  // 50 query rows per block
+    const Metrics m = evaluate_case(s, s, opt);
+
+    const auto x = normalized_prefix(n, d, s.features.data(), d);
+    std::vector<float> imp, gen;
+    for_each_similarity_block(n, x.data(), n, x.data(), d, int64_t(1) << 30, [&](int64_t, int64_t rows, const float* S) {
+      ASSERT_EQ(rows, n);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          if (j != i) (s.labels[j] == s.labels[i] ? gen : imp).push_back(S[i * n + j]);
+    });
+    std::sort(imp.begin(), imp.end(), std::greater<float>());
+    for (int f = 0; f < 3; ++f) {
+      const auto k = static_cast<size_t>(std::floor(kFarTargets[f] * double(imp.size()))) + 1;
+      const float t = imp[k - 1];
+      const double tar = double(std::count_if(gen.begin(), gen.end(), [&](float v) { return v > t; })) / gen.size();
+      EXPECT_EQ(m.tar_at_far[f], tar) << "trial " << trial << " FAR " << kFarTargets[f] << " t " << t;
+    }
+  }
+}
+
 TEST(SearchTopk, MatchesBlockwiseRanking) {
   // Exact FAISS top-k: first neighbour of each query equals the arg-max cosine.
   const FeatureSet s = clustered(50, 8, 4, 1.0f, 3);

@@ -101,44 +101,150 @@ TEST(MeanAveragePrecision, FiveItemGalleryWithTiesAndAQueryWithoutPositive) {
   EXPECT_DOUBLE_EQ(m.rank10, 1.0);
 }
 
-TEST(TarAtFar, SmallScoreList) {
-  // impostors (10): 0.9 0.8 0.7 0.6 0.5 0.4 0.3 0.2 0.1 0.0; genuine (5): 0.95 0.85 0.75 0.65 0.3
-  // FAR 0.05: k = floor(0.5)+1 = 1 -> t = 0.9; FAR(t) = 0/10; TAR = #{g > 0.9} = 1/5 = 0.2
-  // FAR 0.1 : k = floor(1.0)+1 = 2 -> t = 0.8; FAR(t) = 1/10 <= 0.1; TAR = 2/5 = 0.4
-  // FAR 0.25: k = floor(2.5)+1 = 3 -> t = 0.7; FAR(t) = 2/10; TAR = 3/5 = 0.6
-  TarFarAccumulator acc(impostors_to_keep(0.25, 10));
-  for (float s : {0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.4f, 0.3f, 0.2f, 0.1f, 0.0f}) acc.add_impostor(s);
-  for (float s : {0.95f, 0.85f, 0.75f, 0.65f, 0.3f}) acc.add_genuine(s);
-  EXPECT_EQ(impostors_to_keep(0.25, 10), 3);
-  EXPECT_FLOAT_EQ(acc.threshold_at_far(0.05), 0.9f);
-  EXPECT_DOUBLE_EQ(acc.tar_at_far(0.05), 0.2);
-  EXPECT_DOUBLE_EQ(acc.tar_at_far(0.1), 0.4);
-  EXPECT_DOUBLE_EQ(acc.tar_at_far(0.25), 0.6);
-  EXPECT_TRUE(std::isnan(TarFarAccumulator(1).tar_at_far(0.1)));  // no pairs: n/a
+namespace {
+
+// The exact computation by brute force: sort every impostor score, t = the k-th largest,
+// TAR = #{genuine > t} / #genuine.
+struct BruteTar {
+  double tar[3], threshold[3];
+};
+BruteTar brute_tar_far(std::vector<float> impostors, const std::vector<float>& genuine) {
+  std::sort(impostors.begin(), impostors.end(), std::greater<float>());
+  BruteTar b{};
+  for (int f = 0; f < 3; ++f) {
+    const size_t k = static_cast<size_t>(std::floor(kFarTargets[f] * double(impostors.size()))) + 1;
+    const float t = impostors[k - 1];
+    b.threshold[f] = t;
+    b.tar[f] = double(std::count_if(genuine.begin(), genuine.end(), [&](float s) { return s > t; })) /
+               double(genuine.size());
+  }
+  return b;
 }
 
-TEST(TarAtFar, StreamedAndMergedEqualsSortingEverything) {
-  // Enough scores to prune many times, split over 3 accumulators as threads would.
+// Counts (imp, gen) into `threads` counters with `windows`, merged, then the extra passes
+// evaluate_case runs when a threshold falls outside the windows.
+TarFarResult counted_tar_far(const std::vector<float>& imp, const std::vector<float>& gen, const TarFarWindows& windows,
+                             int threads, int* extra_passes = nullptr) {
+  auto pass = [&](const TarFarWindows& w) {
+    std::vector<TarFarCounter> c;
+    for (int t = 0; t < threads; ++t) c.emplace_back(w);
+    for (size_t i = 0; i < imp.size(); ++i) c[i % threads].add(imp[i], false);
+    for (size_t i = 0; i < gen.size(); ++i) c[i % threads].add(gen[i], true);
+    for (int t = 1; t < threads; ++t) c[0].merge(c[static_cast<size_t>(t)]);
+    return std::move(c[0]);
+  };
+  return resolve_tar_far(pass(windows), pass, extra_passes);
+}
+
+}  // namespace
+
+TEST(TarAtFar, ScoreKeysPreserveOrder) {
+  const std::vector<float> v{-INFINITY, -1.f, -0.5f, -1e-30f, -0.f, 0.f, 1e-30f, 0.25f, 0.5f, 1.f, INFINITY};
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    if (v[i] == v[i + 1]) {
+      EXPECT_EQ(score_key(v[i]), score_key(v[i + 1])) << v[i];  // -0 and +0
+    } else {
+      EXPECT_LT(score_key(v[i]), score_key(v[i + 1])) << v[i] << " < " << v[i + 1];
+    }
+    EXPECT_EQ(key_score(score_key(v[i])), v[i]);
+  }
+  EXPECT_LT(score_key(NAN), score_key(-INFINITY));
+}
+
+TEST(TarAtFar, SmallScoreList) {
+  // impostors (1000): 0.9 0.8 0.7 0.6 and 996 × 0.0; genuine (5): 0.95 0.85 0.75 0.65 0.3
+  // FAR 1e-4: k = floor(0.1)+1 = 1 -> t = 0.9; TAR = #{g > 0.9} = 1/5 = 0.2
+  // FAR 1e-3: k = floor(1.0)+1 = 2 -> t = 0.8; FAR(t) = 1/1000; TAR = 2/5 = 0.4
+  // FAR 1e-2: k = floor(10)+1 = 11 -> t = 0.0 (ties: 996 impostors); TAR = 5/5 = 1
+  std::vector<float> imp{0.9f, 0.8f, 0.7f, 0.6f};
+  imp.resize(1000, 0.0f);
+  const std::vector<float> gen{0.95f, 0.85f, 0.75f, 0.65f, 0.3f};
+  EXPECT_EQ(far_threshold_rank(1e-2, 1000), 11);
+  int extra = 0;
+  const TarFarResult r = counted_tar_far(imp, gen, {}, 1, &extra);  // a survey, then the thresholds' bins
+  EXPECT_EQ(extra, 1);
+  EXPECT_FLOAT_EQ(r.threshold[0], 0.9f);
+  EXPECT_FLOAT_EQ(r.threshold[1], 0.8f);
+  EXPECT_FLOAT_EQ(r.threshold[2], 0.0f);
+  EXPECT_DOUBLE_EQ(r.tar[0], 0.2);
+  EXPECT_DOUBLE_EQ(r.tar[1], 0.4);
+  EXPECT_DOUBLE_EQ(r.tar[2], 1.0);
+  const TarFarResult none = TarFarCounter().resolve();  // no pairs: n/a
+  EXPECT_TRUE(std::isnan(none.tar[0]) && std::isnan(none.threshold[0]) && none.resolved[0]);
+}
+
+// The counting computation against sorting everything, on scores with many ties (few
+// distinct values), with ±0, and continuous ones; windows predicted from a sample (as
+// evaluate_case does), windows everywhere but on the thresholds (second pass), and
+// none; split over threads and merged.
+TEST(TarAtFar, CountingEqualsSortingEverythingWithTies) {
   std::mt19937 rng(7);
-  std::normal_distribution<float> imp(0.f, 0.2f), gen(0.5f, 0.2f);
-  std::vector<float> impostors(200000), genuine(5000);
-  for (auto& s : impostors) s = imp(rng);
-  for (auto& s : genuine) s = gen(rng);
-  const int64_t keep = impostors_to_keep(1e-2, static_cast<int64_t>(impostors.size()));
-  std::vector<TarFarAccumulator> acc(3, TarFarAccumulator(keep));
-  for (size_t i = 0; i < impostors.size(); ++i) acc[i % 3].add_impostor(impostors[i]);
-  for (size_t i = 0; i < genuine.size(); ++i) acc[i % 3].add_genuine(genuine[i]);
-  acc[0].merge(acc[1]);
-  acc[0].merge(acc[2]);
-  std::vector<float> sorted = impostors;
-  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
-  for (double far : kFarTargets) {
-    const int64_t k = static_cast<int64_t>(std::floor(far * sorted.size())) + 1;
-    const float t = sorted[k - 1];
-    const double tar = double(std::count_if(genuine.begin(), genuine.end(), [&](float s) { return s > t; })) /
-                       genuine.size();
-    EXPECT_FLOAT_EQ(acc[0].threshold_at_far(far), t) << far;
-    EXPECT_DOUBLE_EQ(acc[0].tar_at_far(far), tar) << far;
+  for (int trial = 0; trial < 12; ++trial) {
+    const int kind = trial % 3;
+    std::normal_distribution<float> imp_d(0.f, 0.2f), gen_d(0.5f, 0.2f);
+    auto draw = [&](std::normal_distribution<float>& d) {
+      const float v = d(rng);
+      if (kind == 0) return std::round(v * 16.f) / 16.f;  // 33-ish distinct values: ties everywhere
+      if (kind == 1) return std::round(v * 2048.f) / 2048.f * ((rng() % 2) ? 1.f : -1.f);  // ±0 and ties
+      return v;
+    };
+    std::vector<float> imp(150000 + rng() % 50000), gen(4000 + rng() % 2000);
+    for (auto& s : imp) s = draw(imp_d);
+    for (auto& s : gen) s = draw(gen_d);
+    const BruteTar want = brute_tar_far(imp, gen);
+
+    TarFarCounter sample;
+    for (size_t i = 0; i < imp.size(); i += 50) sample.add(imp[i], false);
+    const TarFarWindows predicted = sample.predict_windows(8);
+    TarFarWindows wrong;  // windows just past every threshold's bin
+    for (int f = 0; f < 3; ++f) wrong.first[f] = (score_key(want.threshold[f]) >> 16) + 1, wrong.count[f] = 4;
+    const TarFarWindows variants[3] = {predicted, wrong, TarFarWindows{}};
+    for (int v = 0; v < 3; ++v) {
+      int extra = 0;
+      const TarFarResult got = counted_tar_far(imp, gen, variants[v], 1 + trial % 3, &extra);
+      for (int f = 0; f < 3; ++f) {
+        EXPECT_EQ(got.threshold[f], want.threshold[f]) << "trial " << trial << " variant " << v << " FAR " << kFarTargets[f];
+        EXPECT_EQ(got.tar[f], want.tar[f]) << "trial " << trial << " variant " << v << " FAR " << kFarTargets[f];
+      }
+      if (v == 1) EXPECT_EQ(extra, 2) << "trial " << trial;  // survey + the thresholds' bins
+      if (v == 2) EXPECT_EQ(extra, 1) << "trial " << trial;  // the first pass was the survey
+    }
+  }
+}
+
+// add_row (the evaluation's path, counters in registers) counts what add does, pair by
+// pair, and skips excluded items.
+TEST(TarAtFar, RowsCountLikePairs) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.2f, 0.3f);
+  const int64_t ng = 3000;
+  TarFarCounter survey_pairs, survey_rows;
+  TarFarCounter sample;
+  std::vector<std::vector<float>> rows(40, std::vector<float>(ng));
+  std::vector<std::vector<Role>> roles(40, std::vector<Role>(ng));
+  for (size_t q = 0; q < rows.size(); ++q) {
+    for (int64_t j = 0; j < ng; ++j) {
+      rows[q][j] = std::round(d(rng) * 512.f) / 512.f;
+      const auto v = rng() % 10;
+      roles[q][j] = v < 2 ? P : (v < 9 ? N : X);
+      if (roles[q][j] != X) sample.add(rows[q][j], roles[q][j] == P);
+    }
+  }
+  const TarFarWindows w = sample.predict_windows(8);
+  TarFarCounter pairs(w), by_rows(w);
+  for (size_t q = 0; q < rows.size(); ++q) {
+    by_rows.add_row(ng, rows[q].data(), roles[q].data());
+    for (int64_t j = 0; j < ng; ++j)
+      if (roles[q][j] != X) pairs.add(rows[q][j], roles[q][j] == P);
+  }
+  EXPECT_EQ(by_rows.num_impostors(), pairs.num_impostors());
+  EXPECT_EQ(by_rows.num_genuine(), pairs.num_genuine());
+  const TarFarResult a = pairs.resolve(), b = by_rows.resolve();
+  for (int f = 0; f < 3; ++f) {
+    ASSERT_TRUE(a.resolved[f]) << f;  // the windows came from these very pairs
+    EXPECT_EQ(b.resolved[f], a.resolved[f]);
+    EXPECT_EQ(b.threshold[f], a.threshold[f]);
+    EXPECT_EQ(b.tar[f], a.tar[f]);
   }
 }
 
@@ -148,8 +254,11 @@ TEST(TarAtFar, StreamedAndMergedEqualsSortingEverything) {
 // (many positives in one bucket).
 TEST(PositiveRanks, MatchesBruteForceOnRandomScoresWithTies) {
   std::mt19937 rng(7);
-  for (int trial = 0; trial < 300; ++trial) {
-    const int64_t ng = 1 + static_cast<int64_t>(rng() % 400);
+  for (int trial = 0; trial < 340; ++trial) {
+    // Small galleries, then larger ones with few positives (the bucket table then has
+    // many more buckets than positives and most negatives are only counted).
+    const bool large = trial >= 300;
+    const int64_t ng = large ? 2000 + static_cast<int64_t>(rng() % 4000) : 1 + static_cast<int64_t>(rng() % 400);
     std::vector<float> s(static_cast<size_t>(ng));
     std::vector<Role> r(static_cast<size_t>(ng));
     const int kind = trial % 4;
@@ -159,8 +268,8 @@ TEST(PositiveRanks, MatchesBruteForceOnRandomScoresWithTies) {
       if (kind == 1) s[j] = u(rng);
       if (kind == 2) s[j] = (rng() % 2 ? 1.f : -1.f) * (1.f + static_cast<float>(rng() % 3) * 1e-6f);  // at and past ±1
       if (kind == 3) s[j] = near1(rng);
-      const auto v = rng() % 10;
-      r[j] = v < 3 ? P : (v < 9 ? N : X);
+      const auto v = rng() % 100;
+      r[j] = v < (large ? 3 : 30) ? P : (v < 90 ? N : X);
     }
     std::vector<int64_t> expected;
     for (int64_t j = 0; j < ng; ++j) {

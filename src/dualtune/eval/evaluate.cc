@@ -51,6 +51,69 @@ std::string fmt_pct(double x) {
   return os.str();
 }
 
+// One query set against one gallery, normalised, with the protocol's roles.
+struct Case {
+  Protocol protocol;
+  const features::FeatureSet& query;
+  const features::FeatureSet& gallery;
+  int64_t nq, ng, d;
+  std::vector<float> qn, gn;
+  const std::vector<int64_t>& qcams;
+  const std::vector<int64_t>& gcams;
+
+  void roles(int64_t i, Role* out) const {
+    gallery_roles(protocol, i, query.labels[i], qcams[i], ng, gallery.labels.data(), gcams.data(), out);
+  }
+};
+
+// Verification pairs of the queries `rows` (all when empty), counted with `windows`. With
+// the rows of the main pass (all, same block size) the scores are bit for bit the same.
+TarFarCounter count_tar_far(const Case& c, const std::vector<int64_t>& rows, const TarFarWindows& windows,
+                            int64_t max_block_bytes, int nthreads) {
+  const bool all = rows.empty();
+  std::vector<float> sub;
+  if (!all) {
+    sub.resize(rows.size() * static_cast<size_t>(c.d));
+    for (size_t r = 0; r < rows.size(); ++r)
+      std::copy_n(c.qn.data() + rows[r] * c.d, c.d, sub.data() + r * static_cast<size_t>(c.d));
+  }
+  const int64_t n = all ? c.nq : static_cast<int64_t>(rows.size());
+  std::vector<TarFarCounter> counters;
+  for (int t = 0; t < nthreads; ++t) counters.emplace_back(windows);
+  for_each_similarity_block(n, all ? c.qn.data() : sub.data(), c.ng, c.gn.data(), c.d, max_block_bytes,
+                            [&](int64_t q0, int64_t nrows, const float* S) {
+#pragma omp parallel num_threads(nthreads)
+    {
+      std::vector<Role> roles(static_cast<size_t>(c.ng));
+      TarFarCounter& counter = counters[static_cast<size_t>(omp_get_thread_num())];
+#pragma omp for schedule(dynamic, 8)
+      for (int64_t r = 0; r < nrows; ++r) {
+        const int64_t i = all ? q0 + r : rows[static_cast<size_t>(q0 + r)];
+        if (c.query.labels[i] < 0) continue;
+        c.roles(i, roles.data());
+        counter.add_row(c.ng, S + r * c.ng, roles.data());
+      }
+    }
+  });
+  for (int t = 1; t < nthreads; ++t) counters[0].merge(counters[static_cast<size_t>(t)]);
+  return std::move(counters[0]);
+}
+
+// Where the thresholds will be: the pairs of kSampleQueries queries spread evenly over
+// the query set (all of them when there are fewer).
+constexpr int64_t kSampleQueries = 256;
+constexpr uint32_t kWindowBins = 4;  // at most 4 MiB of exact counts per target and thread
+
+TarFarWindows predict_tar_far_windows(const Case& c, int64_t max_block_bytes, int nthreads) {
+  std::vector<int64_t> rows;
+  const int64_t n = std::min(c.nq, kSampleQueries);
+  for (int64_t r = 0; r < n; ++r) rows.push_back(r * c.nq / n);
+  if (rows.empty()) return {};
+  // Any block size predicts: at least 1 MiB blocks, however small the caller's.
+  return count_tar_far(c, rows, TarFarWindows{}, std::max<int64_t>(max_block_bytes, int64_t(1) << 20), nthreads)
+      .predict_windows(kWindowBins);
+}
+
 }  // namespace
 
 Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
@@ -68,43 +131,41 @@ Metrics evaluate_case(const features::FeatureSet& query, const features::Feature
              "evaluate (loo): expected identical labels for query and gallery (same items, same order)");
   }
   set_num_threads(opt.threads);
-  const int64_t nq = query.n, ng = gallery.n, d = std::min(query.d, gallery.d);
-  const std::vector<float> qn = normalized_prefix(nq, query.d, query.features.data(), d);
-  const std::vector<float> gn = normalized_prefix(ng, gallery.d, gallery.features.data(), d);
+  const int64_t d = std::min(query.d, gallery.d);
   std::vector<int64_t> qcams_store, gcams_store;
-  const std::vector<int64_t>& qcams = cams_or_unknown(query, qcams_store);
-  const std::vector<int64_t>& gcams = cams_or_unknown(gallery, gcams_store);
+  const Case c{protocol,
+               query,
+               gallery,
+               query.n,
+               gallery.n,
+               d,
+               normalized_prefix(query.n, query.d, query.features.data(), d),
+               normalized_prefix(gallery.n, gallery.d, gallery.features.data(), d),
+               cams_or_unknown(query, qcams_store),
+               cams_or_unknown(gallery, gcams_store)};
+  const int64_t nq = c.nq, ng = c.ng;
 
-  const int64_t num_impostors = opt.tar_far ? count_impostor_pairs(query.labels, gallery.labels) : 0;
-  const int64_t keep = impostors_to_keep(kFarTargets[2], num_impostors);
   const int nthreads = std::max(1, omp_get_max_threads());
-  std::vector<TarFarAccumulator> tar(static_cast<size_t>(nthreads), TarFarAccumulator(keep));
+  const TarFarWindows windows = opt.tar_far ? predict_tar_far_windows(c, opt.max_block_bytes, nthreads) : TarFarWindows{};
+  std::vector<TarFarCounter> tar;
+  for (int t = 0; opt.tar_far && t < nthreads; ++t) tar.emplace_back(windows);
   QueryResults results(nq);
 
-  for_each_similarity_block(nq, qn.data(), ng, gn.data(), d, opt.max_block_bytes,
+  for_each_similarity_block(nq, c.qn.data(), ng, c.gn.data(), d, opt.max_block_bytes,
                             [&](int64_t q0, int64_t rows, const float* S) {
 #pragma omp parallel num_threads(nthreads)
     {
       std::vector<Role> roles(static_cast<size_t>(ng));
       RankScratch scratch;
       std::vector<int64_t> ranks;
-      TarFarAccumulator& acc = tar[static_cast<size_t>(omp_get_thread_num())];
+      const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 8)
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = q0 + r;
-        const int64_t ql = query.labels[i];
-        if (ql < 0) continue;  // unlabelled query: skipped
+        if (query.labels[i] < 0) continue;  // unlabelled query: skipped
         const float* s = S + r * ng;
-        gallery_roles(protocol, i, ql, qcams[i], ng, gallery.labels.data(), gcams.data(), roles.data());
-        if (opt.tar_far) {
-          for (int64_t j = 0; j < ng; ++j) {
-            if (roles[j] == Role::kPositive) {
-              acc.add_genuine(s[j]);
-            } else if (roles[j] == Role::kNegative) {
-              acc.add_impostor(s[j]);
-            }
-          }
-        }
+        c.roles(i, roles.data());
+        if (opt.tar_far) tar[static_cast<size_t>(t)].add_row(ng, s, roles.data());
         positive_ranks(ng, s, roles.data(), scratch, ranks);
         if (ranks.empty()) continue;  // no valid positive: skipped
         results.first_rank[i] = ranks.front();
@@ -119,9 +180,16 @@ Metrics evaluate_case(const features::FeatureSet& query, const features::Feature
   if (per_query) *per_query = results;
   if (opt.tar_far) {
     for (int t = 1; t < nthreads; ++t) tar[0].merge(tar[static_cast<size_t>(t)]);
+    const int64_t num_impostors = count_impostor_pairs(query.labels, gallery.labels);
     DT_CHECK(tar[0].num_impostors() == num_impostors, "evaluate: internal error: expected ", num_impostors,
              " impostor pairs, counted ", tar[0].num_impostors());
-    for (int f = 0; f < 3; ++f) m.tar_at_far[f] = tar[0].tar_at_far(kFarTargets[f]);
+    const TarFarCounter first = std::move(tar[0]);
+    tar.clear();
+    // A threshold outside the predicted windows: the same blocks again (bit-identical scores).
+    const TarFarResult r = resolve_tar_far(first, [&](const TarFarWindows& w) {
+      return count_tar_far(c, {}, w, opt.max_block_bytes, nthreads);
+    });
+    for (int f = 0; f < 3; ++f) m.tar_at_far[f] = r.tar[f];
   } else {
     for (double& t : m.tar_at_far) t = std::nan("");
   }

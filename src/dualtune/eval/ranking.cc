@@ -1,6 +1,7 @@
 #include "dualtune/eval/ranking.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "dualtune/util/error.h"
 
@@ -10,49 +11,97 @@ namespace {
 /// Item (s_a, a) is ranked before item (s_b, b): score descending, then index ascending.
 inline bool ranked_before(float sa, int64_t a, float sb, int64_t b) { return sa > sb || (sa == sb && a < b); }
 
+/// Indices j with roles[j] == kPositive, ascending. Positives are few (one class among
+/// many): eight roles are tested at once and only words holding a positive are looked into.
+void positive_indices(int64_t ng, const Role* roles, std::vector<uint32_t>& out) {
+  static_assert(sizeof(Role) == 1, "roles are bytes");
+  out.clear();
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const uint64_t pattern = kOnes * static_cast<uint8_t>(Role::kPositive);
+  int64_t j = 0;
+  for (; j + 8 <= ng; j += 8) {
+    uint64_t w;
+    std::memcpy(&w, roles + j, sizeof w);
+    const uint64_t x = w ^ pattern;  // zero bytes where the role is positive
+    if (((x - kOnes) & ~x & kHigh) == 0) continue;  // no zero byte: no positive among the eight
+    for (int64_t b = j; b < j + 8; ++b)
+      if (roles[b] == Role::kPositive) out.push_back(static_cast<uint32_t>(b));
+  }
+  for (; j < ng; ++j)
+    if (roles[j] == Role::kPositive) out.push_back(static_cast<uint32_t>(j));
+}
+
 }  // namespace
 
 void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScratch& scratch,
                     std::vector<int64_t>& ranks) {
-  auto& pos = scratch.positives;
-  pos.clear();
   ranks.clear();
-  for (int64_t j = 0; j < ng; ++j) {
-    if (roles[j] == Role::kPositive) pos.emplace_back(scores[j], j);
-  }
-  if (pos.empty()) return;
-  std::sort(pos.begin(), pos.end(),
-            [](const auto& x, const auto& y) { return ranked_before(x.first, x.second, y.first, y.second); });
-  const size_t m = pos.size();
-  // before[p] = number of negatives with exactly p positives ranked before them.
-  auto& before = scratch.before;
-  before.assign(m, 0);
-  const float last_s = pos.back().first;
-  const int64_t last_j = pos.back().second;
+  auto& pos_index = scratch.positive_index;
+  positive_indices(ng, roles, pos_index);
+  const size_t m = pos_index.size();
+  if (m == 0) return;
   // Bucket index: weakly decreasing in the score (float rounding is monotone), so a
   // positive in a lower bucket than a negative scores strictly higher (ranked before
-  // it) and one in a higher bucket strictly lower. Only the positives in the
-  // negative's own bucket need comparing. Cosines lie in [-1, 1]; others clamp.
-  size_t nb = 64;
-  while (nb < 2 * m && nb < (size_t{1} << 16)) nb *= 2;
-  const float scale = static_cast<float>(nb) / 2.0f;
-  auto bucket = [&](float v) -> size_t {
-    const float t = (1.0f - v) * scale;
-    return t > 0.0f ? (t < static_cast<float>(nb) ? static_cast<size_t>(t) : nb - 1) : 0;
+  // it) and one in a higher bucket strictly lower. A negative in a bucket without
+  // positives therefore has exactly start[b] positives ranked before it and is only
+  // counted; the few in a bucket holding positives are compared with those positives.
+  // Cosines lie in [-1, 1]; others clamp (NaN to bucket 0). Many more buckets than
+  // positives keep those comparisons, and the positives sharing a bucket, rare.
+  uint32_t nb = 64;
+  while ((nb < 8 * m || nb < static_cast<uint64_t>(ng) / 8) && nb < (1u << 16)) nb *= 2;
+  const float scale = static_cast<float>(nb) / 2.0f, top = static_cast<float>(nb) - 0.5f;
+  auto bucket = [scale, top](float v) -> uint32_t {
+    float t = (1.0f - v) * scale;
+    t = t > 0.0f ? t : 0.0f;
+    t = t < top ? t : top;
+    return static_cast<uint32_t>(static_cast<int32_t>(t));
   };
-  // start[b] = number of positives in buckets < b (the positives are sorted by score).
+  // start[b] = number of positives in buckets < b; start[nb + 1] = m closes the
+  // overflow bucket below. The positives are sorted by a counting sort on the bucket,
+  // then within each bucket (score descending, index ascending).
   auto& start = scratch.bucket_start;
-  start.assign(nb + 1, 0);
-  for (const auto& p : pos) ++start[bucket(p.first) + 1];
-  for (size_t b = 0; b < nb; ++b) start[b + 1] += start[b];
+  start.assign(nb + 2, 0);
+  for (const uint32_t j : pos_index) ++start[bucket(scores[j]) + 1];
+  for (uint32_t b = 0; b <= nb; ++b) start[b + 1] += start[b];
+  auto& pos = scratch.positives;
+  pos.resize(m);
+  {
+    auto& fill = scratch.bucket_negatives;  // next free slot per bucket (reused below)
+    fill.assign(start.begin(), start.end() - 1);
+    for (const uint32_t j : pos_index) pos[fill[bucket(scores[j])]++] = {scores[j], j};
+  }
+  const auto by_rank = [](const auto& x, const auto& y) { return ranked_before(x.first, x.second, y.first, y.second); };
+  for (uint32_t b = 0; b < nb; ++b)
+    if (start[b + 1] - start[b] > 1) std::sort(pos.begin() + start[b], pos.begin() + start[b + 1], by_rank);
+  // Negatives in buckets past the last positive's are ranked below every positive and
+  // land in one overflow counter, cnt[last + 1].
+  const uint32_t last = bucket(pos.back().first);
+  auto& cnt = scratch.bucket_negatives;
+  cnt.assign(last + 2, 0);
+  auto& mixed = scratch.mixed;  // negatives in buckets that hold positives
+  mixed.resize(static_cast<size_t>(ng));
+  size_t n_mixed = 0;
+  const uint32_t* st = start.data();
   for (int64_t k = 0; k < ng; ++k) {
-    if (roles[k] != Role::kNegative) continue;
+    const uint32_t b = std::min(bucket(scores[k]), last + 1);
+    const uint32_t neg = roles[k] == Role::kNegative;
+    const uint32_t shared = st[b] != st[b + 1];
+    // Branch-free: which way a negative goes is unpredictable where positives and
+    // negatives overlap.
+    cnt[b] += neg & (shared ^ 1u);
+    mixed[n_mixed] = static_cast<uint32_t>(k);
+    n_mixed += neg & shared;
+  }
+  // before[p] = number of negatives with exactly p positives ranked before them.
+  auto& before = scratch.before;
+  before.assign(m + 1, 0);
+  for (uint32_t b = 0; b <= last; ++b) before[st[b]] += cnt[b];
+  for (size_t i = 0; i < n_mixed; ++i) {
+    const int64_t k = mixed[i];
     const float s = scores[k];
-    if (!ranked_before(s, k, last_s, last_j)) continue;  // below every positive: no effect
-    // Number of positives ranked before (s, k): lower bound within the bucket,
-    // branch-free (the comparisons are unpredictable).
-    const size_t b = bucket(s);
-    size_t lo = start[b], len = start[b + 1] - start[b];
+    const uint32_t b = bucket(s);
+    // Number of positives ranked before (s, k): lower bound within the bucket, branch-free.
+    size_t lo = st[b], len = st[b + 1] - st[b];
     while (len > 0) {
       const size_t half = len / 2;
       const auto& p = pos[lo + half];

@@ -23,7 +23,7 @@ enum class Role : uint8_t {
 struct RankScratch {
   std::vector<std::pair<float, int64_t>> positives;
   std::vector<int64_t> before;
-  std::vector<std::size_t> bucket_start;
+  std::vector<uint32_t> positive_index, bucket_start, bucket_negatives, mixed;
 };
 
 /// 1-based ranks of the positives among the valid items, ascending.
@@ -31,10 +31,11 @@ struct RankScratch {
 /// @param scores  size ng
 /// @param roles   size ng
 /// @param ranks   output, size = number of positives (empty: the query has no positive)
-/// Cost O(m log m + ng) in practice for m positives: each negative ranked above the
-/// last positive is placed among the sorted positives through a table of score
-/// buckets, then by binary search among the few positives of its bucket (worst case
-/// O(ng log m), all scores in one bucket).
+/// Cost O(ng) in practice for m positives: the positives are spread over a table of
+/// more than 8m score buckets (counting sort, then sorted within their bucket); a
+/// negative in a bucket without positives is only counted in its bucket, one in a
+/// bucket with positives is placed by binary search among them (worst case
+/// O(ng log m + m log m), all scores in one bucket). Galleries up to 2^32 items.
 void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScratch& scratch,
                     std::vector<int64_t>& ranks);
 

@@ -2,63 +2,204 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
-#include <limits>
 
 #include "dualtune/util/error.h"
 
 namespace dualtune::eval {
 
-int64_t impostors_to_keep(double max_far, int64_t num_impostors) {
-  DT_CHECK(max_far >= 0 && max_far < 1, "TAR@FAR: expected a FAR target in [0, 1), found ", max_far);
-  return static_cast<int64_t>(std::floor(max_far * double(num_impostors))) + 1;
+int64_t far_threshold_rank(double far, int64_t num_impostors) {
+  DT_CHECK(far >= 0 && far < 1, "TAR@FAR: expected a FAR target in [0, 1), found ", far);
+  return static_cast<int64_t>(std::floor(far * double(num_impostors))) + 1;
 }
 
-TarFarAccumulator::TarFarAccumulator(int64_t keep)
-    : keep_(std::max<int64_t>(1, keep)), floor_(-std::numeric_limits<float>::infinity()) {}
-
-void TarFarAccumulator::prune() {
-  if (static_cast<int64_t>(top_impostors_.size()) <= keep_) return;
-  // Keep the keep_ largest; the smallest of them becomes the floor: a later score
-  // <= floor_ can change neither the keep_ largest values nor any TAR.
-  std::nth_element(top_impostors_.begin(), top_impostors_.begin() + (keep_ - 1), top_impostors_.end(),
-                   std::greater<float>());
-  top_impostors_.resize(static_cast<size_t>(keep_));
-  floor_ = *std::min_element(top_impostors_.begin(), top_impostors_.end());
-  genuine_.erase(std::remove_if(genuine_.begin(), genuine_.end(), [&](float s) { return s <= floor_; }),
-                 genuine_.end());
+float key_score(uint32_t key) {
+  const uint32_t u = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
+  float s;
+  __builtin_memcpy(&s, &u, sizeof s);
+  return s;
 }
 
-void TarFarAccumulator::merge(const TarFarAccumulator& other) {
-  num_impostors_ += other.num_impostors_;
-  num_genuine_ += other.num_genuine_;
-  keep_ = std::max(keep_, other.keep_);
-  // Each side holds a superset of its keep largest impostor scores (by value), so the
-  // keep largest of the union are among them; each side's genuines dropped so far
-  // were <= its floor <= the final thresholds.
-  top_impostors_.insert(top_impostors_.end(), other.top_impostors_.begin(), other.top_impostors_.end());
-  genuine_.insert(genuine_.end(), other.genuine_.begin(), other.genuine_.end());
-  floor_ = std::max(floor_, other.floor_);
-  prune();
+TarFarCounter::TarFarCounter(const TarFarWindows& windows) : windows_(windows) {
+  if (windows.survey()) {
+    for (auto& c : coarse_) c.assign(kCoarseBins, 0);
+  }
+  for (int t = 0; t < 3; ++t) {
+    // At most 2^15 bins (a 32 GiB window would be a bug): lo + width stays below 2^32.
+    const uint32_t first = std::min(windows.first[t], kCoarseBins - 1);
+    const uint32_t count = std::min({windows.count[t], kCoarseBins - first, kCoarseBins / 2});
+    lo_[t] = first << 16;
+    width_[t] = count << 16;
+    fine_[t] = KeyCounts(width_[t]);
+    windows_.first[t] = first;
+    windows_.count[t] = count;
+  }
 }
 
-double TarFarAccumulator::threshold_at_far(double far) const {
-  if (num_impostors_ == 0) return std::nan("");
-  const int64_t k = impostors_to_keep(far, num_impostors_);
-  DT_CHECK(k <= keep_, "TAR@FAR: FAR target ", far, " needs the ", k, " largest impostor scores, only ", keep_,
-           " were kept");
-  DT_CHECK(k <= static_cast<int64_t>(top_impostors_.size()), "TAR@FAR: internal error: expected at least ", k,
-           " stored impostor scores, found ", top_impostors_.size());
-  std::vector<float> top(top_impostors_);
-  std::nth_element(top.begin(), top.begin() + (k - 1), top.end(), std::greater<float>());
-  return top[static_cast<size_t>(k - 1)];
+void KeyCounts::merge(const KeyCounts& other) {
+  DT_CHECK(other.pages_.size() == pages_.size(), "TAR@FAR: internal error: merging windows of different widths");
+  for (size_t p = 0; p < pages_.size(); ++p) {
+    if (!other.pages_[p]) continue;
+    if (!pages_[p]) pages_[p].reset(new uint64_t[2 * kPageKeys]());
+    for (uint32_t i = 0; i < 2 * kPageKeys; ++i) pages_[p][i] += other.pages_[p][i];
+  }
 }
 
-double TarFarAccumulator::tar_at_far(double far) const {
-  if (num_impostors_ == 0 || num_genuine_ == 0) return std::nan("");
-  const double t = threshold_at_far(far);
-  const auto accepted = std::count_if(genuine_.begin(), genuine_.end(), [&](float s) { return s > t; });
-  return double(accepted) / double(num_genuine_);
+void TarFarCounter::add(float s, bool genuine) {
+  const uint32_t key = score_key(s);
+  ++num_[genuine];
+  if (windows_.survey()) {
+    ++coarse_[genuine][key >> 16];
+    return;
+  }
+  for (int t = 0; t < 3; ++t) {
+    if (width_[t] == 0) continue;
+    const uint32_t off = key - lo_[t];
+    if (off < width_[t]) {
+      fine_[t].add(off, genuine);
+    } else if (key >= lo_[t]) {
+      ++above_[t][genuine];
+    }
+  }
+}
+
+void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) {
+  if (windows_.survey()) {
+    for (int64_t j = 0; j < ng; ++j)
+      if (roles[j] != Role::kExcluded) add(scores[j], roles[j] == Role::kPositive);
+    return;
+  }
+  // Most pairs score below the lowest window (at least 99% of the impostors, the lowest
+  // window being FAR 1e-2's): the loop only counts them; the few above go the slow way.
+  uint32_t lowest = 0xFFFFFFFFu;
+  for (int t = 0; t < 3; ++t)
+    if (width_[t] > 0) lowest = std::min(lowest, lo_[t]);
+  uint64_t n_gen = 0, n_pairs = 0;
+  for (int64_t j = 0; j < ng; ++j) {
+    const Role r = roles[j];
+    if (r == Role::kExcluded) continue;
+    const bool g = r == Role::kPositive;
+    const uint32_t key = score_key(scores[j]);
+    ++n_pairs;
+    n_gen += g;
+    if (key < lowest) continue;
+    for (int t = 0; t < 3; ++t) {
+      if (width_[t] == 0) continue;
+      const uint32_t off = key - lo_[t];
+      if (off < width_[t]) {
+        fine_[t].add(off, g);
+      } else if (key >= lo_[t]) {
+        ++above_[t][g];
+      }
+    }
+  }
+  num_[0] += static_cast<int64_t>(n_pairs - n_gen);
+  num_[1] += static_cast<int64_t>(n_gen);
+}
+
+void TarFarCounter::merge(const TarFarCounter& other) {
+  for (int t = 0; t < 3; ++t)
+    DT_CHECK(other.windows_.first[t] == windows_.first[t] && other.windows_.count[t] == windows_.count[t],
+             "TAR@FAR: internal error: merging counters with different windows");
+  for (int g = 0; g < 2; ++g) {
+    for (size_t i = 0; i < coarse_[g].size(); ++i) coarse_[g][i] += other.coarse_[g][i];
+    num_[g] += other.num_[g];
+  }
+  for (int t = 0; t < 3; ++t) {
+    fine_[t].merge(other.fine_[t]);
+    above_[t][0] += other.above_[t][0];
+    above_[t][1] += other.above_[t][1];
+  }
+}
+
+TarFarResult TarFarCounter::resolve() const {
+  TarFarResult r{};
+  for (int f = 0; f < 3; ++f) {
+    r.tar[f] = r.threshold[f] = std::nan("");
+    r.resolved[f] = true;
+    r.bin_known[f] = false;
+    r.bin[f] = 0;
+    if (num_[0] == 0) continue;
+    const auto k = static_cast<uint64_t>(far_threshold_rank(kFarTargets[f], num_[0]));  // 1 <= k <= N
+    r.resolved[f] = false;
+    if (windows_.survey()) {
+      // The coarse bin holding the k-th largest impostor.
+      uint64_t above = 0;
+      uint32_t bin = kCoarseBins - 1;
+      for (; bin > 0 && above + coarse_[0][bin] < k; --bin) above += coarse_[0][bin];
+      r.bin_known[f] = true;
+      r.bin[f] = bin;
+      continue;
+    }
+    for (int t = 0; t < 3 && !r.resolved[f]; ++t) {
+      if (width_[t] == 0 || above_[t][0] >= k) continue;  // t is above this window
+      // Key by key from the top of the window: t is the key where the count reaches k.
+      uint64_t imp = above_[t][0], gen = above_[t][1];
+      const KeyCounts& fine = fine_[t];
+      for (int64_t page = fine.num_pages() - 1; page >= 0 && !r.resolved[f]; --page) {
+        if (!fine.page_used(static_cast<uint32_t>(page))) continue;
+        for (int64_t i = KeyCounts::kPageKeys - 1; i >= 0; --i) {
+          const auto off = static_cast<uint32_t>(page * KeyCounts::kPageKeys + i);
+          if (imp + fine.get(off, false) >= k) {
+            r.threshold[f] = key_score(lo_[t] + off);
+            r.resolved[f] = true;
+            if (num_[1] > 0) r.tar[f] = double(gen) / double(num_[1]);
+            break;
+          }
+          imp += fine.get(off, false);
+          gen += fine.get(off, true);
+        }
+      }
+      // Not reached: t is below this window.
+    }
+  }
+  return r;
+}
+
+TarFarWindows TarFarCounter::predict_windows(uint32_t bins) const {
+  DT_CHECK(windows_.survey(), "TAR@FAR: internal error: predict_windows needs a survey");
+  bins = std::clamp<uint32_t>(bins, 1, kCoarseBins / 2);
+  const TarFarResult r = resolve();
+  TarFarWindows w;
+  for (int f = 0; f < 3; ++f) {
+    const uint32_t centre = r.bin_known[f] ? r.bin[f] : kCoarseBins - 1;
+    const uint32_t first = centre >= bins / 2 ? centre - bins / 2 : 0;
+    w.first[f] = std::min(first, kCoarseBins - bins);
+    w.count[f] = bins;
+  }
+  return w;
+}
+
+TarFarResult resolve_tar_far(const TarFarCounter& first,
+                             const std::function<TarFarCounter(const TarFarWindows&)>& pass, int* passes) {
+  TarFarResult r = first.resolve();
+  int extra = 0;
+  auto unresolved = [&] { return !(r.resolved[0] && r.resolved[1] && r.resolved[2]); };
+  if (unresolved()) {
+    TarFarResult bins = r;
+    if (!(r.bin_known[0] || r.bin_known[1] || r.bin_known[2])) {
+      bins = pass(TarFarWindows{}).resolve();  // survey: which bin holds each threshold
+      ++extra;
+    }
+    TarFarWindows on_bins;
+    for (int f = 0; f < 3; ++f) {
+      if (r.resolved[f]) continue;
+      DT_CHECK(bins.bin_known[f], "TAR@FAR: internal error: no bin for FAR ", kFarTargets[f]);
+      on_bins.first[f] = bins.bin[f];
+      on_bins.count[f] = 1;
+    }
+    const TarFarResult exact = pass(on_bins).resolve();
+    ++extra;
+    for (int f = 0; f < 3; ++f) {
+      if (r.resolved[f]) continue;
+      DT_CHECK(exact.resolved[f], "TAR@FAR: internal error: the pass over its bin did not resolve FAR ",
+               kFarTargets[f], " (were the pairs the same in every pass?)");
+      r.tar[f] = exact.tar[f];
+      r.threshold[f] = exact.threshold[f];
+      r.resolved[f] = true;
+    }
+  }
+  if (passes) *passes = extra;
+  return r;
 }
 
 }  // namespace dualtune::eval
