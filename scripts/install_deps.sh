@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libtorch-dev libopenblas-dev libfaiss-dev libopencv-dev libyaml-cpp-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
-      dataset-fashion-mnist gnuplot-nox libgloo-dev
+      dataset-fashion-mnist gnuplot-nox libgloo-dev libsqlite3-dev
       clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

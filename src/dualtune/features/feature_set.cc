@@ -100,7 +100,7 @@ void FeatureSet::save(const std::string& dir) const {
   }
 }
 
-FeatureSet FeatureSet::load(const std::string& dir) {
+FeatureSet FeatureSet::load(const std::string& dir, bool labels_required) {
   const fs::path root(dir);
   DT_CHECK(fs::is_directory(root), "feature directory ", dir, ": expected a directory with features.npy and labels.npy",
            ", found ", fs::exists(root) ? "a file" : "nothing");
@@ -118,7 +118,8 @@ FeatureSet FeatureSet::load(const std::string& dir) {
       DT_CHECK(std::isfinite(v), fpath, ": row ", i, " component ", k, ": expected a finite value, found ", v);
     }
   }
-  s.labels = load_i64_vector((root / "labels.npy").string(), s.n);
+  const fs::path labels = root / "labels.npy";
+  s.labels = labels_required || fs::exists(labels) ? load_i64_vector(labels.string(), s.n) : std::vector<int64_t>(s.n, -1);
   const fs::path cams = root / "cams.npy";
   s.cams = fs::exists(cams) ? load_i64_vector(cams.string(), s.n) : std::vector<int64_t>(s.n, -1);
   const fs::path paths = root / "paths.txt";

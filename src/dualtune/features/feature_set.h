@@ -25,8 +25,10 @@ struct FeatureSet {
   void check() const;
   /// Writes the directory (each file atomically). Creates dir.
   void save(const std::string& dir) const;
-  /// Reads and checks a directory; errors name the file and what was wrong.
-  static FeatureSet load(const std::string& dir);
+  /// Reads and checks a directory; errors name the file and what was wrong. With
+  /// labels_required false a missing labels.npy gives labels −1 (unlabelled rows, e.g. a
+  /// production gallery imported by `gallery import`).
+  static FeatureSet load(const std::string& dir, bool labels_required = true);
 };
 
 }  // namespace dualtune::features
