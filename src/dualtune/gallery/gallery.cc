@@ -172,6 +172,31 @@ std::vector<ItemRow> Gallery::items(const std::vector<int64_t>& ids) {
   return out;
 }
 
+std::vector<ItemRow> Gallery::list_items(int64_t offset, int64_t limit, std::vector<std::vector<int64_t>>* versions) {
+  DT_CHECK(offset >= 0 && limit >= 0, "gallery: expected offset >= 0 and limit >= 0, found ", offset, " and ", limit);
+  std::lock_guard<std::mutex> lk(store_mu_);
+  auto rows = store_->items_page(offset, limit);
+  if (versions) {
+    std::vector<int64_t> ids;
+    for (const auto& r : rows) ids.push_back(r.id);
+    *versions = store_->item_versions(ids);
+  }
+  return rows;
+}
+
+std::vector<ImageRef> Gallery::image_refs(const std::vector<int64_t>& ids) {
+  std::lock_guard<std::mutex> lk(store_mu_);
+  const auto rows = store_->items(ids);
+  std::map<int64_t, std::string> sources;
+  std::vector<ImageRef> out;
+  for (const auto& r : rows) {
+    const int64_t sid = r.record.source_id;
+    if (sid > 0 && !sources.count(sid)) sources[sid] = store_->source_spec(sid);
+    out.push_back({r.id, r.record.key, sid > 0 ? sources[sid] : ""});
+  }
+  return out;
+}
+
 int64_t Gallery::add_source(const std::string& spec_json) {
   std::lock_guard<std::mutex> wl(writer_mu_);
   std::lock_guard<std::mutex> lk(store_mu_);

@@ -153,6 +153,12 @@ class Gallery {
   std::vector<VersionInfo> precedence(const std::string& model);
   /// Fields of items (keys, labels), same order as ids; -1 ids give an empty row.
   std::vector<ItemRow> items(const std::vector<int64_t>& ids);
+  /// A page of items in id order (offset, at most limit rows) and, per row, the ids of
+  /// the versions it has a vector of (which items are backfilled).
+  std::vector<ItemRow> list_items(int64_t offset, int64_t limit, std::vector<std::vector<int64_t>>* versions = nullptr);
+  /// Where the items' images are (key + source spec, as a backfill embeds them); throws
+  /// naming the id when an item does not exist.
+  std::vector<ImageRef> image_refs(const std::vector<int64_t>& ids);
   /// Source id for a JSON image-source spec (embedder.h), inserted if new.
   int64_t add_source(const std::string& spec_json);
 

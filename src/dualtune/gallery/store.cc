@@ -503,6 +503,27 @@ std::vector<ItemRow> Store::items(const std::vector<int64_t>& ids) {
   return out;
 }
 
+std::vector<ItemRow> Store::items_page(int64_t offset, int64_t limit) {
+  auto s = db_->prepare("SELECT id, key, label, cam, source_id FROM items ORDER BY id LIMIT ? OFFSET ?");
+  s.bind(1, limit).bind(2, offset);
+  std::vector<ItemRow> out;
+  while (s.step()) out.push_back(read_item(s));
+  return out;
+}
+
+std::vector<std::vector<int64_t>> Store::item_versions(const std::vector<int64_t>& ids) {
+  auto s = db_->prepare("SELECT version_id FROM embeddings WHERE item_id = ? ORDER BY version_id");
+  std::vector<std::vector<int64_t>> out(ids.size());
+  sql::Transaction t(*db_, false);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    s.bind(1, ids[i]);
+    while (s.step()) out[i].push_back(s.column_int(0));
+    s.reset();
+  }
+  t.commit();
+  return out;
+}
+
 int64_t Store::retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions) {
   sql::Transaction t(*db_);
   set_role(model_id, Role::kRetired);

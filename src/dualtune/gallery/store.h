@@ -132,6 +132,10 @@ class Store {
   std::vector<ItemRow> items();
   /// Fields of the given items (same order); throws on an unknown id.
   std::vector<ItemRow> items(const std::vector<int64_t>& ids);
+  /// Items in id order, skipping the first `offset`, at most `limit` of them.
+  std::vector<ItemRow> items_page(int64_t offset, int64_t limit);
+  /// For each item id, the ids of the versions it has a vector of (ascending).
+  std::vector<std::vector<int64_t>> item_versions(const std::vector<int64_t>& ids);
   /// Retires a model in ONE transaction: its role becomes retired, `promote` (0: none)
   /// becomes deployed, and every vector of `drop_versions` is deleted (their generations
   /// bumped, their plans and failures dropped). Returns the vectors deleted.
