@@ -58,7 +58,8 @@ function el(tag, attrs = {}, ...children) {
 const pct = (x, digits = 1) => (x === null || x === undefined ? "n/a" : (100 * x).toFixed(digits) + " %");
 const num = (x) => Number(x).toLocaleString("en-US");
 function duration(s) {
-  if (!s || !isFinite(s)) return "–";
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  if (s < 10) return s.toFixed(1) + " s";
   if (s < 60) return s.toFixed(0) + " s";
   if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
   return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
@@ -93,10 +94,15 @@ function renderModels(st) {
   select.value = usable.some((m) => m.name === current) ? current : st.query_model;
 }
 
+// The API's backfill states (docs/API.md) as the page says them.
+const STATE_WORDS = { idle: "idle", running: "running", pausing: "pausing…", paused: "paused", stopped: "step done",
+  finished: "done", failed: "failed" };
+
 function renderBackfill(bf, st) {
   const s = bf.state;
   const pill = $("bf-state");
-  pill.textContent = s;
+  pill.textContent = STATE_WORDS[s] || s;
+  pill.dataset.state = s;
   pill.className = "pill " + s;
   const model = bf.model ? "model '" + bf.model + "'" : "no model rolling out";
   $("bf-order").textContent = model + (bf.order ? " · " + bf.order + " order" : "");
