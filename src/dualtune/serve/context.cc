@@ -10,8 +10,16 @@ namespace fs = std::filesystem;
 
 namespace dualtune::serve {
 
+namespace {
+std::unique_ptr<gallery::Gallery> open_reader(const gallery::Gallery& g) {
+  gallery::OpenOptions o;
+  o.read_only = true;
+  return gallery::Gallery::open(g.dir(), o);
+}
+}  // namespace
+
 Context::Context(gallery::Gallery& g, EmbedderFactory f, ServiceOptions o)
-    : gallery(g), options(std::move(o)), embedders(g, f), backfill(g, f) {
+    : writer(g), reader(open_reader(g)), gallery(*reader), options(std::move(o)), embedders(g, f), backfill(g, f) {
   std::string tmpl = (fs::temp_directory_path() / "dualtune-serve-XXXXXX").string();
   DT_CHECK(::mkdtemp(tmpl.data()) != nullptr, "serve: cannot create a temporary directory in ",
            fs::temp_directory_path().string());

@@ -3,6 +3,7 @@
 // the embedders, the backfill runner, thumbnails and metrics.
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "dualtune/gallery/gallery.h"
@@ -17,7 +18,13 @@ namespace dualtune::serve {
 struct Context {
   Context(gallery::Gallery& g, EmbedderFactory f, ServiceOptions o);
   ~Context();
-  gallery::Gallery& gallery;
+  /// The caller's gallery: every write (add, backfill, retire) goes through it.
+  gallery::Gallery& writer;
+  /// A second, read-only connection to the same gallery for searches and status: its
+  /// lock on the SQLite connection is never held by a writer's commit, so searches do
+  /// not wait for a backfill's transactions (WAL readers see each commit whole).
+  std::unique_ptr<gallery::Gallery> reader;
+  gallery::Gallery& gallery;  ///< = *reader
   ServiceOptions options;
   Embedders embedders;
   BackfillRunner backfill;

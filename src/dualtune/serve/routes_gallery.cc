@@ -62,7 +62,7 @@ void add_vectors(Context& ctx, const nlohmann::json& body, httplib::Response& re
   }
   gallery::AddReport rep;
   try {
-    rep = ctx.gallery.import_vectors(m.name, records, m.dim, vectors.data(), json_bool(body, "skip_existing", false));
+    rep = ctx.writer.import_vectors(m.name, records, m.dim, vectors.data(), json_bool(body, "skip_existing", false));
   } catch (const Error& e) {
     HTTP_THROW(409, e.what());  // e.g. a key already in the gallery, a new key for a non-deployed model
   }
@@ -97,7 +97,7 @@ void add_images(Context& ctx, const httplib::Request& req, httplib::Response& re
   for (const auto& m : ctx.gallery.models())
     if (m.role != gallery::Role::kRetired) active.push_back(m);
   const std::string dir = ctx.gallery.dir() + "/uploads";
-  const int64_t source = ctx.gallery.add_source(R"({"format":"files"})");
+  const int64_t source = ctx.writer.add_source(R"({"format":"files"})");
   std::vector<gallery::ItemRecord> records;
   for (size_t j = 0; j < images.size(); ++j) {
     fs::create_directories(dir);
@@ -109,7 +109,7 @@ void add_images(Context& ctx, const httplib::Request& req, httplib::Response& re
   gallery::AddReport rep;
   ctx.embedders.with(active, [&](const auto& list) {
     try {
-      rep = ctx.gallery.add_images(records, list, 64, false);
+      rep = ctx.writer.add_images(records, list, 64, false);
     } catch (const Error& e) {
       HTTP_THROW(409, e.what());  // e.g. the same image already in the gallery (its key is its content hash)
     }
@@ -233,7 +233,7 @@ void post_retire(Context& ctx, const httplib::Request& req, httplib::Response& r
   HTTP_CHECK(bf.state != "running" && bf.state != "pausing", 409, "a backfill is running; expected it to end (or a "
              "pause) before a model is retired");
   try {
-    ctx.gallery.retire(m.name);
+    ctx.writer.retire(m.name);
   } catch (const Error& e) {
     HTTP_THROW(409, e.what());
   }

@@ -217,7 +217,7 @@ void Service::run() {
   shutdown();
   stopper.join();
   im.ctx.backfill.stop_and_join();
-  im.ctx.gallery.flush_caches();
+  im.ctx.gallery.flush_caches();  // the reader holds the search caches
   if (im.ctx.options.log) im.ctx.options.log("stopped: requests answered, backfill at a batch boundary, caches written");
 }
 
