@@ -48,9 +48,15 @@ void exact_topk(int64_t nq, const float* q, int64_t nx, const float* x, const in
     for (int64_t r = 0; r < rows; ++r) tops[static_cast<size_t>(r)].clear();
     for (int64_t x0 = 0; x0 < nx; x0 += bx) {
       const int64_t cols = std::min(bx, nx - x0);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(cols),
-                  static_cast<int>(d), 1.f, q + q0 * d, static_cast<int>(d), x + x0 * d, static_cast<int>(d), 0.f,
-                  S.data(), static_cast<int>(cols));
+      // One query (a service's usual request): a matrix-vector product reads the block
+      // once; sgemm would first pack (copy) the whole block, 4-5x slower at 100k x 128.
+      if (rows == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(cols), static_cast<int>(d), 1.f, x + x0 * d,
+                    static_cast<int>(d), q + q0 * d, 1, 0.f, S.data(), 1);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(cols),
+                    static_cast<int>(d), 1.f, q + q0 * d, static_cast<int>(d), x + x0 * d, static_cast<int>(d), 0.f,
+                    S.data(), static_cast<int>(cols));
 #pragma omp parallel for schedule(static) if (rows >= 16)
       for (int64_t r = 0; r < rows; ++r) {
         TopK& top = tops[static_cast<size_t>(r)];
