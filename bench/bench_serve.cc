@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
   if (a.items < 1 || a.dim < 1 || a.clients < 1 || a.k < 1 || a.seconds <= 0) usage_error("expected positive values");
 
   std::printf("load before: %s (1, 5, 15 min; this machine is shared)\n", loadavg().c_str());
+  const bool single_blas = serve::use_single_threaded_blas();  // as `dualtune serve` does
   const auto tb = Clock::now();
   fs::remove_all(a.dir);
   BurnEmbedder embedder(a.dim, a.embed_us);
@@ -266,10 +267,11 @@ int main(int argc, char** argv) {
                 p90, p99, mx, r.server_p50, r.server_p99, bf);
     if (r.errors) std::printf("first error (%s): %s\n", r.name.c_str(), r.first_error.c_str());
   }
-  std::printf("\n%lld items, D %lld, exact search, k %lld, %d server threads; backfill batch %lld, stand-in model %.0f "
-              "us/item; backfilled %.1f %% of the gallery during the second phase\n",
+  std::printf("\n%lld items, D %lld, exact search, k %lld, %d server threads (BLAS %s); backfill batch %lld, stand-in "
+              "model %.0f us/item; backfilled %.1f %% of the gallery during the second phase\n",
               static_cast<long long>(a.items), static_cast<long long>(a.dim), static_cast<long long>(a.k), a.server_threads,
-              static_cast<long long>(a.batch), a.embed_us, 100.0 * double(results.back().backfilled) / double(a.items));
+              single_blas ? "1 thread" : "default threads", static_cast<long long>(a.batch), a.embed_us,
+              100.0 * double(results.back().backfilled) / double(a.items));
   fs::remove_all(a.dir);
   int64_t errors = 0;
   for (const auto& r : results) errors += r.errors;

@@ -1,5 +1,6 @@
 #include "dualtune/serve/service.h"
 
+#include <dlfcn.h>
 #include <httplib.h>
 
 #include <atomic>
@@ -143,6 +144,14 @@ struct Service::Impl {
     }
   }
 };
+
+bool use_single_threaded_blas() {
+  using SetThreads = void (*)(int);
+  auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!set) return false;
+  set(1);
+  return true;
+}
 
 Service::Service(gallery::Gallery& gallery, EmbedderFactory embedders, ServiceOptions options)
     : impl_(std::make_unique<Impl>(gallery, std::move(embedders), std::move(options))) {

@@ -43,6 +43,11 @@ struct ServiceOptions {
   std::function<void(const std::string&)> log;
 };
 
+/// Makes BLAS run single-threaded in this process when it is OpenBLAS (found at run
+/// time; false otherwise): a service's parallelism comes from concurrent requests, and
+/// OpenBLAS's own threads would spin (sched_yield) against them on a few cores.
+bool use_single_threaded_blas();
+
 class Service {
  public:
   /// gallery must outlive the service. embedders: the model loader (may be empty: image
