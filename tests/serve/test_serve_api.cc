@@ -218,6 +218,16 @@ TEST_F(ServeApi, BadRequestsGetTheirStatusAndASpecificMessage) {
          "request body of 40960 bytes is larger than the limit of 32768 bytes of POST /api/search/image");
   expect(c.Post("/api/search", std::string(70 << 10, ' '), "application/json"), 413,
          "larger than the limit of 65536 bytes of POST /api/search");
+  // ... and, sent chunked (no Content-Length), once read.
+  const std::string chunked(40 << 10, 'x');
+  expect(c.Post("/api/search/image",
+                [&](size_t offset, httplib::DataSink& sink) {
+                  if (offset < chunked.size()) sink.write(chunked.data() + offset, std::min<size_t>(4096, chunked.size() - offset));
+                  else sink.done();
+                  return true;
+                },
+                "image/png"),
+         413, "request body of 40960 bytes is larger than the limit of 32768 bytes of POST /api/search/image");
   // Unknown model.
   expect(c.Post("/api/search", json{{"model", "nope"}, {"vector", q24}}.dump(), "application/json"), 404,
          "unknown model 'nope'; this gallery's models are 'old' (deployed), 'new' (rolling_out)");
@@ -241,6 +251,11 @@ TEST_F(ServeApi, BadRequestsGetTheirStatusAndASpecificMessage) {
   nan_vec[3] = "NaN";
   expect(c.Post("/api/search", json{{"vector", nan_vec}}.dump(), "application/json"), 400,
          "\"vector\" holds \"NaN\"; expected finite numbers");
+  std::vector<double> huge(24, 1.0);
+  huge[0] = 1e300;  // finite as a double, not as float32
+  expect(c.Post("/api/search", json{{"vector", huge}}.dump(), "application/json"), 400,
+         "\"vector\" holds 1e+300; expected finite numbers (float32)");
+  expect(c.Get("/api/items/99999999999999999999999/image"), 404, "no item with id 99999999999999999999999");
   expect(c.Post("/api/search", json{{"vector", q24}, {"merge", "best"}}.dump(), "application/json"), 400,
          "\"merge\" must be raw, rank or calibrated, found 'best'");
   expect(c.Post("/api/search", json{{"vector", q24}, {"merge", "calibrated"}}.dump(), "application/json"), 409,

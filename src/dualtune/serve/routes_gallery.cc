@@ -54,8 +54,8 @@ void add_vectors(Context& ctx, const nlohmann::json& body, httplib::Response& re
                "]: expected \"vector\" with ", m.dim, " numbers (model '", m.name, "' embeds ", m.dim, "), found ",
                v == item.end() ? "none" : v->is_array() ? std::to_string(v->size()) + " values" : v->type_name());
     for (const auto& x : *v) {
-      HTTP_CHECK(x.is_number() && std::isfinite(x.get<double>()), 400, "items[", i, "]: \"vector\" holds ", x.dump(),
-                 "; expected finite numbers");
+      HTTP_CHECK(x.is_number() && std::isfinite(x.get<float>()), 400, "items[", i, "]: \"vector\" holds ", x.dump(),
+                 "; expected finite numbers (float32)");
       vectors.push_back(x.get<float>());
     }
     records.push_back({key, json_string(item, "label"), -1, 0});
@@ -204,13 +204,14 @@ void get_items(Context& ctx, const httplib::Request& req, httplib::Response& res
 
 void get_item_image(Context& ctx, const httplib::Request& req, httplib::Response& res) {
   const int64_t size = int_param(req, "size", 128, 8, ctx.options.limits.max_thumbnail);
-  const int64_t id = std::stoll(req.matches[1].str());
+  const std::string text = req.matches[1].str();
   std::vector<gallery::ImageRef> refs;
   try {
-    refs = ctx.gallery.image_refs({id});
-  } catch (const Error&) {
-    HTTP_THROW(404, "no item with id ", id);
+    refs = ctx.gallery.image_refs({std::stoll(text)});
+  } catch (const std::exception&) {  // unknown id, or a number out of range
+    HTTP_THROW(404, "no item with id ", text);
   }
+  const int64_t id = refs[0].item_id;
   std::string png;
   try {
     png = ctx.thumbnails.png(refs[0], static_cast<int>(size));

@@ -106,7 +106,8 @@ std::vector<float> posted_vectors(Context& ctx, const nlohmann::json& body, cons
     HTTP_CHECK(static_cast<int64_t>(v.size()) == m.dim, 400, which, " has dimension ", v.size(), "; model '", m.name,
                "' embeds ", m.dim, " (expected ", m.dim, " numbers)");
     for (const auto& x : v) {
-      HTTP_CHECK(x.is_number() && std::isfinite(x.get<double>()), 400, which, " holds ", x.dump(), "; expected finite numbers");
+      HTTP_CHECK(x.is_number() && std::isfinite(x.get<float>()), 400, which, " holds ", x.dump(),
+                 "; expected finite numbers (float32)");
       out.push_back(x.get<float>());
     }
   }

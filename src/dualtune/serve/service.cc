@@ -166,10 +166,15 @@ Service::Service(gallery::Gallery& gallery, EmbedderFactory embedders, ServiceOp
   im.server.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
   for (const auto& r : routes()) im.patterns.emplace_back(r.pattern);
   for (const auto& r : routes()) {
-    const Handler h = r.handler;
-    auto run = [&im, h](const httplib::Request& req, httplib::Response& res) {
+    const Route* route = &r;
+    auto run = [&im, route](const httplib::Request& req, httplib::Response& res) {
       try {
-        h(im.ctx, req, res);
+        // A body sent without Content-Length (chunked) is measured once read.
+        const int64_t limit = route->max_body ? im.ctx.options.limits.*(route->max_body) : 0;
+        const int64_t slack = req.is_multipart_form_data() && route->handler == post_search_image ? kMultipartOverhead : 0;
+        HTTP_CHECK(static_cast<int64_t>(req.body.size()) <= limit + slack, 413, "request body of ", req.body.size(),
+                   " bytes is larger than the limit of ", limit, " bytes of ", route->name);
+        route->handler(im.ctx, req, res);
       } catch (const HttpError& e) {
         send_error(res, e.status, e.what());
       } catch (const std::exception& e) {

@@ -261,8 +261,9 @@ function pickItem(item) {
   if (!item) return;
   state.query = { type: "item", item };
   for (const c of $("picker").children) c.setAttribute("aria-selected", String(state.items[c.dataset.index].id === item.id));
+  const caption = el("span", { title: item.key, text: "gallery item " + item.id + " · " + item.key.split("/").pop() });
   setQueryPreview(el("img", { src: "/api/items/" + item.id + "/image?size=256", alt: "query: " + (item.label || item.key) }),
-    item.label || "(unlabelled)", item.key);
+    "label " + (item.label || "(none)"), caption);
   search();
 }
 
@@ -345,8 +346,9 @@ async function loadReport() {
     $("verdict").className = "verdict " + (r.verdict.compatible ? "yes" : "no");
     const v = r.upgrade.verdict.map;
     $("verdict-stats").replaceChildren(...[
-      ["old → old mAP", pct(v.old_old)], ["new → old mAP", pct(v.new_old)], ["new → new mAP", pct(v.new_new)],
-      ["update gain", v.gain === null ? "n/a" : v.gain.toFixed(2)],
+      ["old/old mAP (today)", pct(v.old_old)], ["new→old mAP (not backfilled)", pct(v.new_old)],
+      ["new/new mAP (fully backfilled)", pct(v.new_new)],
+      ["update gain", v.gain === null ? "n/a" : (Math.abs(v.gain) < 0.005 ? 0 : v.gain).toFixed(2)],
     ].flatMap(([k, x]) => [el("dt", { text: k }), el("dd", { text: x })]));
   } else {
     $("verdict").textContent = "The report (" + r.source + ") does not judge this gallery's models.";
