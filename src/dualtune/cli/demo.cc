@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "dualtune/cli/commands.h"
+#include "dualtune/cli/demo_transition.h"
 #include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
@@ -224,6 +226,7 @@ int run_demo(const DemoOptions& o) {
   const std::string tag = o.variant.empty() ? "" : "_" + o.variant;
   std::map<std::string, Row> rows;
   std::vector<std::string> report_dirs;
+  std::string transition;
   // Every training of every seed first (side by side when jobs > 1), then evaluation.
   std::vector<Training> trainings;
   std::map<int, std::vector<std::pair<std::string, std::string>>> seed_runs;  // seed -> (name, run dir)
@@ -290,6 +293,19 @@ int run_demo(const DemoOptions& o) {
     const auto rep = eval::evaluate_compatibility(models, "old", eo);
     report::write_report(rep, sdir + "/report" + tag);
     report_dirs.push_back(sdir + "/report" + tag);
+    // The gallery transition with the Dual-Tuning model (first seed).
+    const std::string dual = label("dual-tuning");
+    if (s == o.first_seed &&
+        std::find(o.methods.begin(), o.methods.end(), "dual-tuning") != o.methods.end()) {
+      TransitionInputs ti;
+      ti.seed_dir = sdir;
+      ti.old_name = "old";
+      ti.new_name = dual;
+      ti.data_root = o.data_root;
+      ti.calibration_images = o.quick ? 2000 : 5000;
+      ti.threads = o.threads;
+      transition = run_demo_transition(ti);
+    }
     for (const auto& up : rep.upgrades) {
       auto& r = rows[up.new_model];
       r.oo_map.push_back(up.old_old.map);
@@ -328,8 +344,9 @@ int run_demo(const DemoOptions& o) {
                 "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP and top-1 in %%, leave-one-out on the Fashion-MNIST "
                 "test set; mean ± half-range over seeds. Wall time %.1f min.",
                 o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes);
-  const std::string summary =
-      std::string(head) + memory + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table;
+  const std::string summary = std::string(head) + memory +
+                              (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
+                              (transition.empty() ? "" : "\n" + transition);
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
   write_text_atomic(summary_path, summary);
   std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());

@@ -150,6 +150,20 @@ std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<Curv
                 if (p[j] < c) key[j] = static_cast<float>(1.0 - (double(++rn) - 0.5) / n_new);
               for (int64_t j : by_old)
                 if (p[j] >= c) key[j] = static_cast<float>(1.0 - (double(++ro) - 0.5) / n_old);
+            } else if (spec.merge == Merge::kAligned) {
+              // Mean and deviation of both versions' scores over the backfilled items.
+              double n1 = 0, n2 = 0, o1 = 0, o2 = 0, m = 0;
+              for (int64_t j = 0; j < n; ++j) {
+                if (p[j] >= c) continue;
+                n1 += sn[j], n2 += double(sn[j]) * sn[j], o1 += so[j], o2 += double(so[j]) * so[j], m += 1;
+              }
+              double a = 1, b = 0;
+              if (m >= 2) {
+                const double mn = n1 / m, mo = o1 / m;
+                const double sdn = std::sqrt(std::max(0.0, n2 / m - mn * mn)), sdo = std::sqrt(std::max(0.0, o2 / m - mo * mo));
+                if (sdn > 0) a = sdo / sdn, b = mo - a * mn;
+              }
+              for (int64_t j = 0; j < n; ++j) key[j] = static_cast<float>(p[j] < c ? a * sn[j] + b : so[j]);
             } else if (spec.merge == Merge::kCalibrated) {
               for (int64_t j = 0; j < n; ++j)
                 key[j] = static_cast<float>(p[j] < c ? spec.cal_new.key(sn[j]) : spec.cal_old.key(so[j]));

@@ -1,5 +1,6 @@
 #include "dualtune/gallery/gallery.h"
 
+#include <cblas.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -27,7 +28,15 @@ struct Gallery::Slot {
   std::vector<uint8_t> mask;  ///< by position; empty = every row active
   int64_t active = 0;         ///< rows this model's queries see in this version
   std::optional<Calibration> cal;
+  /// Merge::kAligned: up to kAlignSample items this slot shares with the last slot (the
+  /// deployed version): their normalised vectors here (m × dim) and there (m × base dim).
+  int64_t align_m = 0;
+  std::vector<float> align_x, align_base_x;
 };
+
+namespace {
+constexpr int64_t kAlignSample = 1024;
+}
 
 struct Gallery::QueryPlan {
   ModelInfo model;
@@ -563,6 +572,26 @@ const Gallery::QueryPlan& Gallery::query_plan_locked(const ModelInfo& m) {
         }
     s.active = std::count(s.mask.begin(), s.mask.end(), uint8_t(1));
   }
+  // Items shared with the base (last) slot, evenly strided, for the aligned merge.
+  if (plan.slots.size() > 1) {
+    const VectorIndex& base = *plan.slots.back().index;
+    for (size_t k = 0; k + 1 < plan.slots.size(); ++k) {
+      Slot& s = plan.slots[k];
+      std::vector<std::pair<int64_t, int64_t>> shared;
+      for (int64_t p = 0; p < s.index->size(); ++p) {
+        const int64_t b = base.position(s.index->ids()[p]);
+        if (b >= 0) shared.emplace_back(p, b);
+      }
+      const size_t stride = std::max<size_t>(1, (shared.size() + kAlignSample - 1) / kAlignSample);
+      const int64_t d = s.index->dim(), db = base.dim();
+      for (size_t i = 0; i < shared.size(); i += stride) {
+        s.align_x.insert(s.align_x.end(), s.index->vectors() + shared[i].first * d, s.index->vectors() + (shared[i].first + 1) * d);
+        s.align_base_x.insert(s.align_base_x.end(), base.vectors() + shared[i].second * db,
+                              base.vectors() + (shared[i].second + 1) * db);
+        ++s.align_m;
+      }
+    }
+  }
   return caches_->plans.emplace(m.id, std::move(plan)).first->second;
 }
 
@@ -619,7 +648,40 @@ SearchResult Gallery::search(const std::string& name, int64_t nq, const float* q
             slot.index->search(nq, qn.data(), k, mask, sc[s].data(), id[s].data());
           } else {
             caches_->ann.at({slot.version.id, d, opt.index})
-                ->search(*slot.index, nq, qn.data(), k, mask, sc[s].data(), id[s].data());
+                ->search(*slot.index, nq, qn.data(), k, mask, sc[s].data(), id[s].data(), opt.ann);
+          }
+        }
+        // Aligned merge: per query and slot, a·s + b maps the slot's scores onto the base
+        // slot's scale, fitted on the shared sample (mean and deviation matched).
+        std::vector<std::vector<double>> align_a(ns, std::vector<double>(static_cast<size_t>(nq), 1.0)),
+            align_b(ns, std::vector<double>(static_cast<size_t>(nq), 0.0));
+        if (merge == Merge::kAligned) {
+          const Slot& base = plan.slots.back();
+          const auto qb = eval::normalized_prefix(nq, dq, queries, base.index->dim());
+          for (size_t s = 0; s + 1 < ns; ++s) {
+            const Slot& slot = plan.slots[s];
+            const int64_t m_ = slot.align_m;
+            if (m_ < 2) continue;
+            const int64_t d = slot.index->dim(), db = base.index->dim();
+            const auto qs = eval::normalized_prefix(nq, dq, queries, d);
+            std::vector<float> Sn(static_cast<size_t>(nq * m_)), So(static_cast<size_t>(nq * m_));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nq), int(m_), int(d), 1.f, qs.data(), int(d),
+                        slot.align_x.data(), int(d), 0.f, Sn.data(), int(m_));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nq), int(m_), int(db), 1.f, qb.data(), int(db),
+                        slot.align_base_x.data(), int(db), 0.f, So.data(), int(m_));
+            for (int64_t i = 0; i < nq; ++i) {
+              double n1 = 0, n2 = 0, o1 = 0, o2 = 0;
+              for (int64_t t = 0; t < m_; ++t) {
+                const double sn = Sn[i * m_ + t], so = So[i * m_ + t];
+                n1 += sn, n2 += sn * sn, o1 += so, o2 += so * so;
+              }
+              const double mn = n1 / m_, mo = o1 / m_;
+              const double sdn = std::sqrt(std::max(0.0, n2 / m_ - mn * mn)), sdo = std::sqrt(std::max(0.0, o2 / m_ - mo * mo));
+              if (sdn > 0) {
+                align_a[s][i] = sdo / sdn;
+                align_b[s][i] = mo - align_a[s][i] * mn;
+              }
+            }
           }
         }
         res.ids.resize(static_cast<size_t>(nq * k));
@@ -637,6 +699,7 @@ SearchResult Gallery::search(const std::string& name, int64_t nq, const float* q
               float key = score;
               if (merge == Merge::kCalibrated && slot.cal) key = static_cast<float>(slot.cal->key(score));
               if (merge == Merge::kRank) key = static_cast<float>(1.0 - (double(j) + 0.5) / double(slot.active));
+              if (merge == Merge::kAligned) key = static_cast<float>(align_a[s][i] * score + align_b[s][i]);
               // tag = slot * k + j, to find the score again
               top.push_tagged(key, item, static_cast<int32_t>(s * k + j));
             }

@@ -17,7 +17,8 @@ Merge parse_merge(const std::string& name) {
   if (name == "raw") return Merge::kRaw;
   if (name == "calibrated") return Merge::kCalibrated;
   if (name == "rank") return Merge::kRank;
-  DT_THROW("expected a merge raw, calibrated or rank, found '", name, "'");
+  if (name == "aligned") return Merge::kAligned;
+  DT_THROW("expected a merge raw, calibrated, rank or aligned, found '", name, "'");
 }
 
 const char* merge_name(Merge m) {
@@ -25,6 +26,7 @@ const char* merge_name(Merge m) {
     case Merge::kRaw: return "raw";
     case Merge::kCalibrated: return "calibrated";
     case Merge::kRank: return "rank";
+    case Merge::kAligned: return "aligned";
   }
   return "?";
 }

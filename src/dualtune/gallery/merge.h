@@ -14,7 +14,14 @@
 //   rank        key = 1 − (r_v − ½) / n_v, r_v the rank of the item among the query's
 //               candidates of version v and n_v their number: each version's ranking is
 //               spread evenly over the merged list (the backfilled fraction of the top
-//               equals the backfilled fraction of the gallery). Needs no fitting.
+//               equals the backfilled fraction of the gallery). Needs no fitting, but
+//               assumes the backfilled items are a random sample of the gallery.
+//   aligned     per query, new/new scores are mapped onto the new→old scale by matching
+//               their mean and standard deviation over the items that have both
+//               vectors (the backfilled ones keep their old vector until retire):
+//               key = μ_o + σ_o (s − μ_n) / σ_n for a backfilled item, s for the others.
+//               Label-free, fitted on the query's own scores of the same items, so a
+//               biased (informed) backfill order does not bias it.
 // The default merge is the one docs/GALLERY.md measured best (kDefaultMerge).
 #include <cstdint>
 #include <string>
@@ -22,8 +29,8 @@
 
 namespace dualtune::gallery {
 
-enum class Merge { kRaw, kCalibrated, kRank };
-Merge parse_merge(const std::string& name);  ///< "raw" | "calibrated" | "rank"; throws otherwise
+enum class Merge { kRaw, kCalibrated, kRank, kAligned };
+Merge parse_merge(const std::string& name);  ///< "raw" | "calibrated" | "rank" | "aligned"; throws otherwise
 const char* merge_name(Merge m);
 
 /// The merge used when none is named (chosen by the measurements in docs/GALLERY.md).

@@ -267,7 +267,6 @@ std::unique_ptr<AnnIndex> AnnIndex::open(const std::string& gallery_dir, const V
   DT_CHECK(opt.type == "ivf" || opt.type == "hnsw", "approximate index: expected type ivf or hnsw, found '",
            opt.type, "'");
   auto ann = std::unique_ptr<AnnIndex>(new AnnIndex());
-  ann->opt_ = opt;
   const int64_t n = flat.size(), d = flat.dim();
   int64_t nlist = opt.nlist;
   if (opt.type == "ivf" && nlist <= 0) nlist = std::max<int64_t>(1, static_cast<int64_t>(4 * std::sqrt(double(n))));
@@ -337,17 +336,17 @@ void AnnIndex::top_up(const VectorIndex& flat) {
 }
 
 void AnnIndex::search(const VectorIndex& flat, int64_t nq, const float* q, int64_t k, const uint8_t* mask,
-                      float* scores, int64_t* ids) const {
-  const int64_t kk = mask ? k * std::max<int64_t>(1, opt_.overfetch) : k;
+                      float* scores, int64_t* ids, const AnnOptions& opt) const {
+  const int64_t kk = mask ? k * std::max<int64_t>(1, opt.overfetch) : k;
   std::vector<float> D(static_cast<size_t>(nq * kk));
   std::vector<faiss::Index::idx_t> P(static_cast<size_t>(nq * kk));
   if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index_.get())) {
     faiss::SearchParametersIVF p;
-    p.nprobe = static_cast<size_t>(opt_.nprobe);
+    p.nprobe = static_cast<size_t>(opt.nprobe);
     ivf->search(nq, q, kk, D.data(), P.data(), &p);
   } else {
     faiss::SearchParametersHNSW p;
-    p.efSearch = static_cast<int>(std::max(opt_.ef_search, kk));
+    p.efSearch = static_cast<int>(std::max(opt.ef_search, kk));
     index_->search(nq, q, kk, D.data(), P.data(), &p);
   }
   const int64_t* id = flat.ids();

@@ -86,12 +86,14 @@ class VectorIndex {
   friend class AnnIndex;
 };
 
-/// Approximate index over a VectorIndex's rows (same positions).
+/// Approximate index over a VectorIndex's rows (same positions). type, nlist and
+/// hnsw_m apply when the index is built (a cached index keeps its own); the others at
+/// every search.
 struct AnnOptions {
   std::string type = "ivf";  ///< ivf | hnsw
   int64_t nlist = 0;         ///< ivf: lists (0: 4·sqrt(n), at least 1)
-  int64_t nprobe = 16;       ///< ivf: lists visited per query
   int64_t hnsw_m = 32;       ///< hnsw: links per node
+  int64_t nprobe = 16;       ///< ivf: lists visited per query
   int64_t ef_search = 64;    ///< hnsw: candidate list size while searching
   int64_t overfetch = 4;     ///< candidates per query = k × overfetch when a mask filters them
 };
@@ -106,15 +108,15 @@ class AnnIndex {
   ~AnnIndex();
   /// Adds the flat index's rows this index does not hold yet.
   void top_up(const VectorIndex& flat);
-  /// Approximate top-k with the same contract as VectorIndex::search (ids from `flat`).
+  /// Approximate top-k with the same contract as VectorIndex::search (ids from `flat`),
+  /// with the search-time parameters of `opt` (nprobe, ef_search, overfetch).
   void search(const VectorIndex& flat, int64_t nq, const float* q, int64_t k, const uint8_t* mask, float* scores,
-              int64_t* ids) const;
+              int64_t* ids, const AnnOptions& opt) const;
   const CacheHeader& header() const { return header_; }
 
  private:
   AnnIndex() = default;
   CacheHeader header_;
-  AnnOptions opt_;
   std::unique_ptr<faiss::Index> index_;
 };
 
