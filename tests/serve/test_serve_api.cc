@@ -257,7 +257,7 @@ TEST_F(ServeApi, BadRequestsGetTheirStatusAndASpecificMessage) {
          "\"vector\" holds 1e+300; expected finite numbers (float32)");
   expect(c.Get("/api/items/99999999999999999999999/image"), 404, "no item with id 99999999999999999999999");
   expect(c.Post("/api/search", json{{"vector", q24}, {"merge", "best"}}.dump(), "application/json"), 400,
-         "\"merge\" must be raw, rank or calibrated, found 'best'");
+         "\"merge\": expected a merge raw, calibrated, rank or aligned, found 'best'");
   expect(c.Post("/api/search", json{{"vector", q24}, {"merge", "calibrated"}}.dump(), "application/json"), 409,
          "merge 'calibrated' for 'new' needs its score calibrations");
   expect(c.Post("/api/search", json{{"item", 4242}}.dump(), "application/json"), 404, "no item with id 4242");

@@ -36,10 +36,14 @@ Query read_query(Context& ctx, const std::string& model, int64_t k, const std::s
              "(approximate), found '", index, "'");
   q.options.index = index;
   if (!merge.empty()) {
-    HTTP_CHECK(merge == "raw" || merge == "rank" || merge == "calibrated", 400, "\"merge\" must be raw, rank or "
-               "calibrated, found '", merge, "'");
+    gallery::Merge m;
     try {
-      q.options.merge = ctx.gallery.resolve_merge(q.model.name, gallery::parse_merge(merge));
+      m = gallery::parse_merge(merge);
+    } catch (const Error& e) {
+      HTTP_THROW(400, "\"merge\": ", e.what());
+    }
+    try {
+      q.options.merge = ctx.gallery.resolve_merge(q.model.name, m);
     } catch (const Error& e) {
       HTTP_THROW(409, e.what());
     }

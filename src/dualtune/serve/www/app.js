@@ -362,7 +362,7 @@ async function loadReport() {
   }));
 }
 
-const CURVE_COLORS = { calibrated: "#2457c5", rank: "#0b7a5a", raw: "#a3570a" };
+const CURVE_COLORS = { calibrated: "#2457c5", rank: "#0b7a5a", raw: "#a3570a", aligned: "#8a3ab9" };
 let curveData = null;
 
 async function loadCurve() {
