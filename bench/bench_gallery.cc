@@ -50,7 +50,7 @@ long vm_hwm_kb() {
   return -1;
 }
 
-/// n vectors around n/100 cluster centres (noise 1.5 per component), seeded.
+/// n vectors around n/100 cluster centres (noise 0.8 per component: same-cluster cosines about 0.6), seeded.
 std::vector<float> clustered(int64_t n, int64_t d, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> g(0.f, 1.f);
@@ -60,7 +60,7 @@ std::vector<float> clustered(int64_t n, int64_t d, uint64_t seed) {
   std::vector<float> x(static_cast<size_t>(n * d));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t c = static_cast<int64_t>(rng() % static_cast<uint64_t>(clusters));
-    for (int64_t k = 0; k < d; ++k) x[i * d + k] = centres[c * d + k] + 1.5f * g(rng);
+    for (int64_t k = 0; k < d; ++k) x[i * d + k] = centres[c * d + k] + 0.8f * g(rng);
   }
   return x;
 }
@@ -109,12 +109,29 @@ int main(int argc, char** argv) {
   const int64_t nq = argc > 4 ? std::atoll(argv[4]) : 1000;
   const std::string dir = argc > 5 ? argv[5] : "/tmp/bench_gallery_" + std::to_string(n);
   auto has = [&](const char* m) { return modes.find(m) != std::string::npos; };
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (modes.rfind("rss-child-", 0) == 0) {  // see "rss" below
+    const std::string index = modes.substr(10);
+    const auto all = clustered(n + nq, d, 1);
+    const std::vector<float> q(all.begin() + n * d, all.end());
+    auto gr = gallery::Gallery::open(dir, {true, false, {}});
+    gallery::SearchOptions o;
+    o.k = 10;
+    o.merge = gallery::Merge::kRaw;
+    o.index = index;
+    gr->search("old", nq, q.data(), d, o);
+    std::printf("peak RSS of a process that opens the %lld-item gallery and runs %lld %s searches: %.0f MiB\n",
+                static_cast<long long>(n), static_cast<long long>(nq), index.c_str(), double(vm_hwm_kb()) / 1024);
+    return 0;
+  }
   std::printf("gallery search benchmark: n = %lld, d = %lld, %lld queries, %d threads, gallery %s\n",
               static_cast<long long>(n), static_cast<long long>(d), static_cast<long long>(nq),
               static_cast<int>(std::thread::hardware_concurrency()), dir.c_str());
 
-  const auto x = clustered(n, d, 1);
-  const auto q = clustered(nq, d, 2);
+  // Queries: further draws around the same centres (not in the gallery).
+  auto x = clustered(n + nq, d, 1);
+  const std::vector<float> q(x.begin() + n * d, x.end());
+  x.resize(static_cast<size_t>(n * d));
   std::unique_ptr<gallery::Gallery> g;
   bool fresh = true;
   if (fs::exists(gallery::Store::db_path(dir))) {
@@ -234,17 +251,15 @@ int main(int argc, char** argv) {
 
   if (has("rss")) {
     g.reset();
+    // A fresh process per measurement (exec, not fork: OpenMP is not fork-safe once its
+    // threads exist), so VmHWM is that process's own.
     for (const std::string index : {"flat", "ivf"}) {
+      std::fflush(stdout);
       const pid_t pid = ::fork();
       if (pid == 0) {
-        auto gr = gallery::Gallery::open(dir, {true, false, {}});
-        gallery::SearchOptions o = so;
-        o.index = index;
-        gr->search("old", nq, q.data(), d, o);
-        std::printf("peak RSS of a process that opens the %lld-item gallery and runs %lld %s searches: %.0f MiB\n",
-                    static_cast<long long>(n), static_cast<long long>(nq), index.c_str(), double(vm_hwm_kb()) / 1024);
-        std::fflush(stdout);
-        std::_Exit(0);
+        ::execl("/proc/self/exe", "bench_gallery", std::to_string(n).c_str(), ("rss-child-" + index).c_str(),
+                std::to_string(d).c_str(), std::to_string(nq).c_str(), dir.c_str(), static_cast<char*>(nullptr));
+        std::_Exit(127);
       }
       int st = 0;
       ::waitpid(pid, &st, 0);

@@ -41,12 +41,13 @@ constexpr int64_t kAlignSample = 1024;
 struct Gallery::QueryPlan {
   ModelInfo model;
   std::vector<Slot> slots;
+  bool calibrated = false;  ///< every slot has its score calibration
 };
 
 struct Gallery::Caches {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<VectorIndex>> flat;  ///< (version id, dim)
   std::map<std::tuple<int64_t, int64_t, std::string>, std::unique_ptr<AnnIndex>> ann;  ///< (version, dim, kind)
-  std::map<int64_t, QueryPlan> plans;  ///< by query model id
+  std::map<std::string, QueryPlan> plans;  ///< by query model name
 };
 
 namespace {
@@ -532,9 +533,10 @@ void Gallery::flush_caches() {
   }
 }
 
-const Gallery::QueryPlan& Gallery::query_plan_locked(const ModelInfo& m) {
-  auto it = caches_->plans.find(m.id);
+const Gallery::QueryPlan& Gallery::query_plan_locked(const std::string& name) {
+  auto it = caches_->plans.find(name);
   if (it != caches_->plans.end()) return it->second;
+  const ModelInfo m = model(name);
   const auto versions = precedence(m.name);
   QueryPlan plan;
   plan.model = m;
@@ -592,22 +594,27 @@ const Gallery::QueryPlan& Gallery::query_plan_locked(const ModelInfo& m) {
       }
     }
   }
-  return caches_->plans.emplace(m.id, std::move(plan)).first->second;
+  plan.calibrated = std::all_of(plan.slots.begin(), plan.slots.end(), [](const Slot& x) { return x.cal.has_value(); });
+  return caches_->plans.emplace(name, std::move(plan)).first->second;
+}
+
+Merge Gallery::merge_for(const QueryPlan& plan, std::optional<Merge> requested) const {
+  if (!requested) return plan.calibrated ? default_merge() : Merge::kRank;
+  DT_CHECK(*requested != Merge::kCalibrated || plan.calibrated || plan.slots.size() < 2, "gallery: merge 'calibrated' for '",
+           plan.model.name, "' needs its score calibrations (`gallery calibrate --model ", plan.model.name,
+           "` with a labelled training set embedded by both models); none is stored. Expected them, or --merge rank|raw|aligned");
+  return *requested;
 }
 
 Merge Gallery::resolve_merge(const std::string& name, std::optional<Merge> requested) {
-  const auto versions = precedence(name);
-  const ModelInfo m = model(name);
-  bool calibrated = true;
+  refresh();
   {
-    std::lock_guard<std::mutex> lk(store_mu_);
-    for (const auto& v : versions) calibrated &= !store_->load_fit("calibration", m.id, v.id).empty();
+    std::shared_lock<std::shared_mutex> cl(cache_mu_);
+    auto it = caches_->plans.find(name);
+    if (it != caches_->plans.end()) return merge_for(it->second, requested);
   }
-  if (!requested) return calibrated ? default_merge() : Merge::kRank;
-  DT_CHECK(*requested != Merge::kCalibrated || calibrated || versions.size() < 2, "gallery: merge 'calibrated' for '",
-           name, "' needs its score calibrations (`gallery calibrate --model ", name,
-           "` with a labelled training set embedded by both models); none is stored. Expected them, or --merge rank|raw");
-  return *requested;
+  std::unique_lock<std::shared_mutex> cl(cache_mu_);
+  return merge_for(query_plan_locked(name), requested);
 }
 
 SearchResult Gallery::search(const std::string& name, int64_t nq, const float* queries, int64_t dq,
@@ -616,19 +623,16 @@ SearchResult Gallery::search(const std::string& name, int64_t nq, const float* q
   DT_CHECK(opt.index == "flat" || opt.index == "ivf" || opt.index == "hnsw", "gallery search: expected index flat, ivf "
            "or hnsw, found '", opt.index, "'");
   refresh();
-  const ModelInfo m = model(name);
-  DT_CHECK(m.role != Role::kRetired, "gallery search: model '", name, "' is retired; expected a deployed or rolling-out model");
-  DT_CHECK(dq == m.dim, "gallery search: queries of model '", name, "' must have dimension ", m.dim, ", found ", dq);
-  const Merge merge = resolve_merge(name, opt.merge);
   SearchResult res;
   res.nq = nq;
   res.k = opt.k;
-  res.merge = merge;
   const int64_t k = opt.k;
+  // The plan (versions, masks, calibrations) is cached until the next write or refresh,
+  // so a search costs one SQLite call (refresh's data_version) besides the vector work.
   for (;;) {
     {
       std::shared_lock<std::shared_mutex> cl(cache_mu_);
-      auto it = caches_->plans.find(m.id);
+      auto it = caches_->plans.find(name);
       bool ann_ready = true;
       if (it != caches_->plans.end() && opt.index != "flat") {
         for (const auto& s : it->second.slots)
@@ -636,6 +640,10 @@ SearchResult Gallery::search(const std::string& name, int64_t nq, const float* q
       }
       if (it != caches_->plans.end() && ann_ready) {
         const QueryPlan& plan = it->second;
+        DT_CHECK(dq == plan.model.dim, "gallery search: queries of model '", name, "' must have dimension ",
+                 plan.model.dim, ", found ", dq);
+        const Merge merge = merge_for(plan, opt.merge);
+        res.merge = merge;
         const size_t ns = plan.slots.size();
         std::vector<std::vector<float>> sc(ns, std::vector<float>(static_cast<size_t>(nq * k)));
         std::vector<std::vector<int64_t>> id(ns, std::vector<int64_t>(static_cast<size_t>(nq * k)));
@@ -716,7 +724,7 @@ SearchResult Gallery::search(const std::string& name, int64_t nq, const float* q
       }
     }
     std::unique_lock<std::shared_mutex> cl(cache_mu_);
-    const QueryPlan& plan = query_plan_locked(m);
+    const QueryPlan& plan = query_plan_locked(name);
     if (opt.index != "flat") {
       for (const auto& s : plan.slots) {
         auto& ann = caches_->ann[{s.version.id, s.index->dim(), opt.index}];

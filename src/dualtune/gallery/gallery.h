@@ -261,7 +261,8 @@ class Gallery {
   struct QueryPlan;
   struct Caches;
   void refresh_locked();
-  const QueryPlan& query_plan_locked(const ModelInfo& m);
+  const QueryPlan& query_plan_locked(const std::string& model);
+  Merge merge_for(const QueryPlan& plan, std::optional<Merge> requested) const;
   void invalidate_local();
   ModelInfo deployed_locked();
 

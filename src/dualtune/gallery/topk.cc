@@ -1,12 +1,16 @@
 #include "dualtune/gallery/topk.h"
 
 #include <cblas.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 
 #include "dualtune/util/error.h"
 
 namespace dualtune::gallery {
+namespace {
+constexpr int64_t kBlasThreshold = 20;
+}
 
 void TopK::push(float score, int64_t id) { push_tagged(score, id, -1); }
 
@@ -39,6 +43,25 @@ void TopK::write(float* scores, int64_t* ids) const { write_tagged(scores, ids, 
 void exact_topk(int64_t nq, const float* q, int64_t nx, const float* x, const int64_t* ids, int64_t d, int64_t k,
                 const uint8_t* mask, float* scores, int64_t* out_ids) {
   DT_CHECK(k > 0, "top-k search: expected k > 0, found ", k);
+  if (nq < kBlasThreshold) {
+    // Few queries: SIMD dot products row by row (a BLAS call per block costs more than
+    // it saves), as FAISS does below the same threshold.
+#pragma omp parallel for if (nq > 1)
+    for (int64_t i = 0; i < nq; ++i) {
+      TopK top(k);
+      std::vector<float> s(static_cast<size_t>(std::min<int64_t>(nx, 4096)));
+      for (int64_t x0 = 0; x0 < nx; x0 += 4096) {
+        const int64_t cols = std::min<int64_t>(4096, nx - x0);
+        faiss::fvec_inner_products_ny(s.data(), q + i * d, x + x0 * d, static_cast<size_t>(d), static_cast<size_t>(cols));
+        for (int64_t c = 0; c < cols; ++c) {
+          if ((mask && !mask[x0 + c]) || !top.admits(s[c], ids[x0 + c])) continue;
+          top.push(s[c], ids[x0 + c]);
+        }
+      }
+      top.write(scores + i * k, out_ids + i * k);
+    }
+    return;
+  }
   // Block sizes as FAISS' IndexFlat uses them (queries × rows ≈ 4 M floats, 16 MiB).
   const int64_t bq = std::min<int64_t>(nq, 1024), bx = std::min<int64_t>(std::max<int64_t>(nx, 1), 4096);
   std::vector<float> S(static_cast<size_t>(bq * bx));

@@ -8,7 +8,8 @@
 //                skipped when mask[position] == 0) runs a blockwise BLAS kernel, because
 //                FAISS 1.7's IDSelector path for flat indexes is not BLAS-based (measured
 //                22× slower at 100k).
-//   AnnIndex     approximate: IVF-Flat or HNSW-Flat over the same rows, same positions.
+//   AnnIndex     approximate: IVF-Flat (inner product) or HNSW-Flat (L2 on the unit rows,
+//                scores converted back to cosines) over the same rows, same positions.
 //
 // Cache file (DIR/index/<version>.d<d>.<kind>.faiss, written atomically):
 //   "DTGALIDX" | uint32 LE header length | JSON header | faiss::write_index bytes
@@ -18,6 +19,7 @@
 // that is only behind (same generation, smaller seq) is topped up from the store.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,7 +39,7 @@ struct CacheHeader {
   int64_t dim = 0;          ///< components kept (prefix of the version's vectors)
   int64_t rows = 0;
   int64_t max_seq = 0;      ///< rows hold every vector of the version with seq <= max_seq
-  std::string kind;         ///< "flat" | "ivf<nlist>" | "hnsw<M>"
+  std::string kind;         ///< "flat" | "ivf<nlist>" | "hnswl2-<M>"
 };
 
 class VectorIndex {
@@ -118,6 +120,7 @@ class AnnIndex {
   AnnIndex() = default;
   CacheHeader header_;
   std::unique_ptr<faiss::Index> index_;
+  mutable std::mutex hnsw_mu_;  ///< HNSW's efSearch is a member of the index
 };
 
 }  // namespace dualtune::gallery
