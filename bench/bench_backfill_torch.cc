@@ -25,6 +25,7 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/gallery/gallery.h"
+#include "dualtune/util/install_paths.h"
 
 using namespace dualtune;
 using Clock = std::chrono::steady_clock;
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
   fs::create_directories(work);
   if (model.empty()) {
     model = work + "/model";
-    const auto cfg = config::Config::load(std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist/new_convnet_m.yml",
+    const auto cfg = config::Config::load(require_shipped_dir("configs") + "/fmnist/new_convnet_m.yml",
                                           {"data.root=" + root, "data.limit=2000", "optim.epochs=1", "test_accuracy=false",
                                            "output_dir=" + model, "threads=" + std::to_string(threads)});
     std::fprintf(stderr, "training a convnet-m for one epoch on 2000 images into %s\n", model.c_str());

@@ -25,6 +25,7 @@
 #include "dualtune/engine/trainer.h"
 #include "dualtune/models/embedding_model.h"
 #include "dualtune/util/allocator.h"
+#include "dualtune/util/install_paths.h"
 
 using namespace dualtune;
 using Clock = std::chrono::steady_clock;
@@ -33,7 +34,8 @@ namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string configs() { return std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist/"; }
+/// The shipped demo configs, found as the binary finds them (util/install_paths.h).
+std::string configs() { return require_shipped_dir("configs") + "/fmnist/"; }
 
 config::Config make_cfg(const std::string& file, const std::vector<std::string>& extra, int threads, int64_t images,
                         const std::string& root, const std::string& out) {

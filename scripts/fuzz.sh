@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 RUNS=${FUZZ_RUNS:-20000}
 JOBS=${FUZZ_JOBS:-2}
 BUILD=build-fuzz
-TARGETS=(fuzz_idx fuzz_npy fuzz_config fuzz_market_name)
+TARGETS=(fuzz_idx fuzz_npy fuzz_npz fuzz_config fuzz_market_name)
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDUALTUNE_WITH_TORCH=OFF -DDUALTUNE_FUZZ=ON >/dev/null

@@ -2,8 +2,10 @@
 # Installs the Debian packages dualtune needs (DESIGN.md "Dependencies") that are
 # missing on this machine, then the npm packages of the browser test. Idempotent: does
 # nothing when all are present.
-# libcpp-httplib-dev: `dualtune serve`. chromium + Node.js/npm: the serve page's browser
-# test (puppeteer-core drives Debian's chromium; no browser is downloaded).
+# chromium: the report.html test opens the page headless; the serve page's browser test
+# drives it with puppeteer-core from npm (Node.js/npm; no browser is downloaded).
+# dpkg-dev: dpkg-shlibdeps for `cpack -G DEB`. binutils: readelf in the install test.
+# libsqlite3-dev: the gallery's store. libcpp-httplib-dev: `dualtune serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
@@ -11,7 +13,7 @@ pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
       dataset-fashion-mnist gnuplot-nox libgloo-dev libsqlite3-dev
       clang-14 libclang-rt-14-dev libomp-14-dev
-      libcpp-httplib-dev chromium)
+      libcpp-httplib-dev chromium dpkg-dev binutils)
 # Node.js and npm may come from Debian (nodejs, npm) or from elsewhere (NodeSource's
 # nodejs bundles npm): ask Debian only for the commands that are missing.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

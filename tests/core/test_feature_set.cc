@@ -1,4 +1,5 @@
-// FeatureSet directories: round trip, optional files, size mismatches rejected.
+// FeatureSet directories and .npz archives: round trip, optional files, numpy's default
+// dtypes, size mismatches rejected.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -108,7 +109,10 @@ TEST(FeatureSet, RejectsMismatchedSizes) {
   const float three[3] = {0, 1, 2};
   dualtune::npy::save_f32(dir + "/labels.npy", three, {3});
   msg = load_error(dir);
-  EXPECT_NE(msg.find("expected dtype <i8 (int64), found <f4"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("labels.npy: expected integers (int64, int32, uint8, uint16, uint32 or uint64), found dtype "
+                     "float32 ('<f4')"),
+            std::string::npos)
+      << msg;
 
   small_set().save(dir);
   dualtune::write_text_atomic(dir + "/classes.json", "{\"classes\": [\"only\"]}");
@@ -140,4 +144,64 @@ TEST(FeatureSet, CheckNamesTheMismatch) {
     EXPECT_NE(std::string(e.what()).find("expected 3 labels, found 2"), std::string::npos) << e.what();
   }
   EXPECT_THROW(FeatureSet::load("/nonexistent/dir"), Error);
+}
+
+namespace {
+std::string numpy_fixture(const std::string& name) {
+  return std::string(DUALTUNE_SOURCE_DIR) + "/tests/fixtures/numpy/" + name;
+}
+}  // namespace
+
+TEST(FeatureSet, ReadsNpzArchivesAsNumpyWritesThem) {
+  // np.savez (stored) and np.savez_compressed (deflate) of float64 Fortran-order
+  // features, int32 labels and uint8 cams (make_numpy_fixtures.py).
+  for (const char* file : {"features_stored.npz", "features_deflate.npz"}) {
+    const FeatureSet s = FeatureSet::load(numpy_fixture(file));
+    EXPECT_EQ(s.n, 2) << file;
+    EXPECT_EQ(s.d, 3) << file;
+    EXPECT_EQ(s.features, (std::vector<float>{0.5f, -1.25f, 3.f, 2.f, 0.125f, -4.f})) << file;
+    EXPECT_EQ(s.labels, (std::vector<int64_t>{3, 0})) << file;
+    EXPECT_EQ(s.cams, (std::vector<int64_t>{1, 2})) << file;
+    EXPECT_EQ(s.paths, (std::vector<std::string>{"", ""})) << file;
+  }
+  // Arrays dualtune does not read (here paths as unicode strings) are ignored, and said so.
+  ::testing::internal::CaptureStderr();
+  const FeatureSet e = FeatureSet::load(numpy_fixture("features_extra.npz"));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(e.features, (std::vector<float>{0.5f, -1.25f, 3.f, 2.f, 0.125f, -4.f}));  // float16 in the archive
+  EXPECT_EQ(e.cams, (std::vector<int64_t>{-1, -1}));
+  EXPECT_NE(err.find("features_extra.npz: ignoring arrays 'paths' (read: features, labels, cams)"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("features_extra.npz[features]: float16 -> float32"), std::string::npos) << err;
+  // Without labels: the arrays expected and those found.
+  const std::string msg = load_error(numpy_fixture("no_labels.npz"));
+  EXPECT_NE(msg.find("no_labels.npz: expected arrays 'features' and 'labels' (np.savez(path, features=..., "
+                     "labels=...)), found 'features'"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(FeatureSet, DirectoryAcceptsNumpyDefaultDtypes) {
+  // features.npy float64 in Fortran order, labels.npy int32 (what numpy gives by default
+  // for np.asfortranarray(x) and np.array(list_of_ints, dtype=np.int32)).
+  const std::string dir = temp_dir("dtypes");
+  fs::create_directories(dir);
+  fs::copy_file(numpy_fixture("f8_2x3_fortran.npy"), dir + "/features.npy");
+  const int32_t labels[2] = {1, 0};
+  std::string raw(reinterpret_cast<const char*>(labels), sizeof labels);
+  std::string dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }";
+  while ((10 + dict.size() + 1) % 64) dict += ' ';
+  dict += '\n';
+  dualtune::write_text_atomic(dir + "/labels.npy", std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(dict.size()) +
+                                                       std::string(1, '\0') + dict + raw);
+  const FeatureSet s = FeatureSet::load(dir);
+  EXPECT_EQ(s.features, (std::vector<float>{0.5f, -1.25f, 3.f, 2.f, 0.125f, -4.f}));
+  EXPECT_EQ(s.labels, (std::vector<int64_t>{1, 0}));
+  // Integer features and float labels are refused, naming the dtype found.
+  fs::copy_file(numpy_fixture("i4_3.npy"), dir + "/features.npy", fs::copy_options::overwrite_existing);
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("features.npy: expected float features (float32, float64 or float16), found dtype int32 ('<i4')"),
+            std::string::npos)
+      << msg;
+  fs::remove_all(dir);
 }

@@ -14,6 +14,7 @@
 #include "dualtune/data/idx.h"
 #include "dualtune/data/market1501.h"
 #include "dualtune/features/npy.h"
+#include "dualtune/features/npz.h"
 #include "dualtune/util/error.h"
 
 namespace fs = std::filesystem;
@@ -50,6 +51,16 @@ const std::map<std::string, std::function<void(const std::string&)>>& parsers() 
        [](const std::string& b) {
          const auto a = npy::parse(b, "<regression>");
          EXPECT_EQ(a.f32.size() + a.i64.size(), static_cast<size_t>(a.numel()));
+       }},
+      {"fuzz_npz",
+       [](const std::string& b) {
+         for (const auto& [key, member] : npy::npz_members(b, "<regression>")) {
+           try {
+             const auto a = npy::parse(member, key);
+             EXPECT_EQ(a.f32.size() + a.i64.size(), static_cast<size_t>(a.numel()));
+           } catch (const Error&) {
+           }
+         }
        }},
       {"fuzz_config",
        [](const std::string& b) {

@@ -5,14 +5,20 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "dualtune/eval/evaluate.h"
 #include "dualtune/eval/run_eval.h"
 #include "dualtune/features/npy.h"
 #include "dualtune/report/report.h"
+#include "dualtune/report/svg.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
+#include "dualtune/util/provenance.h"
+#include "../torch/tiny_data.h"  // run_command (torch-free)
 
 namespace fs = std::filesystem;
 using namespace dualtune;
@@ -72,18 +78,38 @@ TEST(Report, WritesJsonMarkdownAndPlots) {
   EXPECT_EQ(j["matrix"][0]["metrics"]["cmc"].size(), 50u);
   EXPECT_DOUBLE_EQ(j["matrix"][0]["metrics"]["map"].get<double>(), rep.matrix[0][0].map);
   EXPECT_TRUE(j["upgrades"][0]["verdict"]["map"].contains("gain"));
+  // Flip rates: the same numbers as the report structure, per case and per mixed gallery.
+  const auto& u0 = rep.upgrades[0];
+  EXPECT_DOUBLE_EQ(j["upgrades"][0]["flips"]["new_old"]["negative"].get<double>(), u0.flips_new_old.negative);
+  EXPECT_EQ(j["upgrades"][0]["flips"]["new_new"]["positive_flips"].get<int64_t>(), u0.flips_new_new.positive_flips);
+  EXPECT_EQ(j["upgrades"][0]["flips"]["new_new"]["queries"].get<int64_t>(), 120);
+  EXPECT_DOUBLE_EQ(j["upgrades"][0]["mixed"][1]["flips"]["positive"].get<double>(), u0.mixed[1].flips.positive);
+  EXPECT_EQ(j["provenance"], provenance_json());
 
   const std::string md = read_file(dir + "/report.md");
   EXPECT_NE(md.find("| query \\ gallery | old | new-a | new_b |"), std::string::npos) << md;
   EXPECT_NE(md.find("| new-a | new→old |"), std::string::npos) << md;
   EXPECT_NE(md.find("compatible (mAP)"), std::string::npos);
   EXPECT_NE(md.find("r = 0.5"), std::string::npos);
+  EXPECT_NE(md.find("- produced by: dualtune " + provenance().version + " (git " + provenance().git_revision + ")"),
+            std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/report.html"));
   EXPECT_NE(md.find(report::percent(rep.matrix[1][0].map)), std::string::npos);
+  EXPECT_NE(md.find("| new model | new→old negative | new→old positive | new/new negative | new/new positive |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| new-a | " + report::percent(u0.flips_new_old.negative) + " | " +
+                    report::percent(u0.flips_new_old.positive) + " | "),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find(report::percent(u0.mixed[1].flips.negative) + " / " + report::percent(u0.mixed[1].flips.positive)),
+            std::string::npos)
+      << md;
   EXPECT_EQ(report::percent(0.58123), "58.12");
   EXPECT_EQ(report::percent(std::nan("")), "n/a");
 
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
-    for (const char* png : {"cmc_new-a.png", "cmc_new_b.png", "mixed_map.png", "matrix_map.png"}) {
+    for (const char* png : {"cmc_new-a.png", "cmc_new_b.png", "mixed_map.png", "mixed_flips.png", "matrix_map.png"}) {
       EXPECT_TRUE(fs::exists(dir + "/plots/" + png)) << png;
       EXPECT_GT(fs::file_size(dir + "/plots/" + png), 1000u) << png;
       EXPECT_NE(md.find(std::string("plots/") + png), std::string::npos) << png;
@@ -135,4 +161,162 @@ TEST(RunEval, RejectsBadOptions) {
   opt.out_dir = temp_dir("bad");
   EXPECT_THROW(eval::run_eval(opt, std::cout), Error);  // no --features
   fs::remove_all(opt.out_dir);
+}
+
+namespace {
+
+/// Metrics with the given mAP and rank-1 and a CMC rising from rank-1 towards 1.
+eval::Metrics metrics(double map, double rank1) {
+  eval::Metrics m;
+  m.map = map;
+  m.rank1 = rank1;
+  for (int k = 1; k <= eval::kCmcRanks; ++k) m.cmc.push_back(1 - (1 - rank1) / std::sqrt(static_cast<double>(k)));
+  m.rank5 = m.cmc[4];
+  m.rank10 = m.cmc[9];
+  m.minp = map / 2;
+  m.queries = 100;
+  return m;
+}
+
+/// A deployed model `old` and two upgrades: `bct` compatible on mAP (and not on rank-1),
+/// `independent` not compatible.
+eval::CompatibilityReport two_upgrades() {
+  eval::CompatibilityReport rep;
+  rep.protocol = "loo";
+  rep.old_model = "old";
+  rep.models = {"old", "bct", "independent"};
+  rep.dims = {128, 128, 128};
+  rep.num_query = rep.num_gallery = 100;
+  const double maps[3][3] = {{0.58, 0.55, 0.10}, {0.70, 0.80, 0.12}, {0.14, 0.11, 0.75}};
+  rep.matrix.resize(3);
+  for (int q = 0; q < 3; ++q)
+    for (int g = 0; g < 3; ++g) rep.matrix[q].push_back(metrics(maps[q][g], 0.8 * maps[q][g] + 0.1));
+  for (int n = 1; n < 3; ++n) {
+    eval::UpgradeResult u;
+    u.new_model = rep.models[n];
+    u.old_old = rep.matrix[0][0];
+    u.new_new = rep.matrix[n][n];
+    u.new_old = rep.matrix[n][0];
+    for (double r : {0.0, 0.5, 1.0}) {
+      eval::MixedPoint p;
+      p.old_fraction = r;
+      p.metrics = metrics((1 - r) * u.new_new.map + r * u.new_old.map, 0.5);
+      u.mixed.push_back(p);
+    }
+    u.map = eval::judge_compatibility(u.old_old.map, u.new_new.map, u.new_old.map);
+    u.rank1 = eval::judge_compatibility(u.old_old.rank1, u.new_new.rank1, n == 1 ? 0.5 : u.new_old.rank1);
+    rep.upgrades.push_back(u);
+  }
+  return rep;
+}
+
+/// The decoded SVG documents of every <img src="data:image/svg+xml;base64,...">.
+std::vector<std::string> svg_images(const std::string& html) {
+  std::vector<std::string> out;
+  const std::string key = "<img alt=\"";
+  for (size_t p = 0; (p = html.find(key, p)) != std::string::npos; ++p) {
+    const size_t src = html.find("src=\"data:image/svg+xml;base64,", p);
+    if (src == std::string::npos) return out;
+    const size_t start = src + 31, end = html.find('"', start);
+    const std::string b64 = html.substr(start, end - start);
+    // Decode (the inverse of svg::base64, checked on its own below).
+    std::string bytes;
+    int bits = 0;
+    uint32_t acc = 0;  // only its low `bits` bits matter; older bits are shifted out
+    for (char c : b64) {
+      const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      if (c == '=') break;
+      acc = (acc << 6) | static_cast<uint32_t>(std::strchr(k, c) - k);
+      if ((bits += 6) >= 8) bytes += static_cast<char>((acc >> (bits -= 8)) & 0xff);
+    }
+    out.push_back(bytes);
+  }
+  return out;
+}
+
+std::string chromium(const std::string& args, const std::string& profile) {
+  int status = 0;
+  return testdata::run_command(
+      "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+      "--disable-component-update --disable-sync --hide-scrollbars --user-data-dir=" + profile + " " + args + " 2>/dev/null",
+      &status);
+}
+
+}  // namespace
+
+TEST(ReportHtml, Base64MatchesRfc4648) {
+  EXPECT_EQ(report::svg::base64(""), "");
+  EXPECT_EQ(report::svg::base64("f"), "Zg==");
+  EXPECT_EQ(report::svg::base64("fo"), "Zm8=");
+  EXPECT_EQ(report::svg::base64("foo"), "Zm9v");
+  EXPECT_EQ(report::svg::base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(report::svg::escape("a<b & \"c\"'"), "a&lt;b &amp; &quot;c&quot;&#39;");
+}
+
+TEST(ReportHtml, VerdictInWordsFirstThenEveryFigureInlined) {
+  const auto rep = two_upgrades();
+  const std::string html = report::html_report(rep);
+  // The verdict, in words, before any figure.
+  const size_t headline = html.find("<p class=\"headline mixed\">1 of 2 new models are compatible with the deployed "
+                                    "model <b>old</b>: <b>bct</b>. Best cross-model mAP: <b>bct</b>, 70.0 %.</p>");
+  ASSERT_NE(headline, std::string::npos) << html.substr(0, 3000);
+  EXPECT_LT(headline, html.find("<img"));
+  EXPECT_NE(html.find("<span class=\"badge\">compatible</span> <b>bct</b> can replace <b>old</b> without re-extracting "
+                      "the gallery: its queries against <b>old</b>'s gallery reach 70.0 % mAP, above the 58.0 % of "
+                      "<b>old</b> itself; after re-extraction they reach 80.0 % (update gain 0.55)."),
+            std::string::npos);
+  EXPECT_NE(html.find("On rank-1 the verdict is the opposite: 50.0 % new→old against 56.4 % old/old."),
+            std::string::npos);
+  EXPECT_NE(html.find("<span class=\"badge\">not compatible</span> The queries of <b>independent</b> against <b>old</b>'s "
+                      "gallery reach 14.0 % mAP, not above the 58.0 % of <b>old</b> itself"),
+            std::string::npos);
+  // Self-contained: nothing fetched (no link, stylesheet import, url() or remote source).
+  for (const char* remote : {"<link", "@import", "url(", "src=\"http", "href=\"http"})
+    EXPECT_EQ(html.find(remote), std::string::npos) << remote;
+  // Figures: the heatmap, the mixed-gallery chart and one CMC chart per upgrade, as SVG.
+  const auto svgs = svg_images(html);
+  ASSERT_EQ(svgs.size(), 4u);
+  for (const auto& s : svgs) {
+    EXPECT_EQ(s.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u) << s.substr(0, 80);
+    EXPECT_EQ(s.substr(s.size() - 7), "</svg>\n");
+  }
+  // The heatmap prints every cell of the matrix (mAP, %, one decimal).
+  EXPECT_NE(svgs[0].find("Compatibility matrix"), std::string::npos);
+  for (const char* cell : {">58.0<", ">70.0<", ">80.0<", ">14.0<", ">75.0<", ">10.0<"})
+    EXPECT_NE(svgs[0].find(cell), std::string::npos) << cell;
+  EXPECT_NE(svgs[1].find("Mixed gallery"), std::string::npos);
+  EXPECT_NE(svgs[2].find("CMC: bct vs old"), std::string::npos);
+  EXPECT_NE(svgs[3].find("CMC: independent vs old"), std::string::npos);
+  // Provenance at the bottom.
+  EXPECT_NE(html.find("Produced by dualtune " + provenance().version), std::string::npos);
+}
+
+// Opens report.html in headless Chromium (Debian's chromium, scripts/install_deps.sh):
+// the page's own check marks whether every <img> decoded (naturalWidth > 0), --dump-dom
+// shows the mark; a page with one broken figure shows it missing, so the check is not
+// vacuous; a screenshot at a laptop's 1366 × 768 is taken (build/report_html_screenshot.png).
+TEST(ReportHtml, EveryFigureRendersInHeadlessChromium) {
+  ASSERT_EQ(std::system("command -v chromium >/dev/null 2>&1"), 0)
+      << "chromium not found: run scripts/install_deps.sh (Debian package chromium)";
+  const std::string dir = temp_dir("html");
+  report::write_report(two_upgrades(), dir);
+  const std::string page = dir + "/report.html", shot = dir + "/screenshot.png";
+  const std::string dom =
+      chromium("--window-size=1366,768 --screenshot=" + shot + " --dump-dom file://" + page, dir + "/profile1");
+  EXPECT_NE(dom.find("data-figures=\"4/4\""), std::string::npos) << dom.substr(0, 2000);
+  EXPECT_NE(dom.find("data-rendered=\"all\""), std::string::npos);
+  ASSERT_TRUE(fs::exists(shot));
+  EXPECT_EQ(read_file(shot).substr(1, 3), "PNG");
+  EXPECT_GT(fs::file_size(shot), 20000u);  // a rendered page, not a blank one
+
+  std::string broken = read_file(page);
+  const size_t src = broken.find("base64,") + 7;
+  broken.replace(src, 40, std::string(40, 'A'));  // the heatmap's SVG no longer parses
+  write_text_atomic(dir + "/broken.html", broken);
+  const std::string bad = chromium("--dump-dom file://" + dir + "/broken.html", dir + "/profile2");
+  EXPECT_NE(bad.find("data-figures=\"3/4\""), std::string::npos) << bad.substr(0, 2000);
+  EXPECT_NE(bad.find("data-rendered=\"missing\""), std::string::npos);
+  // Kept beside the test binary (the build directory) for a person to look at.
+  fs::copy_file(shot, executable_dir() + "/report_html_screenshot.png", fs::copy_options::overwrite_existing);
+  fs::remove_all(dir);
 }

@@ -2,6 +2,9 @@
 // Old model convnet-s on classes 0-4; new models convnet-m on all 10 classes with
 // independent / l2 / bct / dual-tuning, same seed and schedule; leave-one-out
 // evaluation of every case on the 10k test images; comparison table + report.
+// Scenario openset tells the same story on the generated open-set glyph benchmark
+// (data/glyph_benchmark.h): old model on train-old, new models on train-new, evaluation
+// on test classes neither model saw.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -21,6 +24,7 @@
 #include "dualtune/cli/demo_transition.h"
 #include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
+#include "dualtune/data/glyph_benchmark.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
@@ -29,6 +33,7 @@
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -37,8 +42,8 @@ namespace {
 
 struct DemoOptions {
   std::string out = "demo_out";
-  std::string configs = std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist";
-  std::string data_root = "/usr/share/datasets/fashion-mnist";
+  std::string configs;    ///< empty: the scenario's configs/<dir> among the shipped configs (util/install_paths.h)
+  std::string data_root;  ///< empty: the scenario's default (none for openset)
   std::string scenario = "default";
   std::vector<std::string> methods{"independent", "l2", "bct", "dual-tuning"};
   int seeds = 1;
@@ -52,6 +57,33 @@ struct DemoOptions {
   std::vector<std::string> overrides;  ///< applied to every new model
   std::string variant;                 ///< ablation tag: runs "<method>@<variant>", own summary
 };
+
+// What a scenario changes: its configs and data, and overrides of every new model.
+struct Scenario {
+  const char* configs;    ///< configs/<dir>
+  const char* data_root;  ///< default --data-root; nullptr: must be given
+  const char* test_set;   ///< what the summary says the evaluation ran on
+  std::vector<std::string> new_overrides;
+  /// --quick training subsets (old, new). On the glyphs, 20 % of each split: compatible
+  /// runs need every new class in the subset (its prototype), and 20 % leaves a class of
+  /// 84 images empty with probability 0.8^84 ≈ 7e-9.
+  int64_t quick_old = 6000, quick_new = 12000;
+};
+
+const std::map<std::string, Scenario>& scenarios() {
+  static const std::map<std::string, Scenario> s{
+      {"default", {"fmnist", "/usr/share/datasets/fashion-mnist", "the Fashion-MNIST test set", {}}},
+      {"arch",
+       {"fmnist", "/usr/share/datasets/fashion-mnist", "the Fashion-MNIST test set",
+        {"model.backbone=resnet18", "model.embedding_dim=256"}}},
+      {"loss",
+       {"fmnist", "/usr/share/datasets/fashion-mnist", "the Fashion-MNIST test set",
+        {"loss.type=arcface", "loss.label_smoothing=0.0"}}},
+      {"openset",
+       {"glyphs", nullptr, "the open-set glyph test split (classes neither model trained on)", {}, 8600, 25800}},
+  };
+  return s;
+}
 
 const std::map<std::string, std::string> kMethodConfig{{"independent", "new_convnet_m.yml"},
                                                        {"l2", "new_l2.yml"},
@@ -173,6 +205,7 @@ void run_trainings(const std::vector<Training>& ts, int jobs, int threads_per_jo
 
 struct Row {
   std::vector<double> oo_map, oo_r1, nn_map, nn_r1, no_map, no_r1, gain;
+  std::vector<double> no_negative, no_positive;  ///< new→old top-1 flip rates against old/old
   int compatible = 0;
 };
 
@@ -194,8 +227,29 @@ std::string mean_pm(const std::vector<double>& v, double scale = 100.0) {
   return buf;
 }
 
-int run_demo(const DemoOptions& o) {
+int run_demo(DemoOptions o) {
   const auto t0 = Clock::now();
+  const auto sc = scenarios().find(o.scenario);
+  DT_CHECK(sc != scenarios().end(), "unknown scenario '", o.scenario, "': expected default, arch, loss or openset");
+  const Scenario& scenario = sc->second;
+  if (o.configs.empty()) o.configs = require_shipped_dir("configs") + "/" + scenario.configs;
+  DT_CHECK(fs::is_directory(o.configs), "demo: configs directory ", o.configs, " does not exist");
+  std::printf("== configs: %s\n", o.configs.c_str());
+  if (o.data_root.empty()) {
+    DT_CHECK(scenario.data_root, "demo --scenario ", o.scenario, ": expected --data-root DIR, the generated open-set ",
+             "glyph benchmark, found none. Generate it with `/usr/bin/python3 ", data::kGlyphGenerator,
+             " --out DIR` (about 3 minutes; see ", data::kGlyphGeneratorReadme, ")");
+    o.data_root = scenario.data_root;
+  }
+  if (o.scenario == "openset") {
+    const auto b = data::check_glyph_benchmark(o.data_root);
+    std::printf("== glyph benchmark %s: train-old %lld classes / %lld images, train-new %lld / %lld, "
+                "test %lld / %lld\n",
+                o.data_root.c_str(), static_cast<long long>(b.train_old.classes),
+                static_cast<long long>(b.train_old.images), static_cast<long long>(b.train_new.classes),
+                static_cast<long long>(b.train_new.images), static_cast<long long>(b.test.classes),
+                static_cast<long long>(b.test.images));
+  }
   engine::set_threads(o.threads);
   ensure_writable_dir(o.out);
   const std::string out = fs::absolute(o.out).string();
@@ -203,8 +257,8 @@ int run_demo(const DemoOptions& o) {
   if (o.threads > 0) common.push_back("threads=" + std::to_string(o.threads));
   std::vector<std::string> old_ov = common, new_ov = common;
   if (o.quick) {
-    old_ov.insert(old_ov.end(), {"data.limit=6000", "optim.epochs=2"});
-    new_ov.insert(new_ov.end(), {"data.limit=12000", "optim.epochs=1"});
+    old_ov.insert(old_ov.end(), {"data.limit=" + std::to_string(scenario.quick_old), "optim.epochs=2"});
+    new_ov.insert(new_ov.end(), {"data.limit=" + std::to_string(scenario.quick_new), "optim.epochs=1"});
   }
   if (o.train_limit > 0) {
     old_ov.push_back("data.limit=" + std::to_string(o.train_limit / 2));
@@ -212,13 +266,7 @@ int run_demo(const DemoOptions& o) {
   }
   if (o.epochs_old > 0) old_ov.push_back("optim.epochs=" + std::to_string(o.epochs_old));
   if (o.epochs_new > 0) new_ov.push_back("optim.epochs=" + std::to_string(o.epochs_new));
-  if (o.scenario == "arch") {
-    new_ov.insert(new_ov.end(), {"model.backbone=resnet18", "model.embedding_dim=256"});
-  } else if (o.scenario == "loss") {
-    new_ov.insert(new_ov.end(), {"loss.type=arcface", "loss.label_smoothing=0.0"});
-  } else {
-    DT_CHECK(o.scenario == "default", "unknown scenario '", o.scenario, "': expected default, arch or loss");
-  }
+  new_ov.insert(new_ov.end(), scenario.new_overrides.begin(), scenario.new_overrides.end());
   new_ov.insert(new_ov.end(), o.overrides.begin(), o.overrides.end());
   const int64_t eval_limit = o.eval_limit > 0 ? o.eval_limit : (o.quick ? 3000 : 0);
 
@@ -273,7 +321,7 @@ int run_demo(const DemoOptions& o) {
                 eval_limit > 0 ? std::to_string(eval_limit).c_str() : "all");
     std::fflush(stdout);
     const auto cfg = config::Config::load(old_dir + "/config.yml");
-    auto spec = engine::dataset_spec(cfg, "test");
+    auto spec = engine::dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
     spec.classes = "all";
     spec.limit = eval_limit;
     const auto test_set = data::open_dataset(spec);
@@ -315,18 +363,23 @@ int run_demo(const DemoOptions& o) {
       r.no_map.push_back(up.new_old.map);
       r.no_r1.push_back(up.new_old.rank1);
       r.gain.push_back(up.map.gain);
+      r.no_negative.push_back(up.flips_new_old.negative);
+      r.no_positive.push_back(up.flips_new_old.positive);
       r.compatible += up.map.compatible;
     }
   }
 
   // The comparison table (mean ± half-range over seeds), Markdown.
-  std::string table = "| method | old/old mAP / top-1 | new/new mAP / top-1 | new→old mAP / top-1 | compatible | gain (mAP) |\n"
-                      "|---|---|---|---|---|---|\n";
+  // Flips: new→old queries whose top-1 broke (−) or was fixed (+) against old/old.
+  std::string table =
+      "| method | old/old mAP / top-1 | new/new mAP / top-1 | new→old mAP / top-1 | new→old flips − / + | compatible "
+      "| gain (mAP) |\n|---|---|---|---|---|---|---|\n";
   for (const auto& m : o.methods) {
     const auto& r = rows[label(m)];
     table += "| " + label(m) + " | " + mean_pm(r.oo_map) + " / " + mean_pm(r.oo_r1) + " | " + mean_pm(r.nn_map) + " / " +
              mean_pm(r.nn_r1) + " | " + mean_pm(r.no_map) + " / " + mean_pm(r.no_r1) + " | " +
-             std::to_string(r.compatible) + "/" + std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain, 1.0) + " |\n";
+             mean_pm(r.no_negative) + " / " + mean_pm(r.no_positive) + " | " + std::to_string(r.compatible) + "/" +
+             std::to_string(r.oo_map.size()) + " | " + mean_pm(r.gain, 1.0) + " |\n";
   }
   const double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60.0;
   // Peak resident memory (ru_maxrss, KiB): this process and the largest training child
@@ -339,14 +392,17 @@ int run_demo(const DemoOptions& o) {
   memory += ".";
   std::string settings;
   for (const auto& ov : o.overrides) settings += " `" + ov + "`";
-  char head[512];
+  char head[768];
   std::snprintf(head, sizeof head,
-                "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP and top-1 in %%, leave-one-out on the Fashion-MNIST "
-                "test set; mean ± half-range over seeds. Wall time %.1f min.",
-                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", minutes);
-  const std::string summary = std::string(head) + memory +
-                              (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
-                              (transition.empty() ? "" : "\n" + transition);
+                "# dualtune demo (scenario %s, %d seed%s%s)\n\nmAP, top-1 and flip rates in %%, leave-one-out on %s%s; "
+                "mean ± half-range over seeds. Flips: queries whose new→old top-1 is wrong where old/old was right (−) "
+                "or right where it was wrong (+). Wall time %.1f min.",
+                o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", scenario.test_set,
+                eval_limit > 0 ? (" (a seeded subset of " + std::to_string(eval_limit) + " images)").c_str() : "",
+                minutes);
+  const std::string summary =
+      std::string(head) + memory + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
+      (transition.empty() ? "" : "\n" + transition);
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
   write_text_atomic(summary_path, summary);
   std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());
@@ -359,14 +415,22 @@ int run_demo(const DemoOptions& o) {
 
 void register_demo_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("demo", "The whole pipeline on Fashion-MNIST: old model on classes 0-4, new models "
-                                         "(independent, l2, bct, dual-tuning) on all 10, evaluation and report");
+                                         "(independent, l2, bct, dual-tuning) on all 10, evaluation and report; "
+                                         "--scenario openset: the same on the open-set glyph benchmark");
   auto o = std::make_shared<DemoOptions>();
   cmd->add_option("--out,-o", o->out, "output directory (runs, features, reports)")->capture_default_str();
-  cmd->add_option("--configs", o->configs, "directory of the demo configs")->capture_default_str();
-  cmd->add_option("--data-root", o->data_root, "Fashion-MNIST IDX directory")->capture_default_str();
+  const std::string shipped = shipped_dir("configs");
+  cmd->add_option("--configs", o->configs,
+                  "directory of the demo configs (default: the shipped configs/fmnist, openset: configs/glyphs; "
+                  "shipped configs: " + (shipped.empty() ? std::string("not found") : shipped) + ")");
+  cmd->add_option("--data-root", o->data_root,
+                  "Fashion-MNIST IDX directory (default /usr/share/datasets/fashion-mnist); for openset, required: "
+                  "the directory make_hangul.py generated");
   cmd->add_option("--scenario", o->scenario,
-                  "default | arch (new model resnet18, D=256) | loss (new model trained with ArcFace)")->capture_default_str()
-      ->check(CLI::IsMember({"default", "arch", "loss"}));
+                  "default | arch (new model resnet18, D=256) | loss (new model trained with ArcFace) | openset "
+                  "(open-set glyph benchmark: old model on train-old, new on train-new, test classes unseen)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"default", "arch", "loss", "openset"}));
   cmd->add_option("--methods", o->methods, "new-model methods to train")->capture_default_str()->delimiter(',');
   cmd->add_option("--seeds", o->seeds, "number of seeds (mean and spread are reported)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--first-seed", o->first_seed, "first seed")->capture_default_str();

@@ -23,8 +23,11 @@ std::string run_demo_transition(const TransitionInputs& in) {
   const auto old_test = features::FeatureSet::load(in.seed_dir + "/features/" + in.old_name);
   const auto new_test = features::FeatureSet::load(in.seed_dir + "/features/" + in.new_name);
   const auto cfg = config::Config::load(old_run + "/config.yml", {"data.root=" + in.data_root});
-  auto test_spec = engine::dataset_spec(cfg, "test");
-  auto train_spec = engine::dataset_spec(cfg, "train");
+  // The scenario's own splits (Fashion-MNIST: train / test; open set: the new model's
+  // train-new and the unseen test classes).
+  const auto new_cfg = config::Config::load(new_run + "/config.yml", {"data.root=" + in.data_root});
+  auto test_spec = engine::dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
+  auto train_spec = engine::dataset_spec(new_cfg, new_cfg.get<std::string>("data.train_split"));
   train_spec.classes = "all";
   train_spec.limit = in.calibration_images;
   std::printf("== gallery transition: %lld test images, old '%s' -> new '%s'; fits on %lld training images\n",

@@ -19,13 +19,14 @@ void register_eval_command(CLI::App& app) {
       "eval", "Self-test, cross-test and mixed-gallery evaluation of feature directories; writes a report "
               "(report.json, report.md, plots) and prints the summary tables");
   cmd->add_option("--features", opt->features,
-                  "NAME=DIR of a feature directory (features.npy, labels.npy, ...), one per model, repeatable; "
+                  "NAME=DIR of a feature directory (features.npy, labels.npy, ...) or NAME=FILE.npz (np.savez of "
+                  "features, labels[, cams]), one per model, repeatable; "
                   "for --protocol reid: NAME=QUERY_DIR,GALLERY_DIR")
       ->take_all();
   auto models = std::make_shared<std::vector<std::string>>();
   auto data = std::make_shared<DataOptions>();
   cmd->add_option("--model", *models,
-                  "NAME=MODEL (run directory or TorchScript file), repeatable: extract features of the dataset "
+                  "NAME=MODEL (run directory), repeatable: extract features of the dataset "
                   "given by the data options into OUT/features/NAME first, then evaluate them")
       ->take_all();
   add_data_options(*cmd, *data);

@@ -19,8 +19,8 @@ void register_extract_command(CLI::App& app) {
     int threads = 0;
   };
   auto opts = std::make_shared<Opts>();
-  cmd->add_option("--model,-m", opts->model, "run directory, or a TorchScript file returning B x D embeddings")->required();
-  cmd->add_option("--class-map", opts->class_map, "class map JSON (TorchScript models)");
+  cmd->add_option("--model,-m", opts->model, "run directory, or a TorchScript file or ONNX file (*.onnx) returning B x D embeddings")->required();
+  cmd->add_option("--class-map", opts->class_map, "class map JSON (TorchScript and ONNX models)");
   add_data_options(*cmd, opts->data);
   cmd->add_option("--out,-o", opts->out, "output directory")->required();
   cmd->add_option("--batch", opts->batch, "inference batch size")->check(CLI::PositiveNumber);

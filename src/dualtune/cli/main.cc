@@ -7,6 +7,22 @@
 #include "dualtune/cli/commands.h"
 #include "dualtune/util/allocator.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
+#include "dualtune/util/provenance.h"
+
+namespace {
+
+/// Where the shipped configs and docs are (found relative to this binary), for --help.
+std::string where_footer() {
+  auto line = [](const char* label, const std::string& what) {
+    const std::string dir = dualtune::shipped_dir(what);
+    return std::string(label) + (dir.empty() ? "not found (expected <prefix>/share/dualtune/" + what + ")" : dir) + "\n";
+  };
+  return line("Shipped configs: ", "configs") + line("Documentation:   ", "docs") +
+         "Manual page:     man dualtune (when installed)";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Referencing it keeps the allocator-tuning library linked; its constructor already ran.
@@ -14,6 +30,10 @@ int main(int argc, char** argv) {
   CLI::App app{
       "dualtune: train a new embedding model whose query embeddings stay comparable with the "
       "deployed model's gallery (Dual-Tuning, BCT, L2), and prove it with the compatibility protocol."};
+  std::string version = dualtune::version_text();
+  version.pop_back();  // CLI11 adds the final newline
+  app.set_version_flag("--version", version, "Print the version, the git revision and the libtorch, FAISS and OpenCV versions");
+  app.footer(where_footer());
   app.require_subcommand(1);
   dualtune::cli::register_train_command(app);
   dualtune::cli::register_prototypes_command(app);

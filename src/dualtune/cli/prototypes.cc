@@ -19,8 +19,8 @@ void register_prototypes_command(CLI::App& app) {
     int threads = 0;
   };
   auto opts = std::make_shared<Opts>();
-  cmd->add_option("--old", opts->old, "old model: run directory or TorchScript file")->required();
-  cmd->add_option("--class-map", opts->class_map, "class map JSON of a TorchScript old model");
+  cmd->add_option("--old", opts->old, "old model: run directory, TorchScript file or ONNX file (*.onnx)")->required();
+  cmd->add_option("--class-map", opts->class_map, "class map JSON of a TorchScript or ONNX old model");
   add_data_options(*cmd, opts->data);
   cmd->add_option("--out,-o", opts->out, "output directory (prototypes.npy, classes.json)")->required();
   cmd->add_option("--threads", opts->threads, "libtorch threads (0 = all cores)")->check(CLI::NonNegativeNumber);

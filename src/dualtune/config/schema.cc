@@ -54,9 +54,9 @@ optim:
   milestones: []
   gamma: 0.1
 old:
-  path: ""                 # old model: a dualtune run directory or a TorchScript file
-  class_map: ""            # TorchScript: class map JSON of the old model
-  classifier: ""           # TorchScript: old classifier weights .npy (Co x Do), optional
+  path: ""                 # old model: a dualtune run directory, a TorchScript file or an ONNX file (*.onnx)
+  class_map: ""            # TorchScript / ONNX: class map JSON of the old model
+  classifier: ""           # TorchScript / ONNX: old classifier weights .npy (Co x Do), optional
 compat:
   method: independent      # independent | l2 | bct | dual-tuning
   l2_weight: 1.0

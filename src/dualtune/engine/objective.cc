@@ -125,7 +125,7 @@ std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tens
   if (method_ == "independent") return out;
 
   const auto eo = old_->embed(x);
-  // A TorchScript old model tells its width only now: precomputed prototypes must match it.
+  // An exported (TorchScript / ONNX) old model tells its width only now: precomputed prototypes must match it.
   DT_CHECK(!prototypes_.matrix.defined() || prototypes_.matrix.size(1) == eo.size(1), "prototypes have ",
            prototypes_.matrix.size(1), " components but the old model's embedding has ", eo.size(1));
   if (method_ == "l2") {

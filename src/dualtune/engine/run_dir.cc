@@ -4,6 +4,7 @@
 
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::engine {
 
@@ -23,12 +24,6 @@ bool run_is_complete(const std::string& run_dir, const std::string& hash) {
          std::filesystem::exists(RunPaths{run_dir}.checkpoint());
 }
 
-std::string code_version() {
-#ifdef DUALTUNE_VERSION
-  return DUALTUNE_VERSION;
-#else
-  return "unknown";
-#endif
-}
+std::string code_version() { return provenance().version + "+git." + provenance().git_revision; }
 
 }  // namespace dualtune::engine

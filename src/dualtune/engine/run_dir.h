@@ -4,7 +4,8 @@
 //   classes.json      class map of the training set (label <-> name)
 //   checkpoint.pt     model + optimizer state + finished epochs (written atomically each epoch)
 //   meta.json         architecture, embedding size, classes, dataset fingerprint,
-//                     code version, config hash, epochs done, complete flag
+//                     code version, provenance (util/provenance.h), config hash,
+//                     epochs done, complete flag
 //   train_log.jsonl   one JSON record per logged step and per epoch
 //   prototypes/       (compatible runs) prototypes.npy + classes.json actually used
 #include <string>
@@ -27,7 +28,7 @@ struct RunPaths {
 nlohmann::json read_meta(const std::string& run_dir);
 /// True when meta.json says the run finished and its config hash equals `hash`.
 bool run_is_complete(const std::string& run_dir, const std::string& hash);
-/// Code version compiled in (git describe at configure time, or "unknown").
+/// "<version>+git.<revision>" of this build (util/provenance.h).
 std::string code_version();
 
 }  // namespace dualtune::engine

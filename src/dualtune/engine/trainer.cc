@@ -19,6 +19,7 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::engine {
 namespace {
@@ -167,6 +168,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"compat_method", objective.method()},
                          {"dataset", dataset_fingerprint(*train_set)},
                          {"code_version", code_version()},
+                         {"provenance", provenance_json()},
                          {"config_hash", hash},
                          {"world_size", dist.world_size()},
                          {"epochs_done", start_epoch},

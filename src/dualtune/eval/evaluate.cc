@@ -53,7 +53,8 @@ std::string fmt_pct(double x) {
 
 }  // namespace
 
-Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt) {
+Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
+                      std::vector<Top1>* top1) {
   const Protocol protocol = parse_protocol(opt.protocol);
   query.check();
   gallery.check();
@@ -114,6 +115,7 @@ Metrics evaluate_case(const features::FeatureSet& query, const features::Feature
   });
 
   Metrics m = reduce_query_results(results);
+  if (top1) *top1 = top1_outcomes(results.first_rank);
   if (opt.tar_far) {
     for (int t = 1; t < nthreads; ++t) tar[0].merge(tar[static_cast<size_t>(t)]);
     DT_CHECK(tar[0].num_impostors() == num_impostors, "evaluate: internal error: expected ", num_impostors,
@@ -171,9 +173,13 @@ CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& mod
   };
   const size_t nm = models.size();
   rep.matrix.assign(nm, std::vector<Metrics>(nm));
+  // Per-query top-1 of the self-tests and of the cross-tests against the old gallery: the flips' inputs.
+  std::vector<std::vector<Top1>> self_top1(nm), cross_top1(nm);
   for (size_t q = 0; q < nm; ++q) {
     for (size_t g = 0; g < nm; ++g) {
-      rep.matrix[q][g] = evaluate_case(models[q].query, models[g].gallery, opt);
+      const bool to_old = static_cast<int64_t>(g) == old_index;
+      std::vector<Top1>* top1 = q == g ? &self_top1[q] : (to_old ? &cross_top1[q] : nullptr);
+      rep.matrix[q][g] = evaluate_case(models[q].query, models[g].gallery, opt, top1);
       report("query " + models[q].name + " / gallery " + models[g].name, rep.matrix[q][g]);
     }
   }
@@ -185,12 +191,17 @@ CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& mod
     u.old_old = rep.matrix[old_index][old_index];
     u.new_new = rep.matrix[i][i];
     u.new_old = rep.matrix[i][old_index];
+    const std::vector<Top1>& before = self_top1[static_cast<size_t>(old_index)];
+    u.flips_new_new = flip_rates(before, self_top1[i]);
+    u.flips_new_old = flip_rates(before, cross_top1[i]);
     for (double r : opt.mixed_fractions) {
       MixedPoint p;
       p.old_fraction = r;
       p.old_items = old_item_count(models[i].gallery.n, r);
       const features::FeatureSet g = mixed_gallery(models[i].gallery, old_m.gallery, r, opt.seed);
-      p.metrics = evaluate_case(models[i].query, g, opt);
+      std::vector<Top1> top1;
+      p.metrics = evaluate_case(models[i].query, g, opt, &top1);
+      p.flips = flip_rates(before, top1);
       std::ostringstream what;
       what << "query " << u.new_model << " / mixed gallery r=" << r;
       report(what.str(), p.metrics);

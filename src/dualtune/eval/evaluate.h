@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dualtune/eval/flip_rate.h"
 #include "dualtune/eval/metrics.h"
 #include "dualtune/eval/verdict.h"
 #include "dualtune/features/feature_set.h"
@@ -33,7 +34,9 @@ struct EvalOptions {
 /// Gallery label -1 is junk (excluded); queries with label -1 or without a valid
 /// positive are skipped (Metrics::skipped). Memory: at most max_block_bytes for
 /// similarities plus the normalised copies of both sets.
-Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt);
+/// top1 (optional): each query's top-1 outcome, from the same ranks as CMC (flip_rate.h).
+Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
+                      std::vector<Top1>* top1 = nullptr);
 
 /// One model's features. For loo, query and gallery are the same set (use loo_model).
 struct ModelFeatures {
@@ -46,6 +49,7 @@ struct MixedPoint {
   double old_fraction = 0;  ///< requested r
   int64_t old_items = 0;    ///< round(r·n) gallery items carrying old features
   Metrics metrics;          ///< new-model queries against the mixed gallery
+  FlipRates flips;          ///< top-1 flips of this case against old/old
 };
 
 /// Upgrade from the old model to one new model.
@@ -53,6 +57,7 @@ struct UpgradeResult {
   std::string new_model;
   Metrics old_old, new_new, new_old;  ///< self-tests and the cross-test (query new, gallery old)
   std::vector<MixedPoint> mixed;      ///< one per EvalOptions::mixed_fractions
+  FlipRates flips_new_new, flips_new_old;  ///< top-1 flips against old/old (flip_rate.h)
   Verdict map, rank1;                 ///< criterion and gain on mAP and on rank-1
 };
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualtune/features/npy.h"
+#include "dualtune/features/npz.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 
@@ -19,12 +20,62 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + (s.size() == 1 ? ",)" : ")");
 }
 
-/// Reads an int64 vector of length n from a 1-D <i8 npy file.
-std::vector<int64_t> load_i64_vector(const std::string& path, int64_t n) {
-  npy::Array a = npy::load(path);
-  DT_CHECK(a.descr == "<i8", path, ": expected dtype <i8 (int64), found ", a.descr);
-  DT_CHECK(a.shape.size() == 1 && a.shape[0] == n, path, ": expected shape (", n, ",), found ", shape_str(a.shape));
+/// Features from any accepted float dtype (converted to float32): 2-D, finite.
+void take_features(npy::Array a, const std::string& source, FeatureSet& s) {
+  DT_CHECK(a.is_float(), source, ": expected float features (float32, float64 or float16), found dtype ",
+           npy::dtype_name(a.descr));
+  DT_CHECK(a.shape.size() == 2, source, ": expected a 2-D array (n, d), found shape ", shape_str(a.shape));
+  s.n = a.shape[0];
+  s.d = a.shape[1];
+  s.features = std::move(a.f32);
+  for (int64_t i = 0; i < s.n; ++i) {
+    for (int64_t k = 0; k < s.d; ++k) {
+      const float v = s.features[i * s.d + k];
+      DT_CHECK(std::isfinite(v), source, ": row ", i, " component ", k, ": expected a finite value, found ", v);
+    }
+  }
+}
+
+/// A vector of n integers from any accepted integer dtype (converted to int64).
+std::vector<int64_t> take_integers(npy::Array a, int64_t n, const std::string& source) {
+  DT_CHECK(a.is_integer(), source, ": expected integers (int64, int32, uint8, uint16, uint32 or uint64), found dtype ",
+           npy::dtype_name(a.descr));
+  DT_CHECK(a.shape.size() == 1 && a.shape[0] == n, source, ": expected shape (", n, ",), found ", shape_str(a.shape));
   return std::move(a.i64);
+}
+
+/// The arrays np.savez(path, features=..., labels=..., cams=...) writes; other members
+/// are ignored (and said so), so an archive may carry more than dualtune reads.
+FeatureSet load_npz(const std::string& path) {
+  const auto members = npy::npz_members(read_file(path), path);
+  auto array = [&](const std::string& key) {
+    const std::string source = path + "[" + key + "]";
+    npy::Array a = npy::parse(members.at(key), source);
+    npy::note_conversions(a, source);
+    return std::make_pair(std::move(a), source);
+  };
+  std::string found, ignored;
+  for (const auto& [key, bytes] : members) {
+    found += (found.empty() ? "'" : ", '") + key + "'";
+    if (key != "features" && key != "labels" && key != "cams") ignored += (ignored.empty() ? "'" : ", '") + key + "'";
+  }
+  DT_CHECK(members.count("features") && members.count("labels"), path,
+           ": expected arrays 'features' and 'labels' (np.savez(path, features=..., labels=...)), found ",
+           found.empty() ? "none" : found);
+  if (!ignored.empty()) npy::note_once(path, "ignoring arrays " + ignored + " (read: features, labels, cams)");
+  FeatureSet s;
+  auto [f, fsrc] = array("features");
+  take_features(std::move(f), fsrc, s);
+  auto [l, lsrc] = array("labels");
+  s.labels = take_integers(std::move(l), s.n, lsrc);
+  if (members.count("cams")) {
+    auto [c, csrc] = array("cams");
+    s.cams = take_integers(std::move(c), s.n, csrc);
+  } else {
+    s.cams.assign(static_cast<size_t>(s.n), -1);
+  }
+  s.paths.assign(static_cast<size_t>(s.n), "");
+  return s;
 }
 
 std::vector<std::string> load_paths(const std::string& path, int64_t n) {
@@ -102,34 +153,30 @@ void FeatureSet::save(const std::string& dir) const {
 
 FeatureSet FeatureSet::load(const std::string& dir, bool labels_required) {
   const fs::path root(dir);
-  DT_CHECK(fs::is_directory(root), "feature directory ", dir, ": expected a directory with features.npy and labels.npy",
-           ", found ", fs::exists(root) ? "a file" : "nothing");
   FeatureSet s;
-  const std::string fpath = (root / "features.npy").string();
-  npy::Array f = npy::load(fpath);
-  DT_CHECK(f.descr == "<f4", fpath, ": expected dtype <f4 (float32), found ", f.descr);
-  DT_CHECK(f.shape.size() == 2, fpath, ": expected a 2-D array (n, d), found shape ", shape_str(f.shape));
-  s.n = f.shape[0];
-  s.d = f.shape[1];
-  s.features = std::move(f.f32);
-  for (int64_t i = 0; i < s.n; ++i) {
-    for (int64_t k = 0; k < s.d; ++k) {
-      const float v = s.features[i * s.d + k];
-      DT_CHECK(std::isfinite(v), fpath, ": row ", i, " component ", k, ": expected a finite value, found ", v);
-    }
+  if (root.extension() == ".npz" && fs::is_regular_file(root)) {
+    s = load_npz(dir);
+  } else {
+    DT_CHECK(fs::is_directory(root), "feature directory ", dir,
+             ": expected a directory with features.npy and labels.npy, or an .npz archive of them, found ",
+             fs::exists(root) ? "a file" : "nothing");
+    const std::string fpath = (root / "features.npy").string();
+    take_features(npy::load(fpath), fpath, s);
+    const fs::path lpath = root / "labels.npy";
+    s.labels = labels_required || fs::exists(lpath) ? take_integers(npy::load(lpath.string()), s.n, lpath.string())
+                                                    : std::vector<int64_t>(s.n, -1);
+    const fs::path cams = root / "cams.npy";
+    s.cams = fs::exists(cams) ? take_integers(npy::load(cams.string()), s.n, cams.string())
+                              : std::vector<int64_t>(s.n, -1);
+    const fs::path paths = root / "paths.txt";
+    s.paths = fs::exists(paths) ? load_paths(paths.string(), s.n) : std::vector<std::string>(s.n);
+    const fs::path classes = root / "classes.json";
+    if (fs::exists(classes)) s.class_names = load_class_names(classes.string());
   }
-  const fs::path labels = root / "labels.npy";
-  s.labels = labels_required || fs::exists(labels) ? load_i64_vector(labels.string(), s.n) : std::vector<int64_t>(s.n, -1);
-  const fs::path cams = root / "cams.npy";
-  s.cams = fs::exists(cams) ? load_i64_vector(cams.string(), s.n) : std::vector<int64_t>(s.n, -1);
-  const fs::path paths = root / "paths.txt";
-  s.paths = fs::exists(paths) ? load_paths(paths.string(), s.n) : std::vector<std::string>(s.n);
-  const fs::path classes = root / "classes.json";
-  if (fs::exists(classes)) s.class_names = load_class_names(classes.string());
   try {
     s.check();
   } catch (const Error& e) {
-    DT_THROW("feature directory ", dir, ": ", e.what());
+    DT_THROW("feature ", fs::is_directory(root) ? "directory " : "archive ", dir, ": ", e.what());
   }
   return s;
 }

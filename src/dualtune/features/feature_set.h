@@ -7,6 +7,9 @@
 //   cams.npy      int64 n       (-1 = unknown)
 //   paths.txt     n lines
 //   classes.json  optional class map (names of labels)
+// or an .npz archive with the arrays features, labels and (optional) cams, as
+// np.savez / np.savez_compressed write them. numpy's other default dtypes are read
+// too (float64 / float16 features, int32 / uint labels, Fortran order: npy.h).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,9 +28,10 @@ struct FeatureSet {
   void check() const;
   /// Writes the directory (each file atomically). Creates dir.
   void save(const std::string& dir) const;
-  /// Reads and checks a directory; errors name the file and what was wrong. With
-  /// labels_required false a missing labels.npy gives labels −1 (unlabelled rows, e.g. a
-  /// production gallery imported by `gallery import`).
+  /// Reads and checks a directory or an .npz archive; errors name the file and what
+  /// was wrong; conversions are stated on stderr. With labels_required false a directory
+  /// without labels.npy gives labels −1 (unlabelled rows, e.g. a production gallery
+  /// imported by `gallery import`); an .npz archive always needs its labels.
   static FeatureSet load(const std::string& dir, bool labels_required = true);
 };
 

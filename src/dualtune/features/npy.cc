@@ -1,8 +1,12 @@
 #include "dualtune/features/npy.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstring>
+#include <iostream>
 #include <limits>
+#include <mutex>
+#include <set>
 
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
@@ -30,6 +34,82 @@ std::string shape_repr(const std::vector<int64_t>& shape) {
   }
   if (shape.size() == 1) s += ",";
   return s + ")";
+}
+
+/// The dtypes read (numpy's default little-endian descrs) and what they become.
+enum class Code { f4, f8, f2, i8, i4, u1, u2, u4, u8 };
+struct Dtype {
+  const char* descr;
+  const char* name;
+  size_t size;
+  Code code;
+};
+constexpr Dtype kDtypes[] = {{"<f4", "float32", 4, Code::f4}, {"<f8", "float64", 8, Code::f8},
+                             {"<f2", "float16", 2, Code::f2}, {"<i8", "int64", 8, Code::i8},
+                             {"<i4", "int32", 4, Code::i4},   {"|u1", "uint8", 1, Code::u1},
+                             {"<u2", "uint16", 2, Code::u2},  {"<u4", "uint32", 4, Code::u4},
+                             {"<u8", "uint64", 8, Code::u8}};
+
+const Dtype* find_dtype(const std::string& descr) {
+  for (const auto& t : kDtypes)
+    if (descr == t.descr) return &t;
+  return nullptr;
+}
+
+std::string accepted_dtypes() {
+  return "float32 ('<f4'), float64 ('<f8'), float16 ('<f2') for features; int64 ('<i8'), int32 ('<i4'), "
+         "uint8 ('|u1'), uint16 ('<u2'), uint32 ('<u4'), uint64 ('<u8') for labels";
+}
+
+/// IEEE 754 binary16 bits -> float (exact: every half is a float).
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const int exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  float v;
+  if (exp == 0) {
+    v = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal: mant · 2^-24
+  } else if (exp == 31) {
+    v = mant ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  } else {
+    v = std::ldexp(static_cast<float>(mant | 0x400), exp - 25);  // (1024 + mant) · 2^(exp-15-10)
+  }
+  return sign ? -v : v;
+}
+
+template <class T>
+T read_le(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+/// Element i of `raw` (dtype t) into a.f32 / a.i64 at position `to`.
+void convert_element(const Dtype& t, const char* raw, size_t to, Array& a, const std::string& src, size_t i) {
+  switch (t.code) {
+    case Code::f4: a.f32[to] = read_le<float>(raw); break;
+    case Code::f8: {
+      const double v = read_le<double>(raw);
+      const float f = static_cast<float>(v);
+      DT_CHECK(!std::isfinite(v) || std::isfinite(f), src, ": element ", i, " = ", v,
+               " is outside the float32 range (float64 -> float32)");
+      a.f32[to] = f;
+      break;
+    }
+    case Code::f2: a.f32[to] = half_to_float(read_le<uint16_t>(raw)); break;
+    case Code::i8: a.i64[to] = read_le<int64_t>(raw); break;
+    case Code::i4: a.i64[to] = read_le<int32_t>(raw); break;
+    case Code::u1: a.i64[to] = static_cast<unsigned char>(*raw); break;
+    case Code::u2: a.i64[to] = read_le<uint16_t>(raw); break;
+    case Code::u4: a.i64[to] = read_le<uint32_t>(raw); break;
+    case Code::u8: {
+      const uint64_t v = read_le<uint64_t>(raw);
+      DT_CHECK(v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), src, ": element ", i, " = ", v,
+               " does not fit int64 (uint64 -> int64)");
+      a.i64[to] = static_cast<int64_t>(v);
+      break;
+    }
+  }
 }
 
 int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& source) {
@@ -208,7 +288,7 @@ Array parse(const std::string& bytes, const std::string& source) {
            ": bad magic: expected \"\\x93NUMPY\" (not a .npy file)");
   const auto major = static_cast<unsigned char>(bytes[6]);
   const auto minor = static_cast<unsigned char>(bytes[7]);
-  DT_CHECK((major == 1 || major == 2) && minor == 0, src, ": unsupported format version: expected 1.0 or 2.0, found ",
+  DT_CHECK((major >= 1 && major <= 3) && minor == 0, src, ": unsupported format version: expected 1.0, 2.0 or 3.0, found ",
            int(major), ".", int(minor));
   size_t hlen, data_start;
   if (major == 1) {
@@ -228,32 +308,65 @@ Array parse(const std::string& bytes, const std::string& source) {
   Array a;
   bool fortran = false;
   HeaderParser(header, src).parse(a.descr, fortran, a.shape);
-  DT_CHECK(!fortran, src, ": unsupported fortran_order: expected False (C order), found True");
-  size_t elem;
-  if (a.descr == "<f4") {
-    elem = 4;
-  } else if (a.descr == "<i8") {
-    elem = 8;
-  } else {
-    DT_THROW(src, ": unsupported dtype: expected '<f4' (float32) or '<i8' (int64), found '", a.descr, "'");
-  }
+  const Dtype* t = find_dtype(a.descr);
+  DT_CHECK(t, src, ": unsupported dtype: found '", a.descr, "'; accepted: ", accepted_dtypes());
   const int64_t n = checked_numel(a.shape, src);
-  const size_t want = static_cast<size_t>(n) * elem;
+  const size_t want = static_cast<size_t>(n) * t->size;
   const size_t have = bytes.size() - data_start;
   DT_CHECK(have >= want, src, ": truncated data: shape ", shape_repr(a.shape), " needs ", want, " bytes, found ",
            have);
   DT_CHECK(have == want, src, ": ", have - want, " trailing bytes after ", want, " bytes of data for shape ",
            shape_repr(a.shape));
-  if (elem == 4) {
+  const bool floating = a.is_float();
+  if (t->code != Code::f4 && t->code != Code::i8)
+    a.conversions.push_back(std::string(t->name) + (floating ? " -> float32" : " -> int64"));
+  const bool transpose = fortran && a.shape.size() > 1;  // 0-D and 1-D: the same bytes either way
+  if (transpose) a.conversions.push_back("Fortran order -> C order");
+  if (floating) {
     a.f32.resize(static_cast<size_t>(n));
-    if (n) std::memcpy(a.f32.data(), bytes.data() + data_start, want);
   } else {
     a.i64.resize(static_cast<size_t>(n));
-    if (n) std::memcpy(a.i64.data(), bytes.data() + data_start, want);
+  }
+  if (a.conversions.empty()) {  // float32 / int64 in C order: the bytes as they are
+    if (n) std::memcpy(floating ? static_cast<void*>(a.f32.data()) : a.i64.data(), bytes.data() + data_start, want);
+    return a;
+  }
+  // Element i of the file sits at C-order position `to`: the same unless Fortran order,
+  // where the file's index runs over the first axis fastest.
+  std::vector<int64_t> idx(a.shape.size(), 0);
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    size_t to = i;
+    if (transpose) {
+      to = 0;
+      for (size_t k = 0; k < a.shape.size(); ++k) to = to * static_cast<size_t>(a.shape[k]) + static_cast<size_t>(idx[k]);
+      for (size_t k = 0; k < a.shape.size() && ++idx[k] == a.shape[k]; ++k) idx[k] = 0;
+    }
+    convert_element(*t, bytes.data() + data_start + i * t->size, to, a, src, i);
   }
   return a;
 }
 
-Array load(const std::string& path) { return parse(read_file(path), path); }
+std::string dtype_name(const std::string& descr) {
+  const Dtype* t = find_dtype(descr);
+  return t ? std::string(t->name) + " ('" + descr + "')" : "'" + descr + "'";
+}
+
+void note_once(const std::string& source, const std::string& what) {
+  static std::mutex mu;
+  static std::set<std::string> said;
+  const std::string line = "dualtune: note: " + source + ": " + what;
+  const std::lock_guard<std::mutex> lock(mu);
+  if (said.insert(line).second) std::cerr << line << std::endl;
+}
+
+void note_conversions(const Array& a, const std::string& source) {
+  for (const auto& c : a.conversions) note_once(source, c);
+}
+
+Array load(const std::string& path) {
+  Array a = parse(read_file(path), path);
+  note_conversions(a, path);
+  return a;
+}
 
 }  // namespace dualtune::npy

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "dualtune/engine/checkpoint.h"
-#include "dualtune/features/npy.h"
+#include "dualtune/models/exported_old_model.h"
 #include "dualtune/util/error.h"
 
 namespace fs = std::filesystem;
@@ -44,12 +44,10 @@ class RunDirOldModel : public OldModel {
   EmbeddingModel model_;
 };
 
-class ScriptOldModel : public OldModel {
+class ScriptOldModel : public ExportedOldModel {
  public:
   ScriptOldModel(const std::string& path, const std::string& class_map, const std::string& classifier_npy)
-      : path_(path) {
-    DT_CHECK(!class_map.empty(), "TorchScript old model ", path,
-             " needs its class map (old.class_map: JSON {\"classes\": [...]})");
+      : ExportedOldModel("TorchScript", path, class_map, classifier_npy) {
     try {
       module_ = torch::jit::load(path);
     } catch (const c10::Error& e) {
@@ -57,15 +55,6 @@ class ScriptOldModel : public OldModel {
     }
     module_.eval();
     for (auto p : module_.parameters()) p.requires_grad_(false);
-    classes_ = data::ClassMap::load(class_map);
-    if (!classifier_npy.empty()) {
-      const auto a = npy::load(classifier_npy);
-      DT_CHECK(a.descr == "<f4" && a.shape.size() == 2, classifier_npy,
-               ": expected a float32 Co × Do matrix for the old classifier");
-      DT_CHECK(a.shape[0] == static_cast<int64_t>(classes_.size()), classifier_npy, ": old classifier has ",
-               a.shape[0], " rows but the class map ", class_map, " has ", classes_.size(), " classes");
-      head_.weight = torch::from_blob(const_cast<float*>(a.f32.data()), {a.shape[0], a.shape[1]}).clone();
-    }
   }
   torch::Tensor embed(const torch::Tensor& x) override {
     torch::NoGradGuard no_grad;
@@ -75,31 +64,18 @@ class ScriptOldModel : public OldModel {
     } catch (const c10::Error& e) {
       DT_THROW("TorchScript old model ", path_, " failed on input ", x.sizes(), ": ", e.what_without_backtrace());
     }
-    DT_CHECK(out.dim() == 2 && out.size(0) == x.size(0), "TorchScript old model ", path_,
-             " must return a B × D embedding, returned shape ", out.sizes());
-    if (dim_ < 0) {
-      dim_ = out.size(1);
-      DT_CHECK(!head_.weight.defined() || head_.weight.size(1) == dim_, "old classifier width ",
-               head_.weight.size(1), " != old embedding size ", dim_, " of ", path_);
-    }
-    return out.to(torch::kFloat);
+    return checked_embedding(out, x.size(0));
   }
-  int64_t dim() const override { return dim_; }
   std::vector<torch::Tensor> state() override {
     std::vector<torch::Tensor> s;
     for (auto p : module_.parameters()) s.push_back(p);
     for (auto b : module_.buffers()) s.push_back(b);
     return s;
   }
-  std::string describe() const override {
-    return "TorchScript " + path_ + " (" + std::to_string(classes_.size()) + " classes" +
-           (head_.weight.defined() ? ", classifier given" : ", no classifier") + ")";
-  }
+  std::string describe() const override { return "TorchScript " + path_ + " (" + classes_summary() + ")"; }
 
  private:
-  std::string path_;
   torch::jit::Module module_;
-  int64_t dim_ = -1;
 };
 
 }  // namespace
@@ -109,6 +85,12 @@ std::shared_ptr<OldModel> OldModel::open(const std::string& path, const std::str
   DT_CHECK(!path.empty(), "no old model given (old.path)");
   DT_CHECK(fs::exists(path), "old model ", path, " does not exist");
   if (fs::is_directory(path)) return std::make_shared<RunDirOldModel>(path);
+  if (fs::path(path).extension() == ".onnx") return open_onnx_old_model(path, class_map, classifier_npy);
+  return open_torchscript_old_model(path, class_map, classifier_npy);
+}
+
+std::shared_ptr<OldModel> open_torchscript_old_model(const std::string& path, const std::string& class_map,
+                                                     const std::string& classifier_npy) {
   return std::make_shared<ScriptOldModel>(path, class_map, classifier_npy);
 }
 

@@ -3,6 +3,7 @@
 
 #include "dualtune/eval/tar_far.h"
 #include "dualtune/report/report.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::report {
 namespace {
@@ -35,6 +36,14 @@ json verdict_json(const eval::Verdict& v) {
               {"gain", number(v.gain)}};
 }
 
+json flips_json(const eval::FlipRates& f) {
+  return json{{"negative", number(f.negative)},
+              {"positive", number(f.positive)},
+              {"negative_flips", f.negative_flips},
+              {"positive_flips", f.positive_flips},
+              {"queries", f.queries}};
+}
+
 }  // namespace
 
 std::string report_json(const eval::CompatibilityReport& rep) {
@@ -50,13 +59,17 @@ std::string report_json(const eval::CompatibilityReport& rep) {
   for (const auto& u : rep.upgrades) {
     json mixed = json::array();
     for (const auto& p : u.mixed) {
-      mixed.push_back({{"old_fraction", p.old_fraction}, {"old_items", p.old_items}, {"metrics", metrics_json(p.metrics)}});
+      mixed.push_back({{"old_fraction", p.old_fraction},
+                       {"old_items", p.old_items},
+                       {"metrics", metrics_json(p.metrics)},
+                       {"flips", flips_json(p.flips)}});
     }
     upgrades.push_back({{"new_model", u.new_model},
                         {"old_old", metrics_json(u.old_old)},
                         {"new_new", metrics_json(u.new_new)},
                         {"new_old", metrics_json(u.new_old)},
                         {"mixed", mixed},
+                        {"flips", {{"new_new", flips_json(u.flips_new_new)}, {"new_old", flips_json(u.flips_new_old)}}},
                         {"verdict", {{"map", verdict_json(u.map)}, {"rank1", verdict_json(u.rank1)}}}});
   }
   json far = json::array();
@@ -71,7 +84,8 @@ std::string report_json(const eval::CompatibilityReport& rep) {
            {"max_block_bytes", rep.max_block_bytes},
            {"far_targets", far},
            {"matrix", matrix},
-           {"upgrades", upgrades}};
+           {"upgrades", upgrades},
+           {"provenance", provenance_json()}};
   return doc.dump(2) + "\n";
 }
 

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "dualtune/report/report.h"
+#include "dualtune/util/provenance.h"
 
 namespace dualtune::report {
 namespace {
@@ -33,6 +34,36 @@ void matrix_table(std::ostringstream& os, const eval::CompatibilityReport& rep, 
     os << "\n";
   }
   os << "\n";
+}
+
+/// "negative / positive" flip rates in %.
+std::string flips_str(const eval::FlipRates& f) { return percent(f.negative) + " / " + percent(f.positive); }
+
+void flip_tables(std::ostringstream& os, const eval::CompatibilityReport& rep) {
+  os << "\n### Regressions: top-1 flips against old/old (%)\n\n"
+     << "Negative flip: a query whose top-1 was right with `" << rep.old_model
+     << "` (old/old) and is wrong after the upgrade; positive flip: wrong before, right after. "
+        "Rates over the queries evaluated in both cases; rank-1 after − rank-1 before = positive − negative.\n\n"
+     << "| new model | new→old negative | new→old positive | new/new negative | new/new positive |\n"
+     << "|---|---:|---:|---:|---:|\n";
+  for (const auto& u : rep.upgrades) {
+    os << "| " << u.new_model << " | " << percent(u.flips_new_old.negative) << " | "
+       << percent(u.flips_new_old.positive) << " | " << percent(u.flips_new_new.negative) << " | "
+       << percent(u.flips_new_new.positive) << " |\n";
+  }
+  const auto& first = rep.upgrades.front();
+  if (first.mixed.empty()) return;
+  os << "\n### Mixed gallery: negative / positive flip rate (%) when a fraction r of the gallery is still `"
+     << rep.old_model << "`\n\n| new model |";
+  for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
+  os << "\n|---|";
+  for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
+  os << "\n";
+  for (const auto& u : rep.upgrades) {
+    os << "| " << u.new_model << " |";
+    for (const auto& p : u.mixed) os << " " << flips_str(p.flips) << " |";
+    os << "\n";
+  }
 }
 
 }  // namespace
@@ -82,6 +113,7 @@ std::string markdown_summary(const eval::CompatibilityReport& rep) {
       os << "\n";
     }
   }
+  flip_tables(os, rep);
   return os.str();
 }
 
@@ -98,7 +130,9 @@ std::string markdown_report(const eval::CompatibilityReport& rep, const std::vec
     os << "; " << rep.matrix[0][0].queries << " evaluated, " << rep.matrix[0][0].skipped
        << " skipped (label -1 or no positive in the gallery)";
   }
-  os << "\n- mixed-gallery seed: " << rep.seed << "\n\n"
+  const auto& p = provenance();
+  os << "\n- mixed-gallery seed: " << rep.seed << "\n- produced by: dualtune " << p.version << " (git " << p.git_revision
+     << "), libtorch " << p.libtorch << ", FAISS " << p.faiss << ", OpenCV " << p.opencv << "\n\n"
      << "Cosine similarity on L2-normalised features; models of different sizes are compared on their first "
         "min(d) components. Ties are ranked by gallery index. mAP, rank-k, mINP and TAR are percentages.\n\n"
      << "## Summary\n\n"

@@ -79,6 +79,40 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
     if (render(plot_dir, "mixed_map", data.str(), gp.str(), warn)) made.push_back("plots/mixed_map.png");
   }
 
+  // Negative and positive flip rates vs fraction of old gallery items: each new model in
+  // its mixed_map colour and point shape, negative solid and filled, positive dashed and open.
+  if (!rep.upgrades.empty() && !rep.upgrades.front().mixed.empty()) {
+    std::ostringstream data;
+    data << "# old_fraction, then per new model: negative positive (flip rate %)\n# old_fraction";
+    for (const auto& u : rep.upgrades)
+      data << " " << file_stem(u.new_model) << ":neg " << file_stem(u.new_model) << ":pos";
+    data << "\n";
+    for (size_t i = 0; i < rep.upgrades.front().mixed.size(); ++i) {
+      data << num(rep.upgrades.front().mixed[i].old_fraction);
+      for (const auto& u : rep.upgrades)
+        data << " " << num(100 * u.mixed[i].flips.negative) << " " << num(100 * u.mixed[i].flips.positive);
+      data << "\n";
+    }
+    std::ostringstream gp;
+    // The terminal line only widens the canvas for the key on the right; render() sets the output.
+    gp << "set terminal pngcairo noenhanced size 1150,650 font 'sans,12' linewidth 2\n"
+       << "set title " << gp_str("Top-1 flips against old/old ('" + rep.old_model + "'), new-model queries")
+       << "\nset xlabel 'fraction of gallery items with old features'\nset ylabel 'queries (%)'\n"
+       << "set grid\nset key outside right center vertical Left reverse box\n"
+       << "set xrange [-0.05:1.05]\nset xtics 0.25\nset yrange [0:*]\nplot ";
+    for (size_t i = 0; i < rep.upgrades.size(); ++i) {
+      const std::string& m = rep.upgrades[i].new_model;
+      const size_t pt = 5 + 2 * (i % 4);
+      gp << (i ? ", \\\n     " : "") << "DATA using 1:" << 2 + 2 * i << " with linespoints dt 1 pt " << pt
+         << " ps 1.1 lc " << i + 1 << " title " << gp_str(m + ": negative (right -> wrong)")
+         << ", \\\n     DATA using 1:" << 3 + 2 * i << " with linespoints dt 2 pt " << pt - 1 << " ps 1.1 lc " << i + 1
+         << " title "
+         << gp_str(m + ": positive (wrong -> right)");
+    }
+    gp << "\n";
+    if (render(plot_dir, "mixed_flips", data.str(), gp.str(), warn)) made.push_back("plots/mixed_flips.png");
+  }
+
   // Compatibility matrix heatmap of mAP with the values in the cells.
   if (!rep.matrix.empty()) {
     const size_t n = rep.models.size();
