@@ -109,10 +109,10 @@ TEST(MixedSearch, CalibratedAndRankMergesGiveTheHandComputedKeys) {
   EXPECT_EQ(g->resolve_merge("new", std::nullopt), Merge::kCalibrated);
 }
 
-TEST(MixedSearch, DefaultMergeWithoutCalibrationIsRankAndCalibratedIsRefused) {
+TEST(MixedSearch, DefaultMergeWithoutCalibrationIsRawAndCalibratedIsRefused) {
   const auto dir = fixtures::temp_dir("search_nocal");
   auto g = abc_gallery(dir);
-  EXPECT_EQ(g->resolve_merge("new", std::nullopt), Merge::kRank);
+  EXPECT_EQ(g->resolve_merge("new", std::nullopt), Merge::kRaw);
   EXPECT_NE(error_of([&] { g->resolve_merge("new", Merge::kCalibrated); }).find("needs its score calibrations"),
             std::string::npos);
 }

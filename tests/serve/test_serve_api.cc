@@ -113,9 +113,9 @@ TEST_F(ServeApi, SearchByPostedEmbeddingMatchesScoresComputedFromTheImages) {
   EXPECT_EQ(r["merge"], "raw");
   EXPECT_EQ(r["k"], 5);
 
-  // Several queries at once; the default merge without calibrations is rank.
+  // Several queries at once; the default merge without calibrations is raw.
   const json two = search(c, {{"k", 3}, {"vectors", {pixel_vector(image(0), 24), pixel_vector(image(23), 24)}}});
-  EXPECT_EQ(two["merge"], "rank");
+  EXPECT_EQ(two["merge"], "raw");
   ASSERT_EQ(two["results"].size(), 2u);
   EXPECT_EQ(two["results"][0][0]["key"], paths[0]);
   EXPECT_EQ(two["results"][1][0]["key"], paths[23]);

@@ -128,7 +128,7 @@ TEST_F(GalleryCli, TransitionWithACorruptAndAMissingImage) {
   ok("rollout " + g + " --model new --model-path " + dir + "/runs/new");
   std::ofstream(dir + "/queries.txt") << image(0, 1) << "\n" << image(3, 2) << "\n";
   out = ok("search " + g + " --model new --list " + dir + "/queries.txt -k 3 --threads 1");
-  EXPECT_NE(out.find("2 queries of new, k = 3, merge rank"), std::string::npos) << out;
+  EXPECT_NE(out.find("2 queries of new, k = 3, merge raw"), std::string::npos) << out;  // the default without calibrations
   out = ok("backfill " + g + " --batch 8 --threads 1 --order random");
   EXPECT_NE(out.find("skipped " + gone + ": missing image"), std::string::npos) << out;
   EXPECT_NE(out.find("46 embedded, 1 skipped"), std::string::npos) << out;

@@ -34,8 +34,8 @@ void register_gallery_search(CLI::App& gallery) {
   add_data_options(*c, o->data);
   c->add_option("--list", o->list, "query images: one path per line (embedded by the query model)");
   c->add_option("-k,--k", o->k, "results per query")->check(CLI::PositiveNumber);
-  c->add_option("--merge", o->merge, "raw | calibrated | rank (default: calibrated when fitted, else rank)")
-      ->check(CLI::IsMember({"raw", "calibrated", "rank"}));
+  c->add_option("--merge", o->merge, "raw | calibrated | rank | aligned (default: calibrated when fitted, else raw)")
+      ->check(CLI::IsMember({"raw", "calibrated", "rank", "aligned"}));
   c->add_option("--index", o->index, "flat (exact) | ivf | hnsw (approximate)")->check(CLI::IsMember({"flat", "ivf", "hnsw"}));
   c->add_option("--nlist", o->ann.nlist, "ivf: lists (0 = 4·sqrt(n))");
   c->add_option("--nprobe", o->ann.nprobe, "ivf: lists visited per query");

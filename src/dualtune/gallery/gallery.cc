@@ -599,7 +599,7 @@ const Gallery::QueryPlan& Gallery::query_plan_locked(const std::string& name) {
 }
 
 Merge Gallery::merge_for(const QueryPlan& plan, std::optional<Merge> requested) const {
-  if (!requested) return plan.calibrated ? default_merge() : Merge::kRank;
+  if (!requested) return plan.calibrated ? default_merge() : Merge::kRaw;
   DT_CHECK(*requested != Merge::kCalibrated || plan.calibrated || plan.slots.size() < 2, "gallery: merge 'calibrated' for '",
            plan.model.name, "' needs its score calibrations (`gallery calibrate --model ", plan.model.name,
            "` with a labelled training set embedded by both models); none is stored. Expected them, or --merge rank|raw|aligned");

@@ -195,7 +195,7 @@ class Gallery {
   SearchResult search(const std::string& model, int64_t nq, const float* queries, int64_t dq,
                       const SearchOptions& options = {});
   /// The merge a search uses: `requested`, or the default (calibrated when the model's
-  /// calibrations are fitted, else rank). Throws for calibrated without a calibration.
+  /// calibrations are fitted, else raw; docs/GALLERY.md). Throws for calibrated without a calibration.
   Merge resolve_merge(const std::string& model, std::optional<Merge> requested);
   /// Picks up commits of other processes (search calls it; cheap when nothing changed).
   void refresh();
