@@ -12,7 +12,7 @@
 //           recall@10 against exact gallery search and the speed-up over it, build
 //           times of both indexes.
 //   rss     peak RSS (VmHWM) of a fresh process that opens the gallery and searches
-//           (exact, then IVF), measured in forked children.
+//           (exact, then IVF), each in a child process exec'd for the measurement.
 //
 //   bench_gallery [n=100000] [modes=exact,ann,rss] [d=128] [nq=1000] [dir=/tmp/bench_gallery_<n>]
 // The gallery directory is reused when it already holds n items (import skipped).
