@@ -171,14 +171,17 @@ TEST_F(ServeCli, UploadedImageIsEmbeddedByTheModelAndFound) {
   auto c = s.client();
   EXPECT_EQ(body(c.Get("/api/health"))["items"], 240);
   // The old model embeds the upload exactly as it embedded the gallery item: score 1.
-  const json old = body(c.Post("/api/search/image?model=old&k=3", test_png(17), "image/png"));
-  ASSERT_EQ(old["results"][0].size(), 3u) << old.dump();
+  // (`--limit` takes a seeded subset: the item's key "<idx file>#<index>" names its image.)
   const json items = body(c.Get("/api/items?offset=17&limit=1"));
-  EXPECT_EQ(old["results"][0][0]["key"], items["items"][0]["key"]);
+  const std::string item_key = items["items"][0]["key"];
+  const size_t image_index = std::stoul(item_key.substr(item_key.rfind('#') + 1));
+  const json old = body(c.Post("/api/search/image?model=old&k=3", test_png(image_index), "image/png"));
+  ASSERT_EQ(old["results"][0].size(), 3u) << old.dump();
+  EXPECT_EQ(old["results"][0][0]["key"], item_key);
   EXPECT_NEAR(old["results"][0][0]["score"].get<double>(), 1.0, 1e-4);
   EXPECT_EQ(old["results"][0][0]["embedding"], "old");
   // The rolling-out model's query meets old embeddings (nothing backfilled yet).
-  const json nw = body(c.Post("/api/search/image?k=5", test_png(17), "image/png"));
+  const json nw = body(c.Post("/api/search/image?k=5", test_png(image_index), "image/png"));
   EXPECT_EQ(nw["model"], "new");
   for (const auto& h : nw["results"][0]) EXPECT_EQ(h["embedding"], "old");
   // Not an image: a clear 415, the server stays up.

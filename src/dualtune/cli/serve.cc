@@ -28,6 +28,9 @@ struct ServeOptions {
   bool quiet = false;
 };
 
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
 bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
@@ -44,13 +47,14 @@ void run_serve(const ServeOptions& o) {
   const DataOptions data = o.data;
   auto embedders = [data](const gallery::ModelInfo& m) { return gallery_embedder(m, data); };
 
-  // Signals go to one waiting thread (blocked everywhere else before any thread starts),
-  // which asks the service to stop; the service never runs code in a signal handler.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // The handler only stores the signal (whichever thread the kernel picks: threads the
+  // libraries started before this point do not block it); a waiting thread sees it and
+  // asks the service to stop, so no service code runs in a signal handler.
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-answer is its own problem
 
   serve::use_single_threaded_blas();
@@ -67,9 +71,9 @@ void run_serve(const ServeOptions& o) {
 
   std::atomic<bool> done{false};
   std::thread waiter([&] {
-    const timespec tick{0, 200 * 1000 * 1000};
     while (!done.load()) {
-      const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const int sig = g_stop_signal.load();
       if (sig == SIGTERM || sig == SIGINT) {
         std::fprintf(stderr, "dualtune serve: %s: stopping (in-flight requests finish, a running backfill stops at "
                              "its batch boundary)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

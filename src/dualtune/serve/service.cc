@@ -206,6 +206,13 @@ Service::~Service() {
 }
 
 int Service::bind(const std::string& host, int port) {
+  // SO_REUSEADDR only: a restart may reuse a port whose old connections linger, but a
+  // port another server listens on is refused (httplib's default, SO_REUSEPORT, would
+  // let a second server share it and take half of its connections).
+  impl_->server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   const int bound = port == 0 ? impl_->server.bind_to_any_port(host) : (impl_->server.bind_to_port(host, port) ? port : -1);
   DT_CHECK(bound > 0, "serve: cannot listen on ", host, ":", port, " (address in use, or not an address of this machine?)");
   return bound;
