@@ -6,6 +6,7 @@
 // (data/glyph_benchmark.h): old model on train-old, new models on train-new, evaluation
 // on test classes neither model saw.
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/demo_runs.h"
+#include "dualtune/cli/demo_transition.h"
 #include "dualtune/config/config.h"
 #include "dualtune/data/glyph_benchmark.h"
 #include "dualtune/engine/extract.h"
@@ -105,6 +107,7 @@ int run_demo(DemoOptions o) {
   const std::string tag = o.variant.empty() ? "" : "_" + o.variant;
   std::map<std::string, Row> rows;
   std::vector<std::string> report_dirs;
+  std::string transition;
   // Every training of every seed first (side by side when jobs > 1), then evaluation.
   std::vector<Training> trainings;
   std::map<int, std::vector<std::pair<std::string, std::string>>> seed_runs;  // seed -> (name, run dir)
@@ -150,6 +153,19 @@ int run_demo(DemoOptions o) {
     report::write_diagnostics(eval::diagnose_all(models, "old", eval::load_class_names(old_dir), eo),
                               sdir + "/report" + tag);
     report_dirs.push_back(sdir + "/report" + tag);
+    // The gallery transition with the Dual-Tuning model (first seed).
+    const std::string dual = label("dual-tuning");
+    if (s == o.first_seed &&
+        std::find(o.methods.begin(), o.methods.end(), "dual-tuning") != o.methods.end()) {
+      TransitionInputs ti;
+      ti.seed_dir = sdir;
+      ti.old_name = "old";
+      ti.new_name = dual;
+      ti.data_root = o.data_root;
+      ti.calibration_images = o.quick ? 2000 : 5000;
+      ti.threads = o.threads;
+      transition = run_demo_transition(ti);
+    }
     for (const auto& up : rep.upgrades) {
       auto& r = rows[up.new_model];
       r.oo_map.push_back(up.old_old.map);
@@ -190,7 +206,8 @@ int run_demo(DemoOptions o) {
                 eval_limit > 0 ? (" (a seeded subset of " + std::to_string(eval_limit) + " images)").c_str() : "",
                 minutes);
   const std::string summary =
-      std::string(head) + memory + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table;
+      std::string(head) + memory + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
+      (transition.empty() ? "" : "\n" + transition);
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
   write_text_atomic(summary_path, summary);
   std::printf("\n%s\nreports: %s", summary.c_str(), report_dirs.front().c_str());
