@@ -21,8 +21,8 @@ for ((s = 0; s < seeds; s++)); do
   done
   f=$d/features
   $B eval --features old="$f/old" --features independent="$f/independent" --features bct="$f/bct" \
-    --features dual-tuning="$f/dual-tuning" --features "h(old)=$f/h_independent" \
-    --features "h_dt(old)=$f/h_dual-tuning" --upgrade bct:old --upgrade dual-tuning:old --upgrade independent:old \
-    --upgrade "independent:old:h(old)" --upgrade "dual-tuning:old:h_dt(old)" --seed "$s" --out "$d/report_transform"
+    --features dual-tuning="$f/dual-tuning" --features "h-old=$f/h_independent" \
+    --features "h-dt-old=$f/h_dual-tuning" --upgrade bct:old --upgrade dual-tuning:old --upgrade independent:old \
+    --upgrade "independent:old:h-old" --upgrade "dual-tuning:old:h-dt-old" --seed "$s" --out "$d/report_transform"
   echo "=== seed $s: $d/report_transform/report.md"
 done
