@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "dualtune/gallery/embedder.h"
 #include "dualtune/gallery/gallery.h"
+#include "dualtune/gallery/store.h"
 
 namespace dualtune::gallery::fixtures {
 
@@ -22,6 +24,17 @@ inline std::string temp_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
+}
+
+/// The vectors of `model` in the gallery directory `dir`, by item key (read from SQLite).
+inline std::map<std::string, std::vector<float>> vectors_by_key(const std::string& dir, const std::string& model) {
+  auto s = Store::open(dir, true);
+  const auto m = s->model(model);
+  std::map<int64_t, std::string> key;
+  for (const auto& r : s->items()) key[r.id] = r.record.key;
+  std::map<std::string, std::vector<float>> out;
+  s->for_each_vector(m.version_id, 0, [&](int64_t, int64_t id, const float* v) { out[key[id]] = {v, v + m.dim}; });
+  return out;
 }
 
 /// Unit-normal components of a key's "true" embedding (the same for every model).

@@ -16,6 +16,7 @@
 
 using namespace dualtune::gallery;
 using dualtune::Error;
+using dualtune::gallery::fixtures::vectors_by_key;
 
 namespace {
 
@@ -57,18 +58,6 @@ std::unique_ptr<Gallery> rolled_out(const std::string& dir, const std::vector<st
   if (!bad.empty()) g->import_vectors("old", fixtures::records(bad), 4, x.data(), false);
   g->rollout({"new", 6, "", "fp-new"});
   return g;
-}
-
-/// Every stored vector of version `name` by key.
-std::map<std::string, std::vector<float>> vectors_by_key(const std::string& dir, const std::string& name) {
-  auto s = Store::open(dir, true);
-  const auto v = s->model(name).version_id;
-  std::map<std::string, std::vector<float>> out;
-  const auto rows = s->items();
-  std::map<int64_t, std::string> key;
-  for (const auto& r : rows) key[r.id] = r.record.key;
-  s->for_each_vector(v, 0, [&](int64_t, int64_t item, const float* x) { out[key[item]] = std::vector<float>(x, x + 6); });
-  return out;
 }
 
 }  // namespace

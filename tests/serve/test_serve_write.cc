@@ -15,6 +15,7 @@
 using namespace dualtune;
 using namespace dualtune::serve;
 using namespace dualtune::serve::testing;
+using dualtune::gallery::fixtures::vectors_by_key;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
@@ -36,16 +37,6 @@ class ServeWrite : public ::testing::Test {
     o.token = token;
     o.threads = 4;
     return o;
-  }
-  /// Vectors of `model` by item key, read from the database.
-  static std::map<std::string, std::vector<float>> vectors(const std::string& gdir, const std::string& model) {
-    auto s = gallery::Store::open(gdir, true);
-    const auto m = s->model(model);
-    std::map<int64_t, std::string> key;
-    for (const auto& r : s->items()) key[r.id] = r.record.key;
-    std::map<std::string, std::vector<float>> out;
-    s->for_each_vector(m.version_id, 0, [&](int64_t, int64_t id, const float* v) { out[key[id]] = {v, v + m.dim}; });
-    return out;
   }
   static std::string root;
   static std::vector<std::string> paths;
@@ -121,7 +112,7 @@ TEST_F(ServeWrite, BackfillRunsToTheEndAndNewQueriesThenMeetNewEmbeddings) {
   const json st = body_json(c.Get("/api/status"));
   EXPECT_DOUBLE_EQ(st["models"][1]["backfilled"].get<double>(), 1.0);
   // Every vector is the new model's embedding of the item's image.
-  for (const auto& [key, v] : vectors(dir + "/g", "new"))
+  for (const auto& [key, v] : vectors_by_key(dir + "/g", "new"))
     EXPECT_EQ(v, pixel_vector(data::decode_image_file(key), 24)) << key;
   // New queries now score new embeddings (all 24 components).
   const auto q = pixel_vector(data::decode_image_file(paths[4]), 24);
@@ -169,12 +160,12 @@ TEST_F(ServeWrite, PausedBackfillStopsAtABatchBoundaryAndResumesToTheUninterrupt
   EXPECT_GE(done, 6);
   EXPECT_LT(done, 24);
   EXPECT_EQ(done % 3, 0) << "stopped inside a batch";
-  EXPECT_EQ(static_cast<int64_t>(vectors(dir + "/g", "new").size()), done);
+  EXPECT_EQ(static_cast<int64_t>(vectors_by_key(dir + "/g", "new").size()), done);
   // Resume: same plan, same result as the uninterrupted run.
   post(c, "/api/backfill", json::object(), kToken, &status);
   ASSERT_EQ(status, 202);
   EXPECT_EQ(wait_backfill(c)["state"], "finished");
-  EXPECT_EQ(vectors(dir + "/g", "new"), vectors(dir + "/ref", "new"));
+  EXPECT_EQ(vectors_by_key(dir + "/g", "new"), vectors_by_key(dir + "/ref", "new"));
   gallery::Plan a, b;
   ASSERT_TRUE(gallery::Store::open(dir + "/g", true)->load_plan(g->model("new").version_id, a));
   ASSERT_TRUE(gallery::Store::open(dir + "/ref", true)->load_plan(ref->model("new").version_id, b));
@@ -213,7 +204,7 @@ TEST_F(ServeWrite, ShutdownDuringABackfillStopsItAtABatchBoundaryAndALaterServer
   post(c, "/api/backfill", json::object(), kToken, &status);
   EXPECT_EQ(wait_backfill(c)["state"], "finished");
   EXPECT_EQ(g->backfill_progress("new").done, 24);
-  for (const auto& [key, v] : vectors(dir + "/g", "new"))
+  for (const auto& [key, v] : vectors_by_key(dir + "/g", "new"))
     EXPECT_EQ(v, pixel_vector(data::decode_image_file(key), 24)) << key;
 }
 

@@ -23,9 +23,11 @@
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/atomic_file.h"
+#include "../core/gallery_fixtures.h"
 #include "tiny_data.h"
 
 using namespace dualtune;
+using dualtune::gallery::fixtures::vectors_by_key;
 namespace fs = std::filesystem;
 
 namespace {
@@ -75,16 +77,6 @@ class GalleryCli : public ::testing::Test {
     ok("add " + g + " --format image_folder --root " + dir + "/imgs --split g --threads 1 --workers 0 --batch 8");
     ok("rollout " + g + " --model new --model-path " + dir + "/runs/new");
     return g;
-  }
-  /// Vectors of one model by item key.
-  static std::map<std::string, std::vector<float>> vectors(const std::string& g, const std::string& model) {
-    auto s = gallery::Store::open(g, true);
-    const auto m = s->model(model);
-    std::map<int64_t, std::string> key;
-    for (const auto& r : s->items()) key[r.id] = r.record.key;
-    std::map<std::string, std::vector<float>> out;
-    s->for_each_vector(m.version_id, 0, [&](int64_t, int64_t id, const float* v) { out[key[id]] = {v, v + m.dim}; });
-    return out;
   }
   /// What must hold after any crash: a sound database, every item with the deployed
   /// model's vector, no vector of the wrong size, no temporary file left by a writer.
@@ -215,7 +207,7 @@ TEST_F(GalleryCli, KillNineInsideAndBetweenTransactionsLosesNothing) {
   expect_consistent(gi);
   EXPECT_EQ(gallery::Store::open(gi, true)->item_count(), 16);
   ok(imp + " --skip-existing");
-  auto v = vectors(gi, "old");
+  auto v = vectors_by_key(gi, "old");
   ASSERT_EQ(v.size(), 48u);
   for (int64_t i = 0; i < feats.n; ++i)
     EXPECT_EQ(v[feats.paths[i]], std::vector<float>(feats.features.begin() + i * 16, feats.features.begin() + (i + 1) * 16));
@@ -249,19 +241,19 @@ TEST_F(GalleryCli, KillNineInsideAndBetweenTransactionsLosesNothing) {
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", (bin() + " gallery " + bf + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    // `exec`: the SIGKILL below must reach dualtune itself, not leave it running as an
+    // orphan beside the next backfill.
+    ::execl("/bin/sh", "sh", "-c", ("exec " + bin() + " gallery " + bf + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ::kill(pid, SIGKILL);
   ::waitpid(pid, &st, 0);
-  // (sh may have exec'd dualtune itself; a surviving grandchild finishes on its own.)
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   expect_consistent(gb);
   ok(bf);
   expect_consistent(gb);
-  EXPECT_EQ(vectors(gb, "new"), vectors(ref, "new"));
-  EXPECT_EQ(vectors(gb, "new").size(), 48u);
+  EXPECT_EQ(vectors_by_key(gb, "new"), vectors_by_key(ref, "new"));
+  EXPECT_EQ(vectors_by_key(gb, "new").size(), 48u);
 }
 
 TEST_F(GalleryCli, SearchesFromAnotherProcessDuringABackfillAlwaysSeeEveryItem) {
@@ -298,7 +290,7 @@ TEST_F(GalleryCli, SearchesFromAnotherProcessDuringABackfillAlwaysSeeEveryItem) 
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   EXPECT_GT(searches, 5);
   EXPECT_GT(mixed, 0) << "no search landed while the gallery was partly backfilled";
-  EXPECT_EQ(vectors(g, "new").size(), 48u);
+  EXPECT_EQ(vectors_by_key(g, "new").size(), 48u);
 }
 
 TEST_F(GalleryCli, NprocTwoEqualsOneProcess) {
@@ -306,5 +298,5 @@ TEST_F(GalleryCli, NprocTwoEqualsOneProcess) {
   ok("backfill " + one + " --batch 4 --threads 1 --order random --seed 1");
   const auto out = ok("backfill " + two + " --batch 4 --threads 1 --order random --seed 1 --nproc 2");
   EXPECT_NE(out.find("48 embedded"), std::string::npos) << out;
-  EXPECT_EQ(vectors(one, "new"), vectors(two, "new"));
+  EXPECT_EQ(vectors_by_key(one, "new"), vectors_by_key(two, "new"));
 }

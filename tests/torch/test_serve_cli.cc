@@ -27,9 +27,11 @@
 #include "dualtune/data/dataset.h"
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/atomic_file.h"
+#include "../core/gallery_fixtures.h"
 #include "tiny_data.h"
 
 using namespace dualtune;
+using dualtune::gallery::fixtures::vectors_by_key;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -42,14 +44,20 @@ const std::string kToken = "serve-cli-token-0123456789";
 class ServeProcess {
  public:
   ServeProcess(const std::string& args, const std::string& dir) : out_(dir + "/serve.out"), err_(dir + "/serve.err") {
+    // The files are emptied here, before the fork: were the child to truncate them, this
+    // process could first read the previous server's announcement and connect to its port.
+    const int o = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int e = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const std::string command = std::string("exec ") + DUALTUNE_BINARY + " serve " + args;
     pid_ = ::fork();
     if (pid_ == 0) {
-      const int o = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(o, 1);
       ::dup2(e, 2);
-      ::execl("/bin/sh", "sh", "-c", (std::string("exec ") + DUALTUNE_BINARY + " serve " + args).c_str(), nullptr);
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
       ::_exit(127);
     }
+    ::close(o);
+    ::close(e);
     // The chosen port is announced on stdout.
     const std::regex announced(R"(http://127\.0\.0\.1:(\d+)/)");
     for (int i = 0; i < 600 && port == 0; ++i) {
@@ -130,22 +138,20 @@ class ServeCli : public ::testing::Test {
     fs::copy(dir + "/g", to, fs::copy_options::recursive);
     return to;
   }
-  static std::map<std::string, std::vector<float>> vectors(const std::string& g, const std::string& model) {
-    auto s = gallery::Store::open(g, true);
-    const auto m = s->model(model);
-    std::map<int64_t, std::string> key;
-    for (const auto& r : s->items()) key[r.id] = r.record.key;
-    std::map<std::string, std::vector<float>> out;
-    s->for_each_vector(m.version_id, 0, [&](int64_t, int64_t id, const float* v) { out[key[id]] = {v, v + m.dim}; });
-    return out;
-  }
   static std::string dir;
 };
 std::string ServeCli::dir;
 
 json body(const httplib::Result& r) {
-  EXPECT_TRUE(r);
+  EXPECT_TRUE(r) << "request failed: " << httplib::to_string(r.error());
   return r ? json::parse(r->body) : json();
+}
+
+/// The response's HTTP status, or -1 (a test failure naming the error) when the request
+/// got no response: a null result must not be dereferenced.
+int status_of(const httplib::Result& r) {
+  EXPECT_TRUE(r) << "request failed: " << httplib::to_string(r.error());
+  return r ? r->status : -1;
 }
 
 /// PNG bytes of Fashion-MNIST test image i (as the dataset decodes it).
@@ -186,8 +192,8 @@ TEST_F(ServeCli, UploadedImageIsEmbeddedByTheModelAndFound) {
   for (const auto& h : nw["results"][0]) EXPECT_EQ(h["embedding"], "old");
   // Not an image: a clear 415, the server stays up.
   const auto bad = c.Post("/api/search/image", std::string("GIF89a-not-really"), "image/gif");
-  EXPECT_EQ(bad->status, 415);
-  EXPECT_EQ(c.Get("/api/health")->status, 200);
+  EXPECT_EQ(status_of(bad), 415);
+  EXPECT_EQ(status_of(c.Get("/api/health")), 200);
   // Report and curve found beside the gallery.
   EXPECT_EQ(body(c.Get("/api/report"))["upgrade"]["new_model"], "new");
   EXPECT_FALSE(body(c.Get("/api/curve"))["curves"].empty());
@@ -205,20 +211,20 @@ TEST_F(ServeCli, SigtermDuringABackfillStopsAtABatchBoundaryAndARestartFinishesI
     auto c = s.client();
     const auto r = c.Post("/api/backfill", {{"Authorization", "Bearer " + kToken}},
                           json{{"order", "random"}, {"seed", 5}, {"batch_size", 4}}.dump(), "application/json");
-    ASSERT_EQ(r->status, 202) << r->body;
+    ASSERT_EQ(status_of(r), 202) << (r ? r->body : "");
     for (int i = 0; i < 400 && body(c.Get("/api/backfill"))["done"].get<int64_t>() < 8; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_EQ(s.stop(SIGTERM), 0) << s.err();
     EXPECT_NE(s.err().find("SIGTERM: stopping"), std::string::npos) << s.err();
     EXPECT_NE(s.out().find("dualtune serve: stopped; backfill of 'new'"), std::string::npos) << s.out();
   }
-  const int64_t done = static_cast<int64_t>(vectors(g, "new").size());
+  const int64_t done = static_cast<int64_t>(vectors_by_key(g, "new").size());
   EXPECT_GE(done, 8);
   EXPECT_EQ(done % 4 == 0 || done == 240, true) << done << " items: stopped inside a batch";
   {
     ServeProcess s(g + " --port 0 --token-file " + dir + "/token --quiet", dir);
     auto c = s.client();
-    ASSERT_EQ(c.Post("/api/backfill", {{"Authorization", "Bearer " + kToken}}, "{}", "application/json")->status, 202);
+    ASSERT_EQ(status_of(c.Post("/api/backfill", {{"Authorization", "Bearer " + kToken}}, "{}", "application/json")), 202) << s.err();
     json bf;
     for (int i = 0; i < 600; ++i) {
       bf = body(c.Get("/api/backfill"));
@@ -228,7 +234,7 @@ TEST_F(ServeCli, SigtermDuringABackfillStopsAtABatchBoundaryAndARestartFinishesI
     EXPECT_EQ(bf["state"], "finished") << bf.dump();
     EXPECT_EQ(s.stop(SIGINT), 0);
   }
-  EXPECT_EQ(vectors(g, "new"), vectors(ref, "new"));
+  EXPECT_EQ(vectors_by_key(g, "new"), vectors_by_key(ref, "new"));
 }
 
 TEST_F(ServeCli, RefusesABadTokenFileAndAnAddressInUse) {
