@@ -1,8 +1,9 @@
 // Load test of `dualtune serve` on loopback: N concurrent clients send exact top-k
 // searches of the rolling-out model (the mixed old/new path) over HTTP, first alone, then
-// while a backfill runs, and the two phases are printed side by side: throughput,
-// client-side p50 / p90 / p99 / max latency, errors, the server's own p50 / p99
-// (/api/metrics) and the backfill's rate. Bounded in time (--seconds per phase) and count
+// while a backfill runs at each niceness of --backfill-nice (default 0, then the
+// service's default 10), and the phases are printed side by side: throughput, client-side
+// p50 / p90 / p99 / max latency, errors, the server's own p50 / p99 (/api/metrics) and
+// the backfill's rate. Bounded in time (--seconds per phase) and count
 // (--max-requests per phase).
 //
 // The gallery: --items vectors of dimension --dim imported for the deployed model "old"
@@ -45,6 +46,7 @@ namespace {
 struct Args {
   int64_t items = 100000, dim = 128, k = 10, max_requests = 200000, batch = 256;
   int clients = 4, server_threads = 4;
+  std::vector<int> backfill_nice = {0, serve::ServiceOptions{}.backfill_nice};
   double seconds = 15, embed_us = 300;
   std::string dir = (fs::temp_directory_path() / "dualtune_bench_serve").string();
 };
@@ -162,7 +164,7 @@ void server_percentiles(int port, PhaseResult& r) {
 
 void usage_error(const std::string& what) {
   std::fprintf(stderr, "bench_serve: %s\nusage: bench_serve [--items N] [--dim D] [--clients C] [--k K] [--seconds S] "
-                       "[--max-requests R] [--server-threads T] [--batch B] [--embed-us U] [--dir DIR]\n",
+                       "[--max-requests R] [--server-threads T] [--batch B] [--embed-us U] [--backfill-nice N,N...] [--dir DIR]\n",
                what.c_str());
   std::exit(2);
 }
@@ -186,6 +188,14 @@ int main(int argc, char** argv) {
       else if (k == "--batch") a.batch = std::stoll(v);
       else if (k == "--embed-us") a.embed_us = std::stod(v);
       else if (k == "--dir") a.dir = v;
+      else if (k == "--backfill-nice") {
+        a.backfill_nice.clear();
+        for (size_t p = 0, q; p <= v.size(); p = q + 1) {
+          q = std::min(v.find(',', p), v.size());
+          a.backfill_nice.push_back(std::stoi(v.substr(p, q - p)));
+          if (a.backfill_nice.back() < 0 || a.backfill_nice.back() > 19) usage_error("--backfill-nice takes values 0-19");
+        }
+      }
       else usage_error("unknown option " + k);
     } catch (const std::invalid_argument&) {
       usage_error("expected a number after " + k + ", found '" + v + "'");
@@ -218,40 +228,44 @@ int main(int argc, char** argv) {
                                     {"vector", std::vector<float>(q.begin() + i * a.dim, q.begin() + (i + 1) * a.dim)}}
                          .dump());
 
-  serve::ServiceOptions o;
-  o.token = "bench-token-0123456789";
-  o.threads = a.server_threads;
-  serve::Service service(*g, [&](const gallery::ModelInfo& m) -> std::unique_ptr<gallery::ImageEmbedder> {
-    return std::make_unique<BurnEmbedder>(m.dim, a.embed_us);
-  }, o);
-  const int port = service.bind("127.0.0.1", 0);
-  std::thread server([&] { service.run(); });
-
-  {  // Warm-up: the first search builds the index caches.
-    httplib::Client cli("127.0.0.1", port);
-    for (int i = 0; i < 20; ++i) cli.Post("/api/search", bodies[i % bodies.size()], "application/json");
-  }
+  // One service per phase (its metrics window then covers that phase only): searches
+  // alone, then searches while a backfill runs at each --backfill-nice value in turn
+  // (each continues the stored plan where the previous one paused).
   std::vector<PhaseResult> results;
-  results.push_back(run_phase("search only", a, port, bodies));
-  server_percentiles(port, results.back());
-
-  httplib::Client admin("127.0.0.1", port);
-  const int64_t before = g->backfill_progress("new").done;
-  const auto started = admin.Post("/api/backfill", {{"Authorization", "Bearer " + o.token}},
-                                  nlohmann::json{{"batch_size", a.batch}, {"order", "random"}}.dump(), "application/json");
-  if (!started || started->status != 202) {
-    std::fprintf(stderr, "backfill did not start: %s\n", started ? started->body.c_str() : "no answer");
-    return 1;
-  }
-  // The server's percentiles cover its last 4096 requests (Metrics::kWindow): this phase's
-  // own once it has sent that many.
-  results.push_back(run_phase("search while backfilling", a, port, bodies));
-  server_percentiles(port, results.back());
-  admin.Post("/api/backfill/pause", {{"Authorization", "Bearer " + o.token}}, "", "application/json");
-  service.shutdown();
-  server.join();
-  const auto progress = g->backfill_progress("new");
-  results.back().backfilled = progress.done - before;
+  auto phase = [&](const std::string& name, int nice, bool backfill) {
+    serve::ServiceOptions o;
+    o.token = "bench-token-0123456789";
+    o.threads = a.server_threads;
+    o.backfill_nice = nice;
+    serve::Service service(*g, [&](const gallery::ModelInfo& m) -> std::unique_ptr<gallery::ImageEmbedder> {
+      return std::make_unique<BurnEmbedder>(m.dim, a.embed_us);
+    }, o);
+    const int port = service.bind("127.0.0.1", 0);
+    std::thread server([&] { service.run(); });
+    {  // Warm-up: the first search builds the index caches.
+      httplib::Client cli("127.0.0.1", port);
+      for (int i = 0; i < 20; ++i) cli.Post("/api/search", bodies[i % bodies.size()], "application/json");
+    }
+    httplib::Client admin("127.0.0.1", port);
+    const int64_t before = g->backfill_progress("new").done;
+    if (backfill) {
+      const auto started = admin.Post("/api/backfill", {{"Authorization", "Bearer " + o.token}},
+                                      nlohmann::json{{"batch_size", a.batch}, {"order", "random"}}.dump(), "application/json");
+      if (!started || started->status != 202) {
+        std::fprintf(stderr, "backfill did not start: %s\n", started ? started->body.c_str() : "no answer");
+        std::exit(1);
+      }
+    }
+    results.push_back(run_phase(name, a, port, bodies));
+    // The server's percentiles cover its last 4096 requests (Metrics::kWindow).
+    server_percentiles(port, results.back());
+    if (backfill) admin.Post("/api/backfill/pause", {{"Authorization", "Bearer " + o.token}}, "", "application/json");
+    service.shutdown();
+    server.join();
+    results.back().backfilled = g->backfill_progress("new").done - before;
+  };
+  phase("search only", 0, false);
+  for (const int nice : a.backfill_nice) phase("search while backfilling, nice " + std::to_string(nice), nice, true);
 
   std::printf("load after: %s\n\n", loadavg().c_str());
   std::printf("| phase | clients | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | server p50 / p99 ms | backfill items/s |\n");
@@ -268,10 +282,10 @@ int main(int argc, char** argv) {
     if (r.errors) std::printf("first error (%s): %s\n", r.name.c_str(), r.first_error.c_str());
   }
   std::printf("\n%lld items, D %lld, exact search, k %lld, %d server threads (BLAS %s); backfill batch %lld, stand-in "
-              "model %.0f us/item; backfilled %.1f %% of the gallery during the second phase\n",
+              "model %.0f us/item; %.1f %% of the gallery backfilled at the end\n",
               static_cast<long long>(a.items), static_cast<long long>(a.dim), static_cast<long long>(a.k), a.server_threads,
               single_blas ? "1 thread" : "default threads", static_cast<long long>(a.batch), a.embed_us,
-              100.0 * double(results.back().backfilled) / double(a.items));
+              100.0 * double(g->backfill_progress("new").done) / double(a.items));
   fs::remove_all(a.dir);
   int64_t errors = 0;
   for (const auto& r : results) errors += r.errors;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,14 +27,18 @@ inline std::string temp_dir(const std::string& name) {
   return dir.string();
 }
 
-/// The vectors of `model` in the gallery directory `dir`, by item key (read from SQLite).
-inline std::map<std::string, std::vector<float>> vectors_by_key(const std::string& dir, const std::string& model) {
+/// The vectors of version `name` (a model's own, or a derived one such as "new@h") in
+/// the gallery directory `dir`, by item key (read from SQLite).
+inline std::map<std::string, std::vector<float>> vectors_by_key(const std::string& dir, const std::string& name) {
   auto s = Store::open(dir, true);
-  const auto m = s->model(model);
+  VersionInfo m;
+  for (const auto& v : s->versions())
+    if (v.name == name) m = v;
+  if (m.id == 0) throw std::runtime_error("no version named " + name + " in " + dir);
   std::map<int64_t, std::string> key;
   for (const auto& r : s->items()) key[r.id] = r.record.key;
   std::map<std::string, std::vector<float>> out;
-  s->for_each_vector(m.version_id, 0, [&](int64_t, int64_t id, const float* v) { out[key[id]] = {v, v + m.dim}; });
+  s->for_each_vector(m.id, 0, [&](int64_t, int64_t id, const float* v) { out[key[id]] = {v, v + m.dim}; });
   return out;
 }
 

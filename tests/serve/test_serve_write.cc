@@ -3,7 +3,13 @@
 // resumed to exactly the vectors of an uninterrupted one, a shutdown in the middle of a
 // backfill, retire; and the curve and report routes over files written by the
 // evaluation code.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 #include "dualtune/data/image_decode.h"
@@ -53,7 +59,56 @@ json post(httplib::Client& c, const std::string& path, const json& body, const s
   return body_json(r);
 }
 
+/// The calling thread's niceness (Linux: per thread).
+int thread_nice() { return ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))); }
+
+/// A PixelEmbedder that records the niceness of every thread it embeds on.
+class NiceRecorder : public PixelEmbedder {
+ public:
+  NiceRecorder(int64_t dim, std::mutex& mu, std::vector<int>& seen) : PixelEmbedder(dim), mu_(mu), seen_(seen) {}
+  void embed(const std::vector<std::vector<gallery::ImageRef>>& batches,
+             const std::function<bool(gallery::EmbeddedBatch&)>& on_batch) override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      seen_.push_back(thread_nice());
+    }
+    PixelEmbedder::embed(batches, on_batch);
+  }
+
+ private:
+  std::mutex& mu_;
+  std::vector<int>& seen_;
+};
+
 }  // namespace
+
+TEST_F(ServeWrite, TheBackfillRunsAtItsNicenessAndImageSearchesDoNot) {
+  const int base = thread_nice();
+  for (const int nice : {7, 0}) {
+    SCOPED_TRACE("backfill_nice " + std::to_string(nice));
+    g = transition_gallery(dir + "/g" + std::to_string(nice), root);
+    std::mutex mu;
+    std::vector<int> seen;
+    auto o = options();
+    o.backfill_nice = nice;
+    TestServer s(*g, o, [&](const gallery::ModelInfo& m) { return std::make_unique<NiceRecorder>(m.dim, mu, seen); });
+    auto c = s.client();
+    std::ifstream is(paths[3], std::ios::binary);
+    const std::string png((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+    const json found = body_json(c.Post("/api/search/image?model=new&k=1", png, "image/png"));
+    EXPECT_EQ(found["results"][0][0]["key"], paths[3]) << found.dump();
+    int status = 0;
+    post(c, "/api/backfill", {{"batch_size", 8}}, kToken, &status);
+    EXPECT_EQ(status, 202);
+    EXPECT_EQ(wait_backfill(c)["state"], "finished");
+    // The search embedded on an HTTP worker at the process's niceness; the backfill (one
+    // embed call for its batches) on its own thread, `nice` higher (at most 19).
+    std::lock_guard<std::mutex> lk(mu);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], base);
+    EXPECT_EQ(seen[1], std::min(19, base + nice));
+  }
+}
 
 TEST_F(ServeWrite, WriteRoutesNeedTheBearerTokenReadRoutesDoNot) {
   TestServer s(*g, options());

@@ -1,6 +1,8 @@
 // Forward transformation h (FCT): it recovers a known map from synthetic pairs, is
 // deterministic for a seed, and `transform train` / `transform apply` round-trip
-// feature files (shapes, labels, cams, paths) with clear errors on mismatches.
+// feature files (shapes, labels, cams, paths) with clear errors on mismatches, and
+// `gallery transform` stores h of every old vector not yet backfilled as a version that
+// new queries then score.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -13,7 +15,9 @@
 #include "dualtune/engine/forward_transform.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/features/feature_set.h"
+#include "dualtune/gallery/gallery.h"
 #include "dualtune/util/error.h"
+#include "../core/gallery_fixtures.h"
 #include "tiny_data.h"
 
 using namespace dualtune;
@@ -200,4 +204,89 @@ TEST_F(TransformCli, TrainRefusesAnOldModelFedADifferentInput) {
             std::string::npos)
       << out;
   EXPECT_FALSE(std::filesystem::exists(dir + "/h3/meta.json"));
+}
+
+TEST_F(TransformCli, GalleryTransformMapsEveryOldVectorNotYetBackfilledAndNewQueriesScoreIt) {
+  int st = 0;
+  auto out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
+                     "/hg transform.augmented_passes=0",
+                 &st);
+  ASSERT_EQ(st, 0) << out;
+  const std::string g = dir + "/gallery";
+  std::filesystem::remove_all(g);
+  for (const std::string cmd : {"create " + g + " --model old --model-path " + dir + "/old",
+                                "add " + g + " --format idx --root " + dir + "/data --split test --threads 1 --workers 0"}) {
+    out = run("gallery " + cmd, &st);
+    ASSERT_EQ(st, 0) << cmd << "\n" << out;
+  }
+  // Nothing rolls out yet: nothing to map into.
+  out = run("gallery transform " + g + " --transform " + dir + "/hg", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(out.find("no model is rolling out"), std::string::npos) << out;
+  for (const std::string cmd : {"rollout " + g + " --model new --model-path " + dir + "/new",
+                                "backfill " + g + " --max-items 16 --batch 8 --threads 1 --workers 0 --quiet"}) {
+    out = run("gallery " + cmd, &st);
+    ASSERT_EQ(st, 0) << cmd << "\n" << out;
+  }
+  // 48 items, 16 backfilled: h maps the other 32, in chunks of 10.
+  out = run("gallery transform " + g + " --transform " + dir + "/hg --chunk 10 --threads 1", &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("32 embeddings of 'old' mapped by h into 'new' as version 'new@h'"), std::string::npos) << out;
+  EXPECT_NE(out.find("skipped 16 already backfilled and 0 already transformed"), std::string::npos) << out;
+  const auto old_v = gallery::fixtures::vectors_by_key(g, "old");
+  const auto new_v = gallery::fixtures::vectors_by_key(g, "new");
+  const auto h_v = gallery::fixtures::vectors_by_key(g, "new@h");
+  ASSERT_EQ(old_v.size(), 48u);
+  ASSERT_EQ(new_v.size(), 16u);
+  ASSERT_EQ(h_v.size(), 32u);
+  // Each stored vector is h applied in this process to the item's stored old vector.
+  auto h = engine::load_transform_run(dir + "/hg");
+  for (const auto& [key, v] : h_v) {
+    EXPECT_EQ(new_v.count(key), 0u) << key << " was backfilled and transformed";
+    const auto expect = engine::apply_forward_transform(h, 1, old_v.at(key).data(), nullptr);
+    ASSERT_EQ(v.size(), 16u);
+    for (size_t c = 0; c < v.size(); ++c) EXPECT_NEAR(v[c], expect[c], 1e-5) << key << " component " << c;
+  }
+  // New queries score the 16 backfilled items by their own embedding and the 32 others
+  // by h(old): no item by its old embedding any more.
+  {
+    auto gal = gallery::Gallery::open(g);
+    const auto q = new_v.begin()->second;
+    gallery::SearchOptions so;
+    so.k = 48;
+    const auto r = gal->search("new", 1, q.data(), 16, so);
+    const int64_t native = gal->model("new").version_id, old_version = gal->model("old").version_id;
+    int by_new = 0, by_h = 0, by_old = 0;
+    for (int j = 0; j < 48; ++j) {
+      by_new += r.versions[j] == native;
+      by_old += r.versions[j] == old_version;
+      by_h += r.versions[j] != native && r.versions[j] != old_version && r.ids[j] >= 0;
+    }
+    EXPECT_EQ(by_new, 16);
+    EXPECT_EQ(by_h, 32);
+    EXPECT_EQ(by_old, 0);
+  }
+  // Again: nothing left to map.
+  out = run("gallery transform " + g + " --transform " + dir + "/hg", &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_NE(out.find("0 embeddings"), std::string::npos) << out;
+  EXPECT_NE(out.find("skipped 16 already backfilled and 32 already transformed"), std::string::npos) << out;
+  out = run("gallery status " + g, &st);
+  EXPECT_NE(out.find("new@h"), std::string::npos) << out;
+  // Another h into the same version is refused; an h of other models is refused.
+  out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
+                "/hg2 transform.augmented_passes=0 transform.epochs=1 seed=7",
+            &st);
+  ASSERT_EQ(st, 0) << out;
+  out = run("gallery transform " + g + " --transform " + dir + "/hg2", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(out.find("version 'new@h' was written by h = "), std::string::npos) << out;
+  EXPECT_EQ(gallery::fixtures::vectors_by_key(g, "new@h"), h_v);
+  auto meta = nlohmann::json::parse(testdata::slurp(dir + "/hg2/meta.json"));
+  meta["new"]["config_hash"] = "0123abcd";
+  std::ofstream(dir + "/hg2/meta.json") << meta.dump();
+  out = run("gallery transform " + g + " --transform " + dir + "/hg2 --version new@h2", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(out.find("h was trained with the new model"), std::string::npos) << out;
+  EXPECT_NE(out.find("(config:0123abcd); the gallery's 'new' is"), std::string::npos) << out;
 }

@@ -106,6 +106,16 @@ void print_status(const gallery::GalleryStatus& st, bool json) {
     std::printf("%-16s %-12s %6lld %12lld %9.1f%%  %s\n", m.model.name.c_str(), gallery::role_name(m.model.role),
                 static_cast<long long>(m.model.dim), static_cast<long long>(m.embeddings), 100 * m.backfilled,
                 m.model.path.empty() ? "(imported)" : m.model.path.c_str());
+  for (const auto& v : st.versions) {
+    if (v.version.derived_from == 0) continue;
+    std::string from;
+    for (const auto& w : st.versions)
+      if (w.version.id == v.version.derived_from) from = w.version.name;
+    std::printf("%-16s %-12s %6lld %12lld %9.1f%%  h(%s), %s\n", v.version.name.c_str(), "transformed",
+                static_cast<long long>(v.version.dim), static_cast<long long>(v.embeddings),
+                st.items > 0 ? 100.0 * double(v.embeddings) / double(st.items) : 0.0, from.c_str(),
+                v.version.transform.c_str());
+  }
   if (!st.backfill.model.empty()) {
     std::printf("backfill of %s: ", st.backfill.model.c_str());
     if (st.backfill.planned == 0) std::printf("not planned yet\n");
@@ -309,6 +319,7 @@ void register_gallery_command(CLI::App& app) {
   register_gallery_search(*g);
   register_gallery_backfill(*g);
   register_gallery_curve(*g);
+  register_gallery_transform(*g);
 }
 
 }  // namespace dualtune::cli

@@ -15,6 +15,8 @@ namespace dualtune::cli {
 void register_gallery_search(CLI::App& gallery);
 void register_gallery_backfill(CLI::App& gallery);
 void register_gallery_curve(CLI::App& gallery);
+/// `gallery transform` lives with the other uses of h, in transform.cc.
+void register_gallery_transform(CLI::App& gallery);
 
 /// The embedder of a registered model, with the test-time transform of its run (or of
 /// --data-config). Throws when the gallery records no path for it.

@@ -23,6 +23,7 @@ struct ServeOptions {
   std::string dir, host = "127.0.0.1", token_file, report, curve;
   int port = 8080;
   int threads = 8;
+  int backfill_nice = serve::ServiceOptions{}.backfill_nice;
   serve::Limits limits;
   DataOptions data;
   bool quiet = false;
@@ -42,6 +43,7 @@ void run_serve(const ServeOptions& o) {
   so.curve_file = o.curve;
   so.limits = o.limits;
   so.threads = o.threads;
+  so.backfill_nice = o.backfill_nice;
   if (!o.quiet) so.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   auto gallery = open_gallery(o.dir);
   const DataOptions data = o.data;
@@ -113,6 +115,10 @@ void register_serve_command(CLI::App& app) {
   c->add_option("--curve", o->curve, "backfill curve file (curve.json of `gallery curve` or the demo; default "
                                      "DIR/curve/curve.json, else REPORT/transition/curve.json)");
   c->add_option("--threads", o->threads, "HTTP worker threads")->check(CLI::Range(1, 256))->capture_default_str();
+  c->add_option("--backfill-nice", o->backfill_nice, "niceness of a running backfill (0-19): searches get the "
+                                                     "cores first; 0 = equal shares")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   c->add_option("--max-k", o->limits.max_k, "largest k of a search")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--max-queries", o->limits.max_queries, "query vectors per search request")
       ->check(CLI::PositiveNumber)

@@ -1,12 +1,16 @@
 // dualtune transform train --old RUN --new RUN -c CONFIG [section.key=value ...]
 // dualtune transform apply --transform RUN --features DIR [--side-features DIR] --out DIR
+// dualtune gallery transform DIR --transform RUN [--model NEW] [--version NAME]
 #include <cstdio>
+#include <filesystem>
 
 #include "dualtune/cli/commands.h"
+#include "dualtune/cli/gallery_common.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/forward_transform.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/atomic_file.h"
+#include "dualtune/util/error.h"
 
 namespace dualtune::cli {
 
@@ -61,6 +65,80 @@ void register_transform_command(CLI::App& app) {
     std::printf("%lld x %lld old features -> %lld x %lld written to %s\n", static_cast<long long>(old.n),
                 static_cast<long long>(old.d), static_cast<long long>(out.n), static_cast<long long>(out.d),
                 a->out.c_str());
+  });
+}
+
+namespace {
+
+/// Refuses an h trained for other models than the gallery's: dims always, and the run
+/// directories' config hashes when both h's meta.json and the gallery recorded them.
+void check_transform_fits(const engine::TransformRun& run, const gallery::ModelInfo& from, const gallery::ModelInfo& to) {
+  const auto& spec = run.h->spec;
+  DT_CHECK(spec.side_dim == 0, "gallery transform: h was trained with side information (", spec.side_dim,
+           "-d); the gallery stores none. Expected a transform trained without transform.side_info");
+  DT_CHECK(spec.old_dim == from.dim && spec.new_dim == to.dim, "gallery transform: h maps ", spec.old_dim, "-d into ",
+           spec.new_dim, "-d embeddings; the gallery's deployed model '", from.name, "' is ", from.dim,
+           "-d and its rolling-out model '", to.name, "' ", to.dim, "-d");
+  for (const auto& [role, m] : {std::pair<std::string, const gallery::ModelInfo*>{"old", &from}, {"new", &to}}) {
+    const std::string trained = run.meta.contains(role) ? run.meta[role].value("config_hash", std::string()) : "";
+    if (trained.empty() || m->config_hash.empty()) continue;
+    DT_CHECK("config:" + trained == m->config_hash, "gallery transform: h was trained with the ", role, " model ",
+             run.meta[role].value("path", std::string()), " (config:", trained, "); the gallery's '", m->name,
+             "' is ", m->path, " (", m->config_hash, "). Expected h trained between the gallery's models");
+  }
+}
+
+}  // namespace
+
+void register_gallery_transform(CLI::App& gallery) {
+  struct Opts {
+    std::string dir, transform;
+    gallery::TransformOptions t;
+    int threads = 0;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = gallery.add_subcommand(
+      "transform", "Map every stored embedding of the deployed model through a forward transformation h (`transform "
+                   "train`) into the rolling-out model's space, as version <model>@h: new queries score it until an "
+                   "item is backfilled. No image, no backbone run; resumable");
+  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("--transform,-t", o->transform, "transform run directory (transform train)")->required();
+  c->add_option("--model,-m", o->t.model, "the model h maps into (default: the rolling-out one)");
+  c->add_option("--version", o->t.version, "name of the stored version (default <model>@h)");
+  c->add_option("--chunk", o->t.chunk, "vectors mapped and committed per transaction")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--threads", o->threads, "libtorch threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  c->add_flag("--quiet,-q", o->quiet, "no progress lines");
+  c->callback([o] {
+    engine::set_threads(o->threads);
+    auto run = engine::load_transform_run(o->transform);
+    auto g = open_gallery(o->dir);
+    const gallery::ModelInfo to = o->t.model.empty() ? g->target_model() : g->model(o->t.model);
+    DT_CHECK(to.role == gallery::Role::kRollingOut, "gallery transform: ",
+             o->t.model.empty() ? "no model is rolling out in " + o->dir
+                                : "model '" + to.name + "' is " + gallery::role_name(to.role),
+             "; expected the rolling-out model h maps into (`gallery rollout` first)");
+    gallery::ModelInfo from;
+    for (const auto& m : g->models())
+      if (m.role == gallery::Role::kDeployed) from = m;
+    check_transform_fits(run, from, to);
+    gallery::TransformOptions t = o->t;
+    const std::string weights = std::filesystem::canonical(o->transform).string() + "/transform.pt";
+    t.transform = gallery::model_fingerprint(weights) + " " + weights;
+    const auto rep = g->transform(
+        t, from.dim, [&run](int64_t n, const float* x) { return engine::apply_forward_transform(run, n, x, nullptr); },
+        [o](int64_t done, int64_t total) {
+          if (!o->quiet) std::fprintf(stderr, "gallery transform: %lld / %lld\n", static_cast<long long>(done),
+                                      static_cast<long long>(total));
+        });
+    g->flush_caches();
+    std::printf("gallery transform: %lld embeddings of '%s' mapped by h into '%s' as version '%s' in %.1f s "
+                "(%.0f /s); skipped %lld already backfilled and %lld already transformed\n",
+                static_cast<long long>(rep.transformed), from.name.c_str(), to.name.c_str(), rep.version.name.c_str(),
+                rep.seconds, rep.seconds > 0 ? double(rep.transformed) / rep.seconds : 0.0,
+                static_cast<long long>(rep.backfilled), static_cast<long long>(rep.already));
   });
 }
 

@@ -112,6 +112,25 @@ struct BackfillReport {
   std::vector<std::pair<std::string, std::string>> failures;  ///< (key, error) of this call
 };
 
+struct TransformOptions {
+  std::string model;      ///< the model whose space h maps into (default: the rolling-out one)
+  std::string version;    ///< name of the derived version (default "<model>@h")
+  std::string transform;  ///< what h is (path and fingerprint), recorded with the version
+  int64_t chunk = 4096;   ///< items mapped and committed per transaction
+};
+
+struct TransformReport {
+  VersionInfo version;       ///< the derived version written
+  int64_t transformed = 0;   ///< vectors stored by this call
+  int64_t backfilled = 0;    ///< items skipped: they already have the model's own embedding
+  int64_t already = 0;       ///< items skipped: they already had a vector of the version
+  bool cancelled = false;    ///< stopped by *cancel (a later call continues)
+  double seconds = 0;
+};
+
+/// h: n stored vectors of the deployed model (n × Do, row-major) -> n × Dn.
+using VectorMap = std::function<std::vector<float>(int64_t n, const float* in)>;
+
 /// A batch of the plan still to embed.
 struct BackfillBatch {
   int64_t index = 0;               ///< position in the plan's batch grid
@@ -189,6 +208,19 @@ class Gallery {
                        const std::vector<std::pair<std::string, ImageEmbedder*>>& embedders, int64_t batch_size,
                        bool skip_existing, const std::function<void(int64_t, int64_t)>& progress = {},
                        const std::atomic<bool>* cancel = nullptr);
+
+  /// Forward transformation of the stored gallery (issue 14, FCT): maps every item's
+  /// deployed-model vector through h into the rolling-out model's space and stores it as
+  /// a derived version (types.h), which that model's queries then score until the item
+  /// is backfilled from its image. No image and no backbone run. Items already
+  /// backfilled are skipped, and so are items that have the version (a call stopped by a
+  /// kill or *cancel continues where it stopped). One transaction per chunk. The version
+  /// records `transform`; a second call with a different h is refused (retire and roll
+  /// out again, or use another --version name). Throws when h's output is not n × Dn or
+  /// not finite.
+  TransformReport transform(const TransformOptions& options, int64_t in_dim, const VectorMap& h,
+                            const std::function<void(int64_t done, int64_t total)>& progress = {},
+                            const std::atomic<bool>* cancel = nullptr);
 
   // --- search ----------------------------------------------------------------------
   /// Top-k items for nq queries of `model` (nq × dq, dq must equal the model's dim).

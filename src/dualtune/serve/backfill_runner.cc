@@ -1,11 +1,15 @@
 #include "dualtune/serve/backfill_runner.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "dualtune/serve/http_error.h"
 
 namespace dualtune::serve {
 
-BackfillRunner::BackfillRunner(gallery::Gallery& gallery, EmbedderFactory factory)
-    : gallery_(gallery), factory_(std::move(factory)) {}
+BackfillRunner::BackfillRunner(gallery::Gallery& gallery, EmbedderFactory factory, int nice)
+    : gallery_(gallery), factory_(std::move(factory)), nice_(nice) {}
 
 BackfillRunner::~BackfillRunner() {
   stop_and_join();
@@ -44,6 +48,9 @@ void BackfillRunner::start(const gallery::BackfillOptions& options, const galler
 }
 
 void BackfillRunner::run(gallery::BackfillOptions options, gallery::ImageEmbedder* embedder) {
+  // On Linux niceness is per thread (PRIO_PROCESS with a thread id), inherited by the
+  // threads this one starts; raising it needs no privilege. The thread ends with the run.
+  if (nice_ > 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice_);
   gallery::BackfillReport rep;
   std::string error;
   try {

@@ -31,7 +31,8 @@ struct BackfillSnapshot {
 
 class BackfillRunner {
  public:
-  BackfillRunner(gallery::Gallery& gallery, EmbedderFactory factory);
+  /// nice: niceness the backfill thread gives itself (ServiceOptions::backfill_nice).
+  BackfillRunner(gallery::Gallery& gallery, EmbedderFactory factory, int nice = 0);
   ~BackfillRunner();
   /// Starts backfilling model m (options.model = m.name) in the background: 409 when a
   /// backfill is running, 500 when the model cannot be loaded.
@@ -48,6 +49,7 @@ class BackfillRunner {
   void run(gallery::BackfillOptions options, gallery::ImageEmbedder* embedder);
   gallery::Gallery& gallery_;
   EmbedderFactory factory_;
+  int nice_;
   std::map<std::string, std::unique_ptr<gallery::ImageEmbedder>> embedders_;  ///< by model, made once (start's thread)
   std::atomic<bool> cancel_{false};
   mutable std::mutex mu_;

@@ -19,7 +19,7 @@ std::unique_ptr<gallery::Gallery> open_reader(const gallery::Gallery& g) {
 }  // namespace
 
 Context::Context(gallery::Gallery& g, EmbedderFactory f, ServiceOptions o)
-    : writer(g), reader(open_reader(g)), gallery(*reader), options(std::move(o)), embedders(g, f), backfill(g, f) {
+    : writer(g), reader(open_reader(g)), gallery(*reader), options(std::move(o)), embedders(g, f), backfill(g, f, options.backfill_nice) {
   std::string tmpl = (fs::temp_directory_path() / "dualtune-serve-XXXXXX").string();
   DT_CHECK(::mkdtemp(tmpl.data()) != nullptr, "serve: cannot create a temporary directory in ",
            fs::temp_directory_path().string());
