@@ -266,3 +266,34 @@ TEST(IndexCache, WrittenReusedToppedUpAndRebuiltWhenStaleOrForeign) {
   EXPECT_NE(notices[1].find("stale or corrupt"), std::string::npos) << notices[1];
   (void)first;
 }
+
+// A rolled-out model with nothing backfilled has an empty index; written at exit (as
+// `dualtune serve` does), it must load again in the next process (it once crashed there).
+TEST(IndexCache, AnEmptyCacheOfANewModelIsWrittenAndLoadedAgain) {
+  const auto dir = fixtures::temp_dir("cache_empty");
+  std::vector<float> x;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 6; ++i) {
+    keys.push_back("item" + std::to_string(i));
+    auto v = fixtures::key_vector(keys.back(), 4, 0);
+    x.insert(x.end(), v.begin(), v.end());
+  }
+  SearchOptions o;
+  o.k = 3;
+  {
+    auto g = Gallery::create(dir, {"old", 4, "", ""});
+    g->import_vectors("old", fixtures::records(keys), 4, x.data(), false);
+    g->rollout({"new", 4, "", ""});
+    g->search("new", 1, x.data(), 4, o);
+    g->flush_caches();
+  }
+  ASSERT_TRUE(fs::exists(VectorIndex::cache_path(dir, Gallery::open(dir)->precedence("new")[0], 4, "flat")));
+  std::vector<std::string> notices;
+  OpenOptions oo;
+  oo.notice = [&](const std::string& s) { notices.push_back(s); };
+  auto g = Gallery::open(dir, oo);
+  const auto r = g->search("new", 1, x.data() + 8, 4, o);
+  EXPECT_EQ(g->items({r.ids[0]})[0].record.key, "item2");
+  EXPECT_NEAR(r.scores[0], 1.0, 1e-6);
+  EXPECT_TRUE(notices.empty()) << notices[0];
+}

@@ -216,7 +216,7 @@ std::unique_ptr<VectorIndex> VectorIndex::open(Store& store, const VersionInfo& 
         idx->index_positions(0);
         // Spot check: the first and last rows must be the store's vectors of those items.
         for (int64_t p : {int64_t(0), h.rows - 1}) {
-          if (p < 0) continue;
+          if (p < 0 || p >= h.rows) continue;  // an empty cache has no row to check
           std::vector<uint8_t> has;
           const auto v = store.vectors_of(version.id, {idx->ids()[p]}, has);
           const auto vn = eval::normalized_prefix(1, version.dim, v.data(), dim);
