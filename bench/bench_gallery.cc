@@ -10,11 +10,12 @@
 //           (half the items backfilled) searched by the new model.
 //   ann     IVF (nlist 4·sqrt(n), several nprobe) and HNSW (M 32, several efSearch):
 //           recall@10 against exact gallery search and the speed-up over it, build
-//           times of both indexes.
+//           times of both indexes. Modes ivf / hnsw: only that one (an HNSW build at 1M
+//           takes long on a few cores).
 //   rss     peak RSS (VmHWM) of a fresh process that opens the gallery and searches
 //           (exact, then IVF), each in a child process exec'd for the measurement.
 //
-//   bench_gallery [n=100000] [modes=exact,ann,rss] [d=128] [nq=1000] [dir=/tmp/bench_gallery_<n>]
+//   bench_gallery [n=100000] [modes=exact,ann|ivf|hnsw,rss] [d=128] [nq=1000] [dir=/tmp/bench_gallery_<n>]
 // The gallery directory is reused when it already holds n items (import skipped).
 #include <faiss/IndexFlat.h>
 #include <sys/wait.h>
@@ -214,7 +215,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (has("ann")) {
+  if (has("ann") || has("ivf") || has("hnsw")) {
     g->search("old", 1, q.data(), d, so);
     const auto t0 = Clock::now();
     const auto exact = g->search("old", nq, q.data(), d, so);
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
       return double(hit) / double(nq * 10);
     };
     for (const std::string type : {"ivf", "hnsw"}) {
+      if (!has("ann") && !has(type.c_str())) continue;
       gallery::SearchOptions a = so;
       a.index = type;
       const auto tb = Clock::now();

@@ -212,7 +212,8 @@ TEST_F(ServeCli, SigtermDuringABackfillStopsAtABatchBoundaryAndARestartFinishesI
     const auto r = c.Post("/api/backfill", {{"Authorization", "Bearer " + kToken}},
                           json{{"order", "random"}, {"seed", 5}, {"batch_size", 4}}.dump(), "application/json");
     ASSERT_EQ(status_of(r), 202) << (r ? r->body : "");
-    for (int i = 0; i < 400 && body(c.Get("/api/backfill"))["done"].get<int64_t>() < 8; ++i)
+    // Until two batches are in (polling; the bound only guards against a hang).
+    for (int i = 0; i < 12000 && body(c.Get("/api/backfill"))["done"].get<int64_t>() < 8; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_EQ(s.stop(SIGTERM), 0) << s.err();
     EXPECT_NE(s.err().find("SIGTERM: stopping"), std::string::npos) << s.err();

@@ -329,7 +329,8 @@ function renderResults(res) {
   const q = res.query;
   const timing = (q.embed_ms !== undefined ? "embedded in " + q.embed_ms.toFixed(1) + " ms, " : "") + "searched in " + q.search_ms.toFixed(1) + " ms";
   let summary = hits.length + " results for model '" + res.model + "' (" + res.merge + " merge): " +
-    (counts.new || 0) + " new, " + (counts.old || 0) + " old embeddings · " + timing;
+    (counts.new || 0) + " new, " + (counts.mapped ? counts.mapped + " mapped, " : "") + (counts.old || 0) +
+    " old embeddings · " + timing;
   if (qlabel) summary += " · ✓ = same label as the query (" + hits.filter((h) => h.label === qlabel).length + " of " + hits.length + ")";
   $("results-hint").textContent = summary;
 }
