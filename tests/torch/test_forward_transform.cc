@@ -138,15 +138,19 @@ class TransformCli : public ::testing::Test {
   static std::string run(const std::string& args, int* status) {
     return testdata::run_command(std::string(DUALTUNE_BINARY) + " " + args, status);
   }
+  /// `transform train` between the suite's old and new models into dir/<out>.
+  static std::string train_h(const std::string& out, const std::string& overrides, int* status) {
+    return run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
+                   "/" + out + " " + overrides,
+               status);
+  }
   static std::string dir;
 };
 std::string TransformCli::dir;
 
 TEST_F(TransformCli, TrainThenApplyRoundTripsShapesAndKeys) {
   int st = 0;
-  auto out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
-                     "/h",
-                 &st);
+  auto out = train_h("h", "", &st);
   ASSERT_EQ(st, 0) << out;
   // 240 training images × (1 test-time + 1 augmented pass) pairs.
   auto meta = nlohmann::json::parse(testdata::slurp(dir + "/h/meta.json"));
@@ -176,9 +180,7 @@ TEST_F(TransformCli, TrainThenApplyRoundTripsShapesAndKeys) {
 
 TEST_F(TransformCli, ApplyRefusesFeaturesOfTheWrongWidthAndWritesNothing) {
   int st = 0;
-  auto out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
-                     "/h2 transform.augmented_passes=0",
-                 &st);
+  auto out = train_h("h2", "transform.augmented_passes=0", &st);
   ASSERT_EQ(st, 0) << out;
   // New-model features (16 wide) are not old embeddings (12 wide).
   out = run("extract --model " + dir + "/new --out " + dir + "/feats_new", &st);
@@ -196,9 +198,7 @@ TEST_F(TransformCli, ApplyRefusesFeaturesOfTheWrongWidthAndWritesNothing) {
 
 TEST_F(TransformCli, TrainRefusesAnOldModelFedADifferentInput) {
   int st = 0;
-  const auto out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" +
-                           dir + "/h3 data.height=32 data.width=32",
-                       &st);
+  const auto out = train_h("h3", "data.height=32 data.width=32", &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("old model " + dir + "/old was trained with data.height = 28 but this run uses 32"),
             std::string::npos)
@@ -208,9 +208,7 @@ TEST_F(TransformCli, TrainRefusesAnOldModelFedADifferentInput) {
 
 TEST_F(TransformCli, GalleryTransformMapsEveryOldVectorNotYetBackfilledAndNewQueriesScoreIt) {
   int st = 0;
-  auto out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
-                     "/hg transform.augmented_passes=0",
-                 &st);
+  auto out = train_h("hg", "transform.augmented_passes=0", &st);
   ASSERT_EQ(st, 0) << out;
   const std::string g = dir + "/gallery";
   std::filesystem::remove_all(g);
@@ -274,9 +272,7 @@ TEST_F(TransformCli, GalleryTransformMapsEveryOldVectorNotYetBackfilledAndNewQue
   out = run("gallery status " + g, &st);
   EXPECT_NE(out.find("new@h"), std::string::npos) << out;
   // Another h into the same version is refused; an h of other models is refused.
-  out = run("transform train --old " + dir + "/old --new " + dir + "/new -c " + dir + "/h.yml output_dir=" + dir +
-                "/hg2 transform.augmented_passes=0 transform.epochs=1 seed=7",
-            &st);
+  out = train_h("hg2", "transform.augmented_passes=0 transform.epochs=1 seed=7", &st);
   ASSERT_EQ(st, 0) << out;
   out = run("gallery transform " + g + " --transform " + dir + "/hg2", &st);
   EXPECT_NE(st, 0);
