@@ -227,6 +227,20 @@ TEST(RunEval, LineageReportNamesEachPairAndTheGenerationGalleries) {
   // Each pair is its own row, named new→old; the generation galleries have their table.
   EXPECT_NE(out.str().find("| v3→v1 | new→old |"), std::string::npos) << out.str();
   EXPECT_NE(out.str().find("| v3 | v1 0.5 + v2 0.5 |"), std::string::npos) << out.str();
+  // report.html has the same rows, with the numbers of report.json.
+  const std::string html = read_file(dir + "/out/report.html");
+  char row[160];
+  std::snprintf(row, sizeof row, "<tr><td>v3</td><td style=\"text-align: left\">v1 50.0 %% + v2 50.0 %%</td><td>%.1f</td>",
+                100 * doc["generation_mixes"][1]["metrics"]["map"].get<double>());
+  EXPECT_NE(html.find("<h2>Galleries of several generations</h2>"), std::string::npos);
+  // Each pair is named and judged against the model it replaces, not the first one.
+  EXPECT_NE(html.find("<tr><td>v3→v2</td>"), std::string::npos);
+  EXPECT_NE(html.find("new→old: v3 queries, v2 gallery."), std::string::npos);
+  const bool v3_v2 = doc["upgrades"][1]["verdict"]["map"]["compatible"].get<bool>();
+  EXPECT_NE(html.find(v3_v2 ? "<b>v3</b> can replace <b>v2</b>" : "The queries of <b>v3</b> against <b>v2</b>'s gallery"),
+            std::string::npos);
+  EXPECT_NE(html.find("upgrades are compatible with the model they replace"), std::string::npos);
+  EXPECT_NE(html.find(row), std::string::npos) << row << "\n" << html.substr(html.find("id=\"generations\""), 800);
   // --upgrade with a stand-in gallery, and its errors.
   opt.lineage.clear();
   opt.upgrades = {"v3:v1:v2"};

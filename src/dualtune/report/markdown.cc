@@ -69,8 +69,11 @@ void flip_tables(std::ostringstream& os, const eval::CompatibilityReport& rep) {
 }  // namespace
 
 bool single_old_model(const eval::CompatibilityReport& rep) {
-  for (const auto& u : rep.upgrades)
-    if (u.old_model != rep.old_model || u.gallery_model != u.old_model) return false;
+  for (const auto& u : rep.upgrades) {
+    // Unset fields mean the report's deployed model and its own gallery.
+    const std::string& old = u.old_model.empty() ? rep.old_model : u.old_model;
+    if (old != rep.old_model || (!u.gallery_model.empty() && u.gallery_model != old)) return false;
+  }
   return true;
 }
 
