@@ -22,20 +22,26 @@ cp -r "$work/g" "$work/g2"
 
 now() { date +%s.%N; }
 t0=$(now)
-$B gallery transform "$work/g" --transform "$h" --threads "$threads" --quiet
+tr_out=$($B gallery transform "$work/g" --transform "$h" --threads "$threads" --quiet)
 t1=$(now)
-$B gallery backfill "$work/g2" --threads "$threads" --quiet
+bf_out=$($B gallery backfill "$work/g2" --threads "$threads" --quiet)
 t2=$(now)
+echo "$tr_out"
+echo "$bf_out"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 n=$($B gallery status "$work/g" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"])')
-python3 - "$n" "$t0" "$t1" "$t2" "$threads" <<'EOF'
+# Each command's own rate (its work, without process start and model loading), as it prints it.
+tr_rate=$(sed -n 's/.* (\([0-9.]*\) \/s).*/\1/p' <<<"$tr_out")
+bf_rate=$(sed -n 's/.* (\([0-9.]*\) items\/s).*/\1/p' <<<"$bf_out")
+python3 - "$n" "$t0" "$t1" "$t2" "$threads" "$tr_rate" "$bf_rate" <<'EOF'
 import sys
 n, t0, t1, t2, threads = int(sys.argv[1]), *map(float, sys.argv[2:5]), sys.argv[5]
+tr_rate, bf_rate = float(sys.argv[6]), float(sys.argv[7])
 tr, bf = t1 - t0, t2 - t1
-print(f"\n{n} items, {threads} threads; wall time of each command (model loading included)")
-print("| upgrade of the gallery | seconds | items/s |")
+print(f"\n{n} items, {threads} threads")
+print("| upgrade of the gallery | its own rate, items/s | wall time of the command, s |")
 print("|---|---|---|")
-print(f"| gallery transform (h on stored old embeddings) | {tr:.1f} | {n / tr:,.0f} |")
-print(f"| gallery backfill (new model on the images) | {bf:.1f} | {n / bf:,.0f} |")
-print(f"| ratio transform / backfill | | **{bf / tr:.1f}x** |")
+print(f"| gallery transform (h on stored old embeddings) | {tr_rate:,.0f} | {tr:.1f} |")
+print(f"| gallery backfill (new model on the images) | {bf_rate:,.0f} | {bf:.1f} |")
+print(f"| ratio transform / backfill | **{tr_rate / bf_rate:.1f}x** | {bf / tr:.1f}x |")
 EOF

@@ -115,20 +115,18 @@ void register_gallery_transform(CLI::App& gallery) {
     engine::set_threads(o->threads);
     auto run = engine::load_transform_run(o->transform);
     auto g = open_gallery(o->dir);
-    const gallery::ModelInfo to = o->t.model.empty() ? g->target_model() : g->model(o->t.model);
-    DT_CHECK(to.role == gallery::Role::kRollingOut, "gallery transform: ",
-             o->t.model.empty() ? "no model is rolling out in " + o->dir
-                                : "model '" + to.name + "' is " + gallery::role_name(to.role),
-             "; expected the rolling-out model h maps into (`gallery rollout` first)");
-    gallery::ModelInfo from;
-    for (const auto& m : g->models())
-      if (m.role == gallery::Role::kDeployed) from = m;
-    check_transform_fits(run, from, to);
     gallery::TransformOptions t = o->t;
     const std::string weights = std::filesystem::canonical(o->transform).string() + "/transform.pt";
     t.transform = gallery::model_fingerprint(weights) + " " + weights;
+    gallery::ModelInfo from, to;
+    t.check = [&](const gallery::ModelInfo& f, const gallery::ModelInfo& m) {
+      check_transform_fits(run, f, m);
+      from = f;
+      to = m;
+    };
     const auto rep = g->transform(
-        t, from.dim, [&run](int64_t n, const float* x) { return engine::apply_forward_transform(run, n, x, nullptr); },
+        t, run.h->spec.old_dim,
+        [&run](int64_t n, const float* x) { return engine::apply_forward_transform(run, n, x, nullptr); },
         [o](int64_t done, int64_t total) {
           if (!o->quiet) std::fprintf(stderr, "gallery transform: %lld / %lld\n", static_cast<long long>(done),
                                       static_cast<long long>(total));

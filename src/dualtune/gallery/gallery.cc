@@ -417,6 +417,7 @@ TransformReport Gallery::transform(const TransformOptions& opt, int64_t in_dim, 
     }
     DT_CHECK(target.role == Role::kRollingOut, "gallery transform: model '", target.name, "' is ",
              role_name(target.role), "; expected the rolling-out model (h maps the deployed model's vectors into it)");
+    if (opt.check) opt.check(source, target);
     DT_CHECK(in_dim == source.dim, "gallery transform: h maps ", in_dim, "-d vectors, the deployed model '", source.name,
              "' stores ", source.dim, "-d ones");
     const std::string name = opt.version.empty() ? target.name + "@h" : opt.version;

@@ -117,6 +117,10 @@ struct TransformOptions {
   std::string version;    ///< name of the derived version (default "<model>@h")
   std::string transform;  ///< what h is (path and fingerprint), recorded with the version
   int64_t chunk = 4096;   ///< items mapped and committed per transaction
+  /// Called with the deployed model (h's source) and the target once both are resolved,
+  /// before anything is written: throws to refuse an h made for other models. Must not
+  /// call back into the gallery.
+  std::function<void(const ModelInfo& from, const ModelInfo& to)> check;
 };
 
 struct TransformReport {
