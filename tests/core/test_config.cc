@@ -129,6 +129,8 @@ TEST(Config, ValidationRejectsOutOfRangeValues) {
   EXPECT_NE(b.find("'compat.l2_weight': expected a weight >= 0, found -1.0"), std::string::npos) << b;
   const std::string c = error_of([] { Config::from_string("compat:\n  mix_rho: 1.5\n"); });
   EXPECT_NE(c.find("'compat.mix_rho': expected a fraction in [0, 1], found 1.5"), std::string::npos) << c;
+  const std::string ct = error_of([] { Config::from_string("compat:\n  contrast_temperature: 0\n"); });
+  EXPECT_NE(ct.find("'compat.contrast_temperature': expected > 0, found 0"), std::string::npos) << ct;
   const std::string d = error_of([] { Config::from_string("augment:\n  erasing: 1.5\n"); });
   EXPECT_NE(d.find("'augment.erasing'"), std::string::npos) << d;
   const std::string e = error_of([] { Config::from_string("loss:\n  weight: -0.5\n"); });
@@ -224,4 +226,53 @@ TEST(Config, GetNamesMissingKeyAndWrongType) {
   Config c;
   EXPECT_NE(error_of([&] { c.get<int64_t>("optim.nope"); }).find("optim.nope"), std::string::npos);
   EXPECT_NE(error_of([&] { c.get<int64_t>("data.format"); }).find("expected an integer"), std::string::npos);
+}
+
+TEST(Config, OldAcceptsAListOfModelsWithDefaultsPerEntry) {
+  const auto c = Config::from_string(
+      "compat:\n  method: bct\nold:\n  - path: runs/v2\n  - path: runs/v1\n    weight: 0.5\n");
+  EXPECT_EQ(c.entries("old"), 2);
+  EXPECT_EQ(c.get<std::string>("old.0.path"), "runs/v2");
+  EXPECT_EQ(c.get<std::string>("old.1.path"), "runs/v1");
+  EXPECT_DOUBLE_EQ(c.get<double>("old.0.weight"), 1.0);  // default filled in per entry
+  EXPECT_DOUBLE_EQ(c.get<double>("old.1.weight"), 0.5);
+  EXPECT_EQ(c.get<std::string>("old.1.class_map"), "");
+  // The dump reloads to the same config.
+  const auto again = Config::from_string(c.dump());
+  EXPECT_EQ(again.hash(), c.hash());
+  EXPECT_EQ(again.get<std::string>("old.1.path"), "runs/v1");
+}
+
+TEST(Config, OneOldModelAsAListIsTheSameConfigAsTheMap) {
+  const auto list = Config::from_string("compat:\n  method: bct\nold:\n  - path: runs/v2\n");
+  const auto map = Config::from_string("compat:\n  method: bct\nold:\n  path: runs/v2\n");
+  EXPECT_EQ(list.entries("old"), 1);
+  EXPECT_EQ(list.hash(), map.hash());
+  EXPECT_EQ(map.get<std::string>("old.path"), "runs/v2");
+  EXPECT_EQ(map.get<std::string>("old.0.path"), "runs/v2");  // a map is entry 0
+  EXPECT_THROW(map.get<std::string>("old.1.path"), dualtune::Error);
+}
+
+TEST(Config, OldListErrorsNameTheEntry) {
+  auto what = [](const std::string& yaml, const std::vector<std::string>& ov = {}) {
+    try {
+      Config::from_string(yaml, ov);
+    } catch (const dualtune::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string two = "compat:\n  method: bct\nold:\n  - path: a\n  - path: b\n";
+  EXPECT_NE(what("old:\n  - path: a\n  - pth: b\n").find("unknown key 'old[1].pth'"), std::string::npos);
+  EXPECT_NE(what("old:\n  - path: a\n  - 3\n").find("key 'old[1]' expects a map, found '3'"), std::string::npos);
+  EXPECT_NE(what(two, {"old.path=c"}).find("'old' is a list of 2 entries here; set the whole list"),
+            std::string::npos);
+  EXPECT_NE(what("compat:\n  method: bct\nold:\n  - path: a\n  - path: ''\n").find("config key 'old.1.path'"),
+            std::string::npos);
+  EXPECT_NE(what(two, {"old=[{path: a}, {path: b, weight: -1}]"}).find("config key 'old.1.weight': expected a weight >= 0"),
+            std::string::npos);
+  // The whole list can be replaced from the command line.
+  const auto c = Config::from_string(two, {"old=[{path: x}, {path: y}, {path: z}]"});
+  EXPECT_EQ(c.entries("old"), 3);
+  EXPECT_EQ(c.get<std::string>("old.2.path"), "z");
 }

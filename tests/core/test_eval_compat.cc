@@ -95,6 +95,50 @@ TEST(MixedGallery, OldItemsAreNestedAndCounted) {
   }
 }
 
+TEST(GenerationsGallery, AssignsEachItemOneGenerationByCumulativeFractions) {
+  // Three generations of 9 items; generation g's rows are all g + 1 and it has 4 - g
+  // components (v3 the widest), so each row tells where it came from.
+  const int64_t n = 9;
+  std::vector<FeatureSet> gens(3);
+  for (int g = 0; g < 3; ++g) {
+    gens[g].n = n;
+    gens[g].d = 4 - g;
+    gens[g].features.assign(static_cast<size_t>(n * gens[g].d), float(g + 1));
+    gens[g].labels = std::vector<int64_t>(n, 0);
+    gens[g].cams = std::vector<int64_t>(n, -1);
+  }
+  const std::vector<const FeatureSet*> ptrs{&gens[0], &gens[1], &gens[2]};
+  const auto order = old_item_order(n, 7);
+  // Fractions 1/3 each: cumulative rounds 3, 6, 9 -> order[0..3) gen 0, [3..6) gen 1, [6..9) gen 2.
+  const FeatureSet m = generations_gallery(ptrs, {1.0 / 3, 1.0 / 3, 1.0 / 3}, 7);
+  EXPECT_EQ(m.d, 2);  // min(4, 3, 2)
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t i = order[static_cast<size_t>(t)];
+    EXPECT_EQ(m.features[i * 2], float(t / 3 + 1)) << "position " << t;
+    EXPECT_EQ(m.features[i * 2 + 1], float(t / 3 + 1));
+  }
+  // A generation with fraction 0 does not narrow the rows: {0.5, 0, 0.5} keeps min(4, 2).
+  const FeatureSet two = generations_gallery(ptrs, {0.5, 0.0, 0.5}, 7);
+  EXPECT_EQ(two.d, 2);
+  int64_t from_first = 0;
+  for (int64_t i = 0; i < n; ++i) from_first += two.features[i * 2] == 1.f;
+  EXPECT_EQ(from_first, 5);  // round(4.5) = 5 (half away from zero), the rest from v3
+  // Bad fractions.
+  EXPECT_THROW(generations_gallery(ptrs, {0.5, 0.2, 0.2}, 7), dualtune::Error);
+  EXPECT_THROW(generations_gallery(ptrs, {0.5, 0.5}, 7), dualtune::Error);
+  EXPECT_THROW(generations_gallery(ptrs, {1.5, -0.5, 0.0}, 7), dualtune::Error);
+}
+
+TEST(GenerationsGallery, TwoGenerationsAreTheMixedGallery) {
+  const auto [o, nw] = old_and_new(120, 6, 10, 3);
+  for (double r : {0.0, 0.25, 0.5, 1.0}) {
+    const FeatureSet a = mixed_gallery(nw, o, r, 9);
+    const FeatureSet b = generations_gallery({&o, &nw}, {r, 1.0 - r}, 9);
+    EXPECT_EQ(a.d, b.d) << r;
+    EXPECT_EQ(a.features, b.features) << r;
+  }
+}
+
 TEST(MixedGallery, RejectsDifferentItems) {
   auto [o, nw] = old_and_new(20, 4, 4, 1);
   o.labels[3] = 99;
@@ -144,4 +188,77 @@ TEST(EvaluateCompatibility, MatrixUpgradesAndVerdict) {
 
   EXPECT_THROW(evaluate_compatibility({loo_model("old", o)}, "missing", opt), dualtune::Error);
   EXPECT_THROW(evaluate_compatibility({loo_model("a", o), loo_model("a", nw)}, "", opt), dualtune::Error);
+}
+
+TEST(EvaluateCompatibility, ExplicitUpgradeAgainstAStandInGallery) {
+  // "h" stands for the old gallery mapped into the new space: the cross-test and the
+  // mixed galleries use it, the reference old/old stays the old model's own.
+  auto [o, nw] = old_and_new(120, 6, 8, 5);
+  FeatureSet h = nw;  // a perfect transform: h(old) = the new features
+  EvalOptions opt;
+  opt.mixed_fractions = {0, 0.5, 1};
+  opt.upgrades = {{"new", "old", "h"}, {"new", "old", ""}};
+  const auto rep = evaluate_compatibility({loo_model("old", o), loo_model("new", nw), loo_model("h", h)}, "old", opt);
+  ASSERT_EQ(rep.upgrades.size(), 2u);
+  const UpgradeResult& t = rep.upgrades[0];
+  EXPECT_EQ(t.old_model, "old");
+  EXPECT_EQ(t.gallery_model, "h");
+  expect_same(t.old_old, rep.matrix[0][0]);
+  expect_same(t.new_old, rep.matrix[1][2]);
+  expect_same(t.new_old, t.new_new);  // h(old) = new: new→h(old) is new/new
+  expect_same(t.mixed[1].metrics, t.new_new);
+  EXPECT_TRUE(t.map.compatible);
+  EXPECT_DOUBLE_EQ(t.map.gain, 1.0);
+  EXPECT_EQ(t.flips_new_old.negative_flips, t.flips_new_new.negative_flips);
+  const UpgradeResult& plain = rep.upgrades[1];
+  EXPECT_EQ(plain.gallery_model, "old");
+  expect_same(plain.new_old, rep.matrix[1][0]);
+  // Unknown names are errors naming the models given.
+  opt.upgrades = {{"new", "old", "h2"}};
+  try {
+    evaluate_compatibility({loo_model("old", o), loo_model("new", nw)}, "old", opt);
+    FAIL() << "unknown gallery model accepted";
+  } catch (const dualtune::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gallery model 'h2' is not among the models given (old, new)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(EvaluateCompatibility, LineageJudgesEveryPairAndMixesGenerations) {
+  EXPECT_TRUE(lineage_upgrades({"v1"}).empty());
+  const auto ups = lineage_upgrades({"v1", "v2", "v3"});
+  ASSERT_EQ(ups.size(), 3u);
+  EXPECT_EQ(ups[0].new_model + ups[0].old_model, "v2v1");
+  EXPECT_EQ(ups[1].new_model + ups[1].old_model, "v3v2");
+  EXPECT_EQ(ups[2].new_model + ups[2].old_model, "v3v1");
+  EXPECT_TRUE(lineage_mixes({"v1", "v2"}).empty());
+  const auto mixes = lineage_mixes({"v1", "v2", "v3"});
+  ASSERT_EQ(mixes.size(), 2u);
+  EXPECT_EQ(mixes[0].galleries, (std::vector<std::string>{"v1", "v2", "v3"}));
+  EXPECT_NEAR(mixes[0].fractions[1], 1.0 / 3, 1e-15);
+  EXPECT_EQ(mixes[1].galleries, (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_EQ(mixes[1].fractions, (std::vector<double>{0.5, 0.5}));
+
+  const auto [v1, v2] = old_and_new(90, 6, 8, 7);
+  FeatureSet v3 = v2;  // the same items, two more components
+  v3.d = 10;
+  v3.features.clear();
+  for (int64_t i = 0; i < v2.n; ++i) {
+    for (int64_t k = 0; k < 8; ++k) v3.features.push_back(v2.features[i * 8 + k]);
+    v3.features.push_back(float(i % 3));
+    v3.features.push_back(1.f);
+  }
+  EvalOptions opt;
+  opt.mixed_fractions = {0, 1};
+  opt.upgrades = ups;
+  opt.generation_mixes = mixes;
+  const auto rep =
+      evaluate_compatibility({loo_model("v1", v1), loo_model("v2", v2), loo_model("v3", v3)}, "v1", opt);
+  ASSERT_EQ(rep.upgrades.size(), 3u);
+  expect_same(rep.upgrades[1].old_old, rep.matrix[1][1]);  // v3 against v2: v2/v2 is the reference
+  expect_same(rep.upgrades[1].new_old, rep.matrix[2][1]);
+  ASSERT_EQ(rep.generation_mixes.size(), 2u);
+  const FeatureSet thirds = generations_gallery({&v1, &v2, &v3}, mixes[0].fractions, opt.seed);
+  expect_same(rep.generation_mixes[0].metrics, evaluate_case(v3, thirds, opt));
 }

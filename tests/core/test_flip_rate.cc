@@ -9,6 +9,7 @@
 #include "dualtune/eval/flip_rate.h"
 #include "dualtune/eval/mixed_gallery.h"
 #include "dualtune/util/error.h"
+#include "feature_set_2d.h"
 
 using namespace dualtune::eval;
 using dualtune::features::FeatureSet;
@@ -19,13 +20,7 @@ constexpr Top1 R = Top1::kRight, W = Top1::kWrong, S = Top1::kSkipped;
 
 // Axis-aligned 2-D unit features: every cosine is exactly 1, 0 or −1, so ties are exact.
 FeatureSet axis_set(std::vector<float> f, std::vector<int64_t> labels) {
-  FeatureSet s;
-  s.n = static_cast<int64_t>(labels.size());
-  s.d = 2;
-  s.features = std::move(f);
-  s.labels = std::move(labels);
-  s.cams.assign(static_cast<size_t>(s.n), -1);
-  return s;
+  return dualtune_test::feature_set_2d(std::move(f), std::move(labels));
 }
 
 // Six items, leave-one-out. Labels: 0, 1 = A; 2, 3, 4 = B; 5 = junk (−1: never in a

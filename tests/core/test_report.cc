@@ -143,6 +143,48 @@ TEST(RunEval, LoadsFeatureDirsAndWritesReport) {
   fs::remove_all(dir);
 }
 
+TEST(RunEval, DiagnoseWritesPerClassFilesThatAgreeWithTheReport) {
+  const std::string dir = temp_dir("diag");
+  model(80, 6, 1, 1.5f).save(dir + "/old");
+  model(80, 8, 2, 1.0f).save(dir + "/new");
+  write_text_atomic(dir + "/seen.json", R"({"classes": ["0", "1"]})");  // the feature sets name labels 0-4
+  eval::EvalCliOptions opt;
+  opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
+  opt.out_dir = dir + "/out";
+  opt.mixed = "0,1";
+  opt.diagnose = true;
+  opt.seen_classes = dir + "/seen.json";
+  std::ostringstream out;
+  EXPECT_EQ(eval::run_eval(opt, out), 0);
+  EXPECT_NE(out.str().find("diagnostics: " + dir + "/out/diagnostics.md"), std::string::npos) << out.str();
+  const auto rep = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  const auto diag = nlohmann::json::parse(read_file(dir + "/out/diagnostics.json"));
+  const auto& up = diag["upgrades"][0];
+  EXPECT_EQ(up["new_model"], "new");
+  ASSERT_EQ(up["groups"].size(), 3u);
+  EXPECT_EQ(up["groups"][1]["classes"], 2);  // seen: 0, 1
+  EXPECT_EQ(up["groups"][2]["classes"], 3);  // unseen: 2, 3, 4
+  // The "all" group's per-query means are the report's mAP and rank-1, computed independently.
+  const auto& all = up["groups"][0]["values"];
+  const auto& r = rep["upgrades"][0];
+  EXPECT_EQ(all["queries"], r["new_old"]["queries"]);
+  EXPECT_NEAR(all["ap"]["new_old"].get<double>(), r["new_old"]["map"].get<double>(), 1e-9);
+  EXPECT_NEAR(all["ap"]["old_old"].get<double>(), r["old_old"]["map"].get<double>(), 1e-9);
+  EXPECT_NEAR(all["top1"]["new_new"].get<double>(), r["new_new"]["rank1"].get<double>(), 1e-9);
+  EXPECT_NEAR(all["top1"]["new_old"].get<double>(), r["new_old"]["rank1"].get<double>(), 1e-9);
+  expect_no_tmp_files(dir + "/out");
+
+  // loo only; --seen-classes only with --diagnose.
+  opt.protocol = "reid";
+  opt.features = {"old=" + dir + "/old," + dir + "/old", "new=" + dir + "/new," + dir + "/new"};
+  EXPECT_THROW(eval::run_eval(opt, out), Error);
+  opt.protocol = "loo";
+  opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
+  opt.diagnose = false;
+  EXPECT_THROW(eval::run_eval(opt, out), Error);
+  fs::remove_all(dir);
+}
+
 TEST(RunEval, RejectsBadOptions) {
   EXPECT_EQ(eval::parse_feature_spec("m=a,b", "reid").gallery_dir, "b");
   EXPECT_EQ(eval::parse_feature_spec("m=dir", "loo").query_dir, "dir");
@@ -161,6 +203,57 @@ TEST(RunEval, RejectsBadOptions) {
   opt.out_dir = temp_dir("bad");
   EXPECT_THROW(eval::run_eval(opt, std::cout), Error);  // no --features
   fs::remove_all(opt.out_dir);
+}
+
+TEST(RunEval, LineageReportNamesEachPairAndTheGenerationGalleries) {
+  const std::string dir = temp_dir("lineage");
+  model(90, 6, 1, 1.5f).save(dir + "/v1");
+  model(90, 8, 2, 1.2f).save(dir + "/v2");
+  model(90, 10, 3, 1.0f).save(dir + "/v3");
+  eval::EvalCliOptions opt;
+  opt.features = {"v1=" + dir + "/v1", "v2=" + dir + "/v2", "v3=" + dir + "/v3"};
+  opt.out_dir = dir + "/out";
+  opt.mixed = "0,1";
+  opt.lineage = "v1,v2,v3";
+  std::ostringstream out;
+  ASSERT_EQ(eval::run_eval(opt, out), 0);
+  const auto doc = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  ASSERT_EQ(doc["upgrades"].size(), 3u);
+  EXPECT_EQ(doc["upgrades"][1]["new_model"], "v3");
+  EXPECT_EQ(doc["upgrades"][1]["old_model"], "v2");
+  EXPECT_EQ(doc["upgrades"][1]["gallery_model"], "v2");
+  ASSERT_EQ(doc["generation_mixes"].size(), 2u);
+  EXPECT_EQ(doc["generation_mixes"][0]["galleries"], nlohmann::json({"v1", "v2", "v3"}));
+  // Each pair is its own row, named new→old; the generation galleries have their table.
+  EXPECT_NE(out.str().find("| v3→v1 | new→old |"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("| v3 | v1 0.5 + v2 0.5 |"), std::string::npos) << out.str();
+  // report.html has the same rows, with the numbers of report.json.
+  const std::string html = read_file(dir + "/out/report.html");
+  char row[160];
+  std::snprintf(row, sizeof row, "<tr><td>v3</td><td style=\"text-align: left\">v1 50.0 %% + v2 50.0 %%</td><td>%.1f</td>",
+                100 * doc["generation_mixes"][1]["metrics"]["map"].get<double>());
+  EXPECT_NE(html.find("<h2>Galleries of several generations</h2>"), std::string::npos);
+  // Each pair is named and judged against the model it replaces, not the first one.
+  EXPECT_NE(html.find("<tr><td>v3→v2</td>"), std::string::npos);
+  EXPECT_NE(html.find("new→old: v3 queries, v2 gallery."), std::string::npos);
+  const bool v3_v2 = doc["upgrades"][1]["verdict"]["map"]["compatible"].get<bool>();
+  EXPECT_NE(html.find(v3_v2 ? "<b>v3</b> can replace <b>v2</b>" : "The queries of <b>v3</b> against <b>v2</b>'s gallery"),
+            std::string::npos);
+  EXPECT_NE(html.find("upgrades are compatible with the model they replace"), std::string::npos);
+  EXPECT_NE(html.find(row), std::string::npos) << row << "\n" << html.substr(html.find("id=\"generations\""), 800);
+  // --upgrade with a stand-in gallery, and its errors.
+  opt.lineage.clear();
+  opt.upgrades = {"v3:v1:v2"};
+  opt.out_dir = dir + "/out2";
+  std::ostringstream out2;
+  ASSERT_EQ(eval::run_eval(opt, out2), 0);
+  EXPECT_NE(out2.str().find("| v3→v2 | new→old |"), std::string::npos) << out2.str();
+  EXPECT_EQ(eval::parse_upgrade_spec("a:b").gallery, "");
+  EXPECT_EQ(eval::parse_upgrade_spec("a:b:c").gallery, "c");
+  for (const char* bad : {"a", "a:", ":b", "a:b:c:d", "a::c"}) EXPECT_THROW(eval::parse_upgrade_spec(bad), Error) << bad;
+  opt.lineage = "v1,v2";
+  EXPECT_THROW(eval::run_eval(opt, out2), Error);  // --lineage and --upgrade together
+  fs::remove_all(dir);
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/features/npy.h"
+#include "dualtune/losses/compat/contrastive.h"
 #include "dualtune/losses/compat/mix.h"
 #include "dualtune/losses/compat/mutual.h"
 #include "dualtune/losses/compat/prototype.h"
@@ -70,6 +71,14 @@ TEST_F(Routing, MixReachesBackboneAndClassifierButNotOld) {
   compat::mix_loss(e, eo_leaf, *model->classifier, wo, y, old_targets, 0.5).backward();
   EXPECT_TRUE(backbone_has_grad(model));
   EXPECT_TRUE(has_grad(model->classifier->weight));
+  EXPECT_FALSE(eo_leaf.grad().defined());
+}
+
+TEST_F(Routing, ContrastReachesOnlyTheNewBackboneNeverTheOldEmbeddings) {
+  auto eo_leaf = eo.clone().requires_grad_(true);
+  compat::cross_model_contrastive_loss(model->forward(x), eo_leaf, y, 0.05, true).backward();
+  EXPECT_TRUE(backbone_has_grad(model));
+  EXPECT_FALSE(has_grad(model->classifier->weight));
   EXPECT_FALSE(eo_leaf.grad().defined());
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "dualtune/losses/compat/bct.h"
+#include "dualtune/losses/compat/contrastive.h"
 #include "dualtune/losses/compat/l2.h"
 #include "dualtune/losses/compat/mutual.h"
 #include "dualtune/losses/compat/prototype.h"
@@ -118,4 +119,29 @@ TEST(N2oLoss, OnlySamplesKnownToTheOldModel) {
               1e-6);
   // No known sample: zero loss.
   EXPECT_EQ(compat::n2o_loss(t2({1, 0}, 1, 2), wo, labels({-1})).item<double>(), 0.0);
+}
+
+TEST(CrossModelContrastive, OwnOldEmbeddingAgainstOtherClasses) {
+  // τ = 1, labels (0, 0, 1); en x0 = (1,0), x1 = (0,1), x2 = (1,0); eo o0 = o1 = (1,0), o2 = (0,1).
+  // Old negatives only (same-class j ≠ i is in no sum):
+  //   row 0: pos c(x0,o0) = 1, neg c(x0,o2) = 0            -> log(1 + e^-1)
+  //   row 1: pos c(x1,o1) = 0, neg c(x1,o2) = 1            -> log(1 + e)
+  //   row 2: pos c(x2,o2) = 0, negs c(x2,o0) = c(x2,o1) = 1 -> log(1 + 2e)
+  const double e = std::exp(1.0);
+  const auto en = t2({1, 0, 0, 1, 1, 0}, 3, 2);
+  const auto eo = t2({1, 0, 1, 0, 0, 1}, 3, 2);
+  const auto y = labels({0, 0, 1});
+  EXPECT_NEAR(compat::cross_model_contrastive_loss(en, eo, y, 1.0, false).item<double>(),
+              (std::log(1 + 1 / e) + std::log(1 + e) + std::log(1 + 2 * e)) / 3, 1e-5);
+  // With the new embeddings of other classes as negatives too:
+  //   row 0: + c(x0,x2) = 1 -> log(2 + e^-1); row 1: + c(x1,x2) = 0 -> log(2 + e);
+  //   row 2: + c(x2,x0) = 1, c(x2,x1) = 0 -> log(2 + 3e)
+  EXPECT_NEAR(compat::cross_model_contrastive_loss(en, eo, y, 1.0, true).item<double>(),
+              (std::log(2 + 1 / e) + std::log(2 + e) + std::log(2 + 3 * e)) / 3, 1e-5);
+  // Cosines of unnormalised inputs, τ = 0.5: x0 = 3·(1,0), x1 = (0,2); o0 = (.6,.8), o1 = (0,5).
+  //   row 0: pos .6/.5 = 1.2, neg 0 -> log(1 + e^-1.2); row 1: pos 2, neg .8/.5 = 1.6 -> log(1 + e^-0.4)
+  EXPECT_NEAR(compat::cross_model_contrastive_loss(t2({3, 0, 0, 2}, 2, 2), t2({.6f, .8f, 0, 5}, 2, 2), labels({0, 1}),
+                                                   0.5, false)
+                  .item<double>(),
+              (std::log(1 + std::exp(-1.2)) + std::log(1 + std::exp(-0.4))) / 2, 1e-5);
 }

@@ -9,5 +9,8 @@ void register_prototypes_command(CLI::App& app);
 void register_extract_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_demo_command(CLI::App& app);
+void register_transform_command(CLI::App& app);
+void register_gallery_command(CLI::App& app);
+void register_serve_command(CLI::App& app);
 
 }  // namespace dualtune::cli

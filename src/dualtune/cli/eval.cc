@@ -45,9 +45,21 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--mixed", opt->mixed, "Comma-separated fractions of gallery items that keep old features")
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads, "OpenMP/OpenBLAS threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--upgrade", opt->upgrades,
+                  "NEW:OLD or NEW:OLD:GALLERY, repeatable: judge these upgrades instead of every model against --old; "
+                  "GALLERY names features standing for OLD's gallery, e.g. h(old) from `transform apply`")
+      ->take_all();
+  cmd->add_option("--lineage", opt->lineage,
+                  "v1,v2,v3 (oldest first): judge every (newer, older) pair and galleries holding several generations");
   cmd->add_option("--topk", opt->topk,
                   "If > 0, also write each case's top-k neighbours (FAISS exact search) to OUT/topk/*.npy")
       ->capture_default_str();
+  cmd->add_flag("--diagnose", opt->diagnose,
+                "Also write per-class diagnostics of every upgrade (diagnostics.json / .md, loo only): AP and top-1 "
+                "per class, margins of the new embeddings in the old space, alignment of class means");
+  cmd->add_option("--seen-classes", opt->seen_classes,
+                  "With --diagnose: class map JSON, or the old model's run directory, naming the classes the old "
+                  "model was trained on (groups 'seen' / 'unseen')");
   cmd->callback([opt, models, data]() {
     DT_CHECK(!opt->features.empty() || !models->empty(), "eval needs --features NAME=DIR or --model NAME=MODEL");
     if (!models->empty()) engine::set_threads(opt->threads);

@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
   dualtune::cli::register_extract_command(app);
   dualtune::cli::register_eval_command(app);
   dualtune::cli::register_demo_command(app);
+  dualtune::cli::register_transform_command(app);
+  dualtune::cli::register_gallery_command(app);
+  dualtune::cli::register_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

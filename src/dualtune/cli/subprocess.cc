@@ -1,6 +1,9 @@
 #include "dualtune/cli/subprocess.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +45,21 @@ pid_t spawn_self(const std::vector<std::string>& args, const std::vector<std::st
     ::_exit(127);
   }
   return pid;
+}
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  DT_CHECK(fd >= 0, "cannot create a socket to find a free port: ", std::strerror(errno));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  DT_CHECK(ok, "cannot find a free port on 127.0.0.1: ", std::strerror(errno));
+  return ntohs(a.sin_port);
 }
 
 std::string describe_status(int st) {

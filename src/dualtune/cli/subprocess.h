@@ -15,6 +15,10 @@ std::vector<std::string> environment_without(const std::vector<std::string>& dro
 /// environment `env`. The child gets SIGTERM when this process dies.
 pid_t spawn_self(const std::vector<std::string>& args, const std::vector<std::string>& env);
 
+/// A TCP port free on 127.0.0.1 right now (the kernel picks it; the process that binds
+/// it moments later may race with another one: accepted for a local launcher).
+int free_local_port();
+
 /// "exited with code N" / "was killed by signal N (name)", for a waitpid status.
 std::string describe_status(int status);
 

@@ -1,8 +1,5 @@
 // dualtune train --config X [section.key=value ...] [--resume] [--nproc N]
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,23 +17,6 @@
 
 namespace dualtune::cli {
 namespace {
-
-// A TCP port free on 127.0.0.1 right now (the kernel picks it; rank 0 binds it moments
-// later, a small race accepted for a convenience launcher).
-int free_local_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  DT_CHECK(fd >= 0, "--nproc: cannot create a socket to find a free port: ", std::strerror(errno));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  ::close(fd);
-  DT_CHECK(ok, "--nproc: cannot find a free port on 127.0.0.1: ", std::strerror(errno));
-  return ntohs(a.sin_port);
-}
 
 // Starts `nproc` ranks of this binary on 127.0.0.1 with the torchrun environment
 // (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) and waits.

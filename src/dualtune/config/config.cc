@@ -152,6 +152,9 @@ YAML::Node canonical_list(const YAML::Node& def, const YAML::Node& v, const std:
   return out;
 }
 
+/// Sections that may also be a list of entries of the same schema (several old models).
+bool top_level_repeatable(const std::string& key) { return key == "old"; }
+
 /// Merges `src` into `dst` (both maps at dotted prefix `prefix`), checking every key
 /// against the schema map `schema`. Maps merge recursively; scalars and lists replace.
 void merge_checked(YAML::Node dst, const YAML::Node& src, const YAML::Node& schema, const std::string& prefix,
@@ -167,9 +170,32 @@ void merge_checked(YAML::Node dst, const YAML::Node& src, const YAML::Node& sche
     }
     const YAML::Node& v = kv.second;
     const Kind k = schema_kind(def);
-    if (k == Kind::Map) {
+    if (k == Kind::Map && top_level_repeatable(key) && v.IsSequence()) {
+      // A list of entries, each a map of the section's schema merged onto its defaults.
+      // One entry is stored as the plain map, so `old: {path: x}` and `old: [{path: x}]`
+      // resolve (and hash) the same.
+      YAML::Node list(YAML::NodeType::Sequence);
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string at = key + "[" + std::to_string(i) + "]";
+        if (!v[i].IsMap()) DT_THROW("config ", source, ": key '", at, "' expects a map, found ", found_text(v[i]));
+        YAML::Node entry = YAML::Clone(def);
+        merge_checked(entry, def, def, at, "schema", false);
+        merge_checked(entry, v[i], def, at, source, false);
+        list.push_back(entry);
+      }
+      if (list.size() == 0) {
+        YAML::Node entry = YAML::Clone(def);
+        merge_checked(entry, def, def, key, "schema", false);
+        dst[name] = entry;
+      } else {
+        dst[name] = list.size() == 1 ? list[0] : list;
+      }
+    } else if (k == Kind::Map) {
       if (v.IsNull()) continue;  // "data:" with nothing under it
       if (!v.IsMap()) DT_THROW("config ", source, ": key '", key, "' expects a map, found ", found_text(v));
+      if (dst[name].IsSequence())
+        DT_THROW("config ", source, ": '", key, "' is a list of ", dst[name].size(), " entries here; set the whole list "
+                 "(", key, "=[{path: a}, {path: b}]) instead of one key of it");
       merge_checked(dst[name], v, def, key, source, false);
     } else if (k == Kind::List) {
       if (!v.IsSequence()) DT_THROW("config ", source, ": key '", key, "' expects a list, found ", found_text(v));
@@ -191,6 +217,15 @@ YAML::Node find(const YAML::Node& root, const std::string& dotted) {
   std::stringstream ss(dotted);
   std::string part;
   while (std::getline(ss, part, '.')) {
+    int64_t index = -1;
+    if (parse_int(part, index) && index >= 0) {
+      // "old.1.path": entry 1 of a list; a plain map is a list of one entry.
+      if (cur.IsMap() && index == 0) continue;
+      if (!cur.IsSequence() || index >= static_cast<int64_t>(cur.size())) return YAML::Node(YAML::NodeType::Undefined);
+      YAML::Node next = static_cast<const YAML::Node&>(cur)[static_cast<size_t>(index)];
+      cur.reset(next);
+      continue;
+    }
     if (!cur.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
     YAML::Node next = static_cast<const YAML::Node&>(cur)[part];
     if (!next.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
@@ -378,6 +413,12 @@ T Config::get(const std::string& dotted) const {
   }
 }
 
+int64_t Config::entries(const std::string& section) const {
+  const YAML::Node n = find(root_, section);
+  if (!n.IsDefined()) DT_THROW("config: no key '", section, "'");
+  return n.IsSequence() ? static_cast<int64_t>(n.size()) : 1;
+}
+
 template int64_t Config::get<int64_t>(const std::string&) const;
 template int Config::get<int>(const std::string&) const;
 template double Config::get<double>(const std::string&) const;
@@ -425,6 +466,12 @@ void Config::validate() const {
   at_least("data.k", 1);
   at_least("augment.pad", 0);
   at_least("model.embedding_dim", 0);
+  at_least("transform.width", 1);
+  at_least("transform.depth", 1);
+  at_least("transform.epochs", 1);
+  at_least("transform.batch_size", 2);
+  at_least("transform.augmented_passes", 0);
+  at_least("transform.side_dim", 0);
 
   {
     const double lr = dbl("optim.lr");
@@ -468,6 +515,16 @@ void Config::validate() const {
     check(pm >= 0.0, "compat.proto_margin", ">= 0", num(pm));
     const double ps = dbl("compat.proto_scale");
     check(ps > 0.0, "compat.proto_scale", "> 0", num(ps));
+    const double ct = dbl("compat.contrast_temperature");
+    check(ct > 0.0, "compat.contrast_temperature", "> 0", num(ct));
+  }
+  {
+    const double lr = dbl("transform.lr");
+    check(lr > 0.0, "transform.lr", "> 0", num(lr));
+    const double wd = dbl("transform.weight_decay");
+    check(wd >= 0.0, "transform.weight_decay", ">= 0", num(wd));
+    const double h = dbl("transform.holdout");
+    check(h >= 0.0 && h < 1.0, "transform.holdout", "a fraction in [0, 1)", num(h));
   }
   in_unit("compat.mix_rho");
   in_unit("augment.erasing");
@@ -494,9 +551,15 @@ void Config::validate() const {
   one_of("compat.proto_form", {"triplet", "softmax"});
 
   const std::string method = str("compat.method");
-  if (method != "independent")
-    check(!str("old.path").empty(), "old.path", "an old model (run directory or TorchScript file) for compat.method '" + method + "'",
-          "an empty path");
+  const int64_t olds = entries("old");
+  for (int64_t i = 0; i < olds; ++i) {
+    const std::string at = olds > 1 ? "old." + std::to_string(i) + "." : "old.";
+    if (method != "independent")
+      check(!str((at + "path").c_str()).empty(), at + "path",
+            "an old model (run directory or TorchScript file) for compat.method '" + method + "'", "an empty path");
+    const double w = dbl((at + "weight").c_str());
+    check(w >= 0.0, at + "weight", "a weight >= 0", num(w));
+  }
   if (dbl("loss.triplet") > 0.0)
     check(str("data.sampler") == "pk", "data.sampler", "'pk' because loss.triplet > 0 needs P x K batches",
           "'" + str("data.sampler") + "'");

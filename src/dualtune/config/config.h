@@ -31,8 +31,12 @@ class Config {
   void set(const std::string& assignment);
 
   /// Typed access by dotted key ("optim.lr"); throws naming the key if absent or of the wrong type.
+  /// A list section is indexed by position: "old.1.path" (a plain map is entry 0).
   template <class T>
   T get(const std::string& dotted) const;
+
+  /// Entries of a section that may be a list (old:): its length, or 1 for a plain map.
+  int64_t entries(const std::string& section) const;
 
   /// Checks ranges and enums (epochs >= 1, batch_size >= 1, lr > 0, weights >= 0,
   /// fractions in [0,1], method/backbone/... in their sets). Throws naming the key.

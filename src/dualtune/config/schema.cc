@@ -54,10 +54,11 @@ optim:
   milestones: []
   gamma: 0.1
   precision: fp32          # fp32 | bf16 (CPU autocast of the model's forward; fast only with avx512_bf16/AMX)
-old:
+old:                       # the old model, or a list of them (compat terms summed over the list)
   path: ""                 # old model: a dualtune run directory, a TorchScript file or an ONNX file (*.onnx)
   class_map: ""            # TorchScript / ONNX: class map JSON of the old model
   classifier: ""           # TorchScript / ONNX: old classifier weights .npy (Co x Do), optional
+  weight: 1.0              # multiplies every compat term of this old model
 compat:
   method: independent      # independent | l2 | bct | dual-tuning
   l2_weight: 1.0
@@ -73,6 +74,20 @@ compat:
   o2n_weight: 0.2
   mix_weight: 0.0
   mix_rho: 0.5
+  contrast_weight: 0.0     # cross-model contrastive term (Hot-Refresh RACT), dual-tuning
+  contrast_temperature: 0.05
+  contrast_new_negatives: true  # also push from the new embeddings of other classes
+transform:                 # forward transformation h (dualtune transform train; FCT)
+  width: 2048              # width of the mixer's hidden blocks (ml-fct: 2048)
+  depth: 2                 # hidden blocks of the mixer (ml-fct: 2)
+  epochs: 30
+  batch_size: 256
+  lr: 0.0005
+  weight_decay: 0.00003
+  holdout: 0.05            # fraction of pairs held out to report the MSE on unseen items
+  augmented_passes: 2      # passes over the training set with augmentation (plus one test-time pass)
+  side_info: ""            # side-information model (run directory or TorchScript), "" = none
+  side_dim: 0              # components of the side-information embedding kept (0 = all)
 )YAML";
 }
 

@@ -6,6 +6,7 @@
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/losses/compat/contrastive.h"
 #include "dualtune/losses/compat/l2.h"
 #include "dualtune/losses/compat/mix.h"
 #include "dualtune/losses/compat/mutual.h"
@@ -18,53 +19,44 @@
 namespace dualtune::engine {
 namespace compat = losses::compat;
 
+
 namespace {
 
-// The old run's input transform must be the one the new model is fed: both see the same batch.
-void check_same_input(const config::Config& cfg, const std::string& old_dir) {
-  const auto old_cfg = config::Config::load(old_dir + "/config.yml");
-  for (const char* key : {"data.height", "data.width", "data.channels"}) {
-    DT_CHECK(old_cfg.get<int64_t>(key) == cfg.get<int64_t>(key), "old model ", old_dir, " was trained with ", key,
-             " = ", old_cfg.get<int64_t>(key), " but this run uses ", cfg.get<int64_t>(key),
-             ": both models see the same input batch");
-  }
-  for (const char* key : {"data.mean", "data.std"}) {
-    DT_CHECK(old_cfg.get<std::vector<double>>(key) == cfg.get<std::vector<double>>(key), "old model ", old_dir,
-             " was trained with a different ", key, ": both models see the same normalised input");
-  }
-}
-
-}  // namespace
-
-Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Dataset> train_set,
-                     const std::string& run_dir, const std::function<void(const std::string&)>& log,
-                     Distributed* dist)
-    : cfg_(cfg), method_(cfg.get<std::string>("compat.method")) {
-  if (method_ == "independent") return;
-  const auto old_path = cfg.get<std::string>("old.path");
-  old_ = models::OldModel::open(old_path, cfg.get<std::string>("old.class_map"), cfg.get<std::string>("old.classifier"));
-  if (std::filesystem::is_directory(old_path)) check_same_input(cfg, old_path);
-  log("old model: " + old_->describe());
+// Opens old model `index` of cfg's old: list and prepares what its terms need.
+OldContext open_old_model(const config::Config& cfg, int64_t index, int64_t count,
+                          const std::shared_ptr<const data::Dataset>& train_set, const std::string& run_dir,
+                          const std::function<void(const std::string&)>& log, Distributed* dist) {
+  const std::string method = cfg.get<std::string>("compat.method");
+  const std::string at = "old." + std::to_string(index) + ".";
+  OldContext ctx;
+  ctx.suffix = count > 1 ? "@" + std::to_string(index) : "";
+  ctx.weight = cfg.get<double>(at + "weight");
+  const auto old_path = cfg.get<std::string>(at + "path");
+  ctx.model = models::OldModel::open(old_path, cfg.get<std::string>(at + "class_map"),
+                                     cfg.get<std::string>(at + "classifier"));
+  check_same_input(cfg, old_path, "old model");
+  const std::string who = count > 1 ? "old model " + std::to_string(index) : "old model";
+  log(who + ": " + ctx.model->describe() + (count > 1 ? ", weight " + std::to_string(ctx.weight) : ""));
 
   const auto& classes = train_set->classes();
-  n2o_ = data::n2o_label_map(classes, old_->classes());
-  const auto known = std::count_if(n2o_.begin(), n2o_.end(), [](int64_t v) { return v >= 0; });
-  log("the old model knows " + std::to_string(known) + " of the " + std::to_string(classes.size()) +
+  ctx.n2o = data::n2o_label_map(classes, ctx.model->classes());
+  const auto known = std::count_if(ctx.n2o.begin(), ctx.n2o.end(), [](int64_t v) { return v >= 0; });
+  log("the " + who + " knows " + std::to_string(known) + " of the " + std::to_string(classes.size()) +
       " training classes (matched by name)");
-  DT_CHECK(known > 0 || method_ == "l2", "the old model (", old_->describe(),
+  DT_CHECK(known > 0 || method == "l2", "the ", who, " (", ctx.model->describe(),
            ") knows none of the training classes by name: check the class maps");
 
-  const bool need_prototypes = method_ == "bct" || method_ == "dual-tuning";
+  const bool need_prototypes = method == "bct" || method == "dual-tuning";
   if (need_prototypes) {
-    const auto given = cfg.get<std::string>("compat.prototypes");
+    const auto given = index == 0 ? cfg.get<std::string>("compat.prototypes") : std::string();
     if (!given.empty()) {
-      prototypes_ = load_prototypes(given, classes);
-      DT_CHECK(old_->dim() < 0 || prototypes_.matrix.size(1) == old_->dim(), given, ": prototypes have ",
-               prototypes_.matrix.size(1), " components but the old model's embedding has ", old_->dim());
+      ctx.prototypes = load_prototypes(given, classes);
+      DT_CHECK(ctx.model->dim() < 0 || ctx.prototypes.matrix.size(1) == ctx.model->dim(), given, ": prototypes have ",
+               ctx.prototypes.matrix.size(1), " components but the old model's embedding has ", ctx.model->dim());
       log("prototypes loaded from " + given);
     } else {
-      log("computing old-space prototypes over " + std::to_string(train_set->size()) + " training images");
-      auto old = old_;
+      log("computing " + who + "-space prototypes over " + std::to_string(train_set->size()) + " training images");
+      auto old = ctx.model;
       // [distributed] each rank embeds its shard; sums and counts are added over the ranks.
       const bool sharded = dist && dist->enabled();
       const auto shard = sharded ? data::apply_shard(train_set, dist->rank(), dist->world_size()) : train_set;
@@ -75,46 +67,59 @@ Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Data
         dist->all_reduce_sum(sums.sum, "all-reduce of the prototype sums");
         dist->all_reduce_sum(sums.count, "all-reduce of the prototype counts");
       }
-      prototypes_ = means_of(sums);
+      ctx.prototypes = means_of(sums);
     }
-    if (!dist || dist->is_main()) save_prototypes(RunPaths{run_dir}.prototypes(), prototypes_);
+    const std::string dir = RunPaths{run_dir}.prototypes() + (index > 0 ? "_" + std::to_string(index) : "");
+    if (!dist || dist->is_main()) save_prototypes(dir, ctx.prototypes);
   }
 
-  old_head_ = old_->head();
-  if (old_head_.weight.defined()) {
-    DT_CHECK(old_head_.weight.size(0) == static_cast<int64_t>(old_->classes().size()), "old classifier has ",
-             old_head_.weight.size(0), " rows but the old class map has ", old_->classes().size(), " classes");
+  ctx.head = ctx.model->head();
+  if (ctx.head.weight.defined()) {
+    DT_CHECK(ctx.head.weight.size(0) == static_cast<int64_t>(ctx.model->classes().size()), "old classifier has ",
+             ctx.head.weight.size(0), " rows but the old class map has ", ctx.model->classes().size(), " classes");
   } else if (need_prototypes) {
     // No Wo: the old classifier is synthesized from old-space class means (rows of old
     // classes absent from the new training set stay zero and are never a target).
-    old_head_.weight = torch::zeros({static_cast<int64_t>(old_->classes().size()), prototypes_.matrix.size(1)});
-    for (size_t c = 0; c < n2o_.size(); ++c) {
-      if (n2o_[c] >= 0) old_head_.weight[n2o_[c]].copy_(prototypes_.matrix[static_cast<int64_t>(c)]);
+    ctx.head.weight = torch::zeros({static_cast<int64_t>(ctx.model->classes().size()), ctx.prototypes.matrix.size(1)});
+    for (size_t c = 0; c < ctx.n2o.size(); ++c) {
+      if (ctx.n2o[c] >= 0) ctx.head.weight[ctx.n2o[c]].copy_(ctx.prototypes.matrix[static_cast<int64_t>(c)]);
     }
     log("no old classifier weights given: using the synthesized classifier (old-space class means)");
   }
-  if (method_ == "bct" || (method_ == "dual-tuning" && cfg.get<bool>("compat.n2o_extended"))) {
-    extended_ = compat::extend_old_classifier(old_->head().weight.defined() ? old_head_ : compat::ClassHead{},
-                                              prototypes_.matrix, n2o_, cfg.get<bool>("compat.bct_rescale"));
-    log("extended old classifier: " + std::to_string(extended_.head.weight.size(0)) + " rows (" +
-        std::to_string(extended_.synthesized) + " synthesized" +
+  if (method == "bct" || (method == "dual-tuning" && cfg.get<bool>("compat.n2o_extended"))) {
+    ctx.extended = compat::extend_old_classifier(ctx.model->head().weight.defined() ? ctx.head : compat::ClassHead{},
+                                                 ctx.prototypes.matrix, ctx.n2o, cfg.get<bool>("compat.bct_rescale"));
+    log("extended old classifier: " + std::to_string(ctx.extended.head.weight.size(0)) + " rows (" +
+        std::to_string(ctx.extended.synthesized) + " synthesized" +
         (cfg.get<bool>("compat.bct_rescale") ? ", rescaled to the mean learned-row norm " +
-                                                   std::to_string(extended_.learned_row_norm)
+                                                   std::to_string(ctx.extended.learned_row_norm)
                                              : ", not rescaled") +
         ")");
   }
+  return ctx;
+}
+
+}  // namespace
+
+Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Dataset> train_set,
+                     const std::string& run_dir, const std::function<void(const std::string&)>& log,
+                     Distributed* dist)
+    : cfg_(cfg), method_(cfg.get<std::string>("compat.method")) {
+  if (method_ == "independent") return;
+  const int64_t count = cfg.entries("old");
+  for (int64_t i = 0; i < count; ++i) olds_.push_back(open_old_model(cfg, i, count, train_set, run_dir, log, dist));
 }
 
 std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tensor& e, const torch::Tensor& labels,
                                        models::EmbeddingModelImpl& model) {
   std::vector<LossTerm> out;
-  auto add = [&](const char* name, double weight, const std::function<torch::Tensor()>& f) {
+  auto add = [&](const std::string& name, double weight, const std::function<torch::Tensor()>& f) {
     if (weight > 0) out.push_back({name, weight, f()});
   };
   // Task loss.
   const auto type = cfg_.get<std::string>("loss.type");
   const double s = cfg_.get<double>("loss.scale"), m = cfg_.get<double>("loss.margin");
-  add(type.c_str(), cfg_.get<double>("loss.weight"), [&] {
+  add(type, cfg_.get<double>("loss.weight"), [&] {
     if (type == "cosface") return losses::cosface_loss(model.classifier->cosine(e), labels, s, m);
     if (type == "arcface") return losses::arcface_loss(model.classifier->cosine(e), labels, s, m);
     return losses::label_smoothing_cross_entropy(model.classifier->forward(e), labels,
@@ -122,34 +127,45 @@ std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tens
   });
   add("triplet", cfg_.get<double>("loss.triplet"),
       [&] { return losses::batch_hard_triplet_loss(e, labels, cfg_.get<double>("loss.triplet_margin")); });
-  if (method_ == "independent") return out;
+  for (const auto& old : olds_) add_terms(old, x, e, labels, model, out);
+  return out;
+}
 
-  const auto eo = old_->embed(x);
+void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const torch::Tensor& e,
+                          const torch::Tensor& labels, models::EmbeddingModelImpl& model,
+                          std::vector<LossTerm>& out) const {
+  auto add = [&](const char* name, double weight, const std::function<torch::Tensor()>& f) {
+    if (weight > 0 && old.weight > 0) out.push_back({name + old.suffix, weight * old.weight, f()});
+  };
+  const auto eo = old.model->embed(x);
   // An exported (TorchScript / ONNX) old model tells its width only now: precomputed prototypes must match it.
-  DT_CHECK(!prototypes_.matrix.defined() || prototypes_.matrix.size(1) == eo.size(1), "prototypes have ",
-           prototypes_.matrix.size(1), " components but the old model's embedding has ", eo.size(1));
+  DT_CHECK(!old.prototypes.matrix.defined() || old.prototypes.matrix.size(1) == eo.size(1), "prototypes have ",
+           old.prototypes.matrix.size(1), " components but the old model's embedding has ", eo.size(1));
   if (method_ == "l2") {
     add("l2", cfg_.get<double>("compat.l2_weight"), [&] { return compat::l2_loss(e, eo); });
   } else if (method_ == "bct") {
-    add("bct", cfg_.get<double>("compat.bct_weight"), [&] { return compat::bct_loss(e, labels, extended_); });
+    add("bct", cfg_.get<double>("compat.bct_weight"), [&] { return compat::bct_loss(e, labels, old.extended); });
   } else {  // dual-tuning
-    const auto old_targets = compat::map_labels(labels, n2o_);
+    const auto old_targets = compat::map_labels(labels, old.n2o);
     add("proto", cfg_.get<double>("compat.proto_weight"), [&] {
       if (cfg_.get<std::string>("compat.proto_form") == "softmax")
-        return compat::prototype_softmax_loss(e, prototypes_.matrix, labels, cfg_.get<double>("compat.proto_scale"));
-      return compat::prototype_triplet_loss(e, prototypes_.matrix, labels, cfg_.get<double>("compat.proto_margin"));
+        return compat::prototype_softmax_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_scale"));
+      return compat::prototype_triplet_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_margin"));
     });
     add("n2o", cfg_.get<double>("compat.n2o_weight"), [&] {
-      if (cfg_.get<bool>("compat.n2o_extended")) return compat::bct_loss(e, labels, extended_);
-      return compat::n2o_loss(e, old_head_, old_targets);
+      if (cfg_.get<bool>("compat.n2o_extended")) return compat::bct_loss(e, labels, old.extended);
+      return compat::n2o_loss(e, old.head, old_targets);
     });
     add("o2n", cfg_.get<double>("compat.o2n_weight"), [&] { return compat::o2n_loss(eo, *model.classifier, labels); });
+    add("contrast", cfg_.get<double>("compat.contrast_weight"), [&] {
+      return compat::cross_model_contrastive_loss(e, eo, labels, cfg_.get<double>("compat.contrast_temperature"),
+                                                  cfg_.get<bool>("compat.contrast_new_negatives"));
+    });
     add("mix", cfg_.get<double>("compat.mix_weight"), [&] {
-      return compat::mix_loss(e, eo, *model.classifier, old_head_, labels, old_targets,
+      return compat::mix_loss(e, eo, *model.classifier, old.head, labels, old_targets,
                               cfg_.get<double>("compat.mix_rho"));
     });
   }
-  return out;
 }
 
 }  // namespace dualtune::engine

@@ -24,13 +24,26 @@ struct LossTerm {
   torch::Tensor value;  ///< scalar, unweighted
 };
 
+/// Everything the compatibility terms need about one old model.
+struct OldContext {
+  std::string suffix;  ///< "" with one old model; "@i" (its position in old:) with several
+  double weight = 1;   ///< old[i].weight, multiplies each of its terms
+  std::shared_ptr<models::OldModel> model;
+  std::vector<int64_t> n2o;  ///< new label -> this old model's label, -1 unknown
+  Prototypes prototypes;     ///< in this old model's space
+  losses::compat::ClassHead head;
+  losses::compat::ExtendedClassifier extended;
+};
+
 class Objective {
  public:
-  /// Reads `loss:` and `compat:`. For a compatible method opens the old model, builds
-  /// n2o by class name and computes (or loads) the prototypes over `train_set`; the
-  /// prototypes used are saved into run_dir/prototypes. `log` receives human-readable
+  /// Reads `loss:` and `compat:`. For a compatible method opens each old model of
+  /// `old:` (one, or a list: v3 trained against v2 and v1 at once), builds its n2o by
+  /// class name and computes (or loads) its prototypes over `train_set`; the prototypes
+  /// used are saved into run_dir/prototypes (old model 0) and run_dir/prototypes_<i>.
+  /// compat.prototypes, when given, are old model 0's. `log` receives human-readable
   /// set-up lines (how many classes the old model knows, synthesized classifier, ...).
-  /// With a distributed context of world > 1 every rank holds the old model; the
+  /// With a distributed context of world > 1 every rank holds the old models; the
   /// prototype pass is sharded (rank r embeds items i % world == r, per-class sums and
   /// counts are all-reduced), so all ranks get the single-process prototypes; only rank
   /// 0 saves them.
@@ -38,20 +51,24 @@ class Objective {
             const std::function<void(const std::string&)>& log, Distributed* dist = nullptr);
 
   /// x: B × C × H × W (the batch), e: B × Dn new embeddings, labels: B new labels.
+  /// The compatibility terms of old model i are named "<term><suffix>" and weighted by
+  /// the term's weight times old[i].weight: L = L_task + Σ_i w_i Σ_t λ_t L_t(i). Old
+  /// models are frozen; every gradient goes to the new model.
   std::vector<LossTerm> terms(const torch::Tensor& x, const torch::Tensor& e, const torch::Tensor& labels,
                               models::EmbeddingModelImpl& model);
 
   const std::string& method() const { return method_; }
-  models::OldModel* old_model() { return old_.get(); }
+  /// Old model 0 (nullptr for independent).
+  models::OldModel* old_model() { return olds_.empty() ? nullptr : olds_.front().model.get(); }
+  const std::vector<OldContext>& old_models() const { return olds_; }
 
  private:
+  void add_terms(const OldContext& old, const torch::Tensor& x, const torch::Tensor& e, const torch::Tensor& labels,
+                 models::EmbeddingModelImpl& model, std::vector<LossTerm>& out) const;
+
   const config::Config& cfg_;
   std::string method_;
-  std::shared_ptr<models::OldModel> old_;
-  std::vector<int64_t> n2o_;
-  Prototypes prototypes_;
-  losses::compat::ClassHead old_head_;
-  losses::compat::ExtendedClassifier extended_;
+  std::vector<OldContext> olds_;
 };
 
 }  // namespace dualtune::engine

@@ -1,8 +1,10 @@
 #include "dualtune/engine/settings.h"
 
+#include <filesystem>
 #include <thread>
 
 #include "dualtune/models/embedding_model.h"
+#include "dualtune/util/error.h"
 
 namespace dualtune::engine {
 
@@ -52,6 +54,20 @@ models::ModelSpec model_spec(const config::Config& cfg, int64_t num_classes) {
   m.classifier = cfg.get<std::string>("loss.type");
   m.scale = cfg.get<double>("loss.scale");
   return m;
+}
+
+void check_same_input(const config::Config& cfg, const std::string& model_path, const std::string& what) {
+  if (!std::filesystem::is_directory(model_path)) return;
+  const auto other = config::Config::load(model_path + "/config.yml");
+  for (const char* key : {"data.height", "data.width", "data.channels"}) {
+    DT_CHECK(other.get<int64_t>(key) == cfg.get<int64_t>(key), what, " ", model_path, " was trained with ", key,
+             " = ", other.get<int64_t>(key), " but this run uses ", cfg.get<int64_t>(key),
+             ": both models see the same input batch");
+  }
+  for (const char* key : {"data.mean", "data.std"}) {
+    DT_CHECK(other.get<std::vector<double>>(key) == cfg.get<std::vector<double>>(key), what, " ", model_path,
+             " was trained with a different ", key, ": both models see the same normalised input");
+  }
 }
 
 int set_threads(int threads) {

@@ -177,9 +177,17 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"world_size", dist.world_size()},
                          {"epochs_done", start_epoch},
                          {"complete", false}};
-  // The old run this one is compatible with: if that run is retrained, this one is stale.
-  if (objective.method() != "independent" && std::filesystem::is_directory(cfg.get<std::string>("old.path")))
-    meta["old_config_hash"] = read_meta(cfg.get<std::string>("old.path")).value("config_hash", std::string());
+  // The old runs this one is compatible with: if one is retrained, this one is stale.
+  if (objective.method() != "independent") {
+    nlohmann::json hashes = nlohmann::json::array();
+    for (int64_t i = 0; i < cfg.entries("old"); ++i) {
+      const auto path = cfg.get<std::string>("old." + std::to_string(i) + ".path");
+      hashes.push_back(std::filesystem::is_directory(path) ? read_meta(path).value("config_hash", std::string())
+                                                           : std::string());
+    }
+    if (!hashes[0].get<std::string>().empty()) meta["old_config_hash"] = hashes[0];
+    if (hashes.size() > 1) meta["old_config_hashes"] = hashes;
+  }
   if (main_rank) write_text_atomic(paths.meta(), meta.dump(2));
 
   const int64_t epochs = cfg.get<int64_t>("optim.epochs");

@@ -117,7 +117,7 @@ TarFarWindows predict_tar_far_windows(const Case& c, int64_t max_block_bytes, in
 }  // namespace
 
 Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
-                      std::vector<Top1>* top1) {
+                      std::vector<Top1>* top1, QueryResults* per_query) {
   const Protocol protocol = parse_protocol(opt.protocol);
   query.check();
   gallery.check();
@@ -177,6 +177,7 @@ Metrics evaluate_case(const features::FeatureSet& query, const features::Feature
 
   Metrics m = reduce_query_results(results);
   if (top1) *top1 = top1_outcomes(results.first_rank);
+  if (per_query) *per_query = results;
   if (opt.tar_far) {
     for (int t = 1; t < nthreads; ++t) tar[0].merge(tar[static_cast<size_t>(t)]);
     const int64_t num_impostors = count_impostor_pairs(query.labels, gallery.labels);
@@ -240,38 +241,55 @@ CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& mod
     if (opt.progress) opt.progress(what + ": mAP " + fmt_pct(m.map) + ", rank-1 " + fmt_pct(m.rank1));
   };
   const size_t nm = models.size();
+  auto index_of = [&](const std::string& name, const char* role) {
+    for (size_t i = 0; i < nm; ++i)
+      if (models[i].name == name) return i;
+    std::string names;
+    for (const auto& m : models) names += (names.empty() ? "" : ", ") + m.name;
+    DT_THROW("evaluate_compatibility: ", role, " '", name, "' is not among the models given (", names, ")");
+  };
+  std::vector<UpgradeSpec> upgrades = opt.upgrades;
+  if (upgrades.empty()) {
+    for (size_t i = 0; i < nm; ++i)
+      if (static_cast<int64_t>(i) != old_index) upgrades.push_back({models[i].name, rep.old_model, ""});
+  }
+  for (const auto& u : upgrades) {
+    index_of(u.new_model, "new model");
+    index_of(u.old_model, "old model");
+    if (!u.gallery.empty()) index_of(u.gallery, "gallery model");
+  }
   rep.matrix.assign(nm, std::vector<Metrics>(nm));
-  // Per-query top-1 of the self-tests and of the cross-tests against the old gallery: the flips' inputs.
-  std::vector<std::vector<Top1>> self_top1(nm), cross_top1(nm);
+  // Per-query top-1 of every case: the flips' inputs (one byte per query and case).
+  std::vector<std::vector<std::vector<Top1>>> top1(nm, std::vector<std::vector<Top1>>(nm));
   for (size_t q = 0; q < nm; ++q) {
     for (size_t g = 0; g < nm; ++g) {
-      const bool to_old = static_cast<int64_t>(g) == old_index;
-      std::vector<Top1>* top1 = q == g ? &self_top1[q] : (to_old ? &cross_top1[q] : nullptr);
-      rep.matrix[q][g] = evaluate_case(models[q].query, models[g].gallery, opt, top1);
+      rep.matrix[q][g] = evaluate_case(models[q].query, models[g].gallery, opt, &top1[q][g]);
       report("query " + models[q].name + " / gallery " + models[g].name, rep.matrix[q][g]);
     }
   }
-  const ModelFeatures& old_m = models[static_cast<size_t>(old_index)];
-  for (size_t i = 0; i < nm; ++i) {
-    if (static_cast<int64_t>(i) == old_index) continue;
+  for (const auto& spec : upgrades) {
+    const size_t i = index_of(spec.new_model, "new model"), o = index_of(spec.old_model, "old model");
+    const size_t g = spec.gallery.empty() ? o : index_of(spec.gallery, "gallery model");
     UpgradeResult u;
-    u.new_model = models[i].name;
-    u.old_old = rep.matrix[old_index][old_index];
+    u.new_model = spec.new_model;
+    u.old_model = spec.old_model;
+    u.gallery_model = models[g].name;
+    u.old_old = rep.matrix[o][o];
     u.new_new = rep.matrix[i][i];
-    u.new_old = rep.matrix[i][old_index];
-    const std::vector<Top1>& before = self_top1[static_cast<size_t>(old_index)];
-    u.flips_new_new = flip_rates(before, self_top1[i]);
-    u.flips_new_old = flip_rates(before, cross_top1[i]);
+    u.new_old = rep.matrix[i][g];
+    const std::vector<Top1>& before = top1[o][o];
+    u.flips_new_new = flip_rates(before, top1[i][i]);
+    u.flips_new_old = flip_rates(before, top1[i][g]);
     for (double r : opt.mixed_fractions) {
       MixedPoint p;
       p.old_fraction = r;
       p.old_items = old_item_count(models[i].gallery.n, r);
-      const features::FeatureSet g = mixed_gallery(models[i].gallery, old_m.gallery, r, opt.seed);
-      std::vector<Top1> top1;
-      p.metrics = evaluate_case(models[i].query, g, opt, &top1);
-      p.flips = flip_rates(before, top1);
+      const features::FeatureSet mixed = mixed_gallery(models[i].gallery, models[g].gallery, r, opt.seed);
+      std::vector<Top1> after;
+      p.metrics = evaluate_case(models[i].query, mixed, opt, &after);
+      p.flips = flip_rates(before, after);
       std::ostringstream what;
-      what << "query " << u.new_model << " / mixed gallery r=" << r;
+      what << "query " << u.new_model << " / mixed gallery with " << u.gallery_model << " r=" << r;
       report(what.str(), p.metrics);
       u.mixed.push_back(std::move(p));
     }
@@ -279,7 +297,37 @@ CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& mod
     u.rank1 = judge_compatibility(u.old_old.rank1, u.new_new.rank1, u.new_old.rank1);
     rep.upgrades.push_back(std::move(u));
   }
+  for (const auto& spec : opt.generation_mixes) {
+    const size_t q = index_of(spec.query_model, "query model");
+    std::vector<const features::FeatureSet*> galleries;
+    for (const auto& name : spec.galleries) galleries.push_back(&models[index_of(name, "gallery model")].gallery);
+    GenerationMixResult r;
+    r.spec = spec;
+    r.metrics = evaluate_case(models[q].query, generations_gallery(galleries, spec.fractions, opt.seed), opt);
+    std::ostringstream what;
+    what << "query " << spec.query_model << " / gallery of";
+    for (size_t k = 0; k < spec.galleries.size(); ++k) what << " " << spec.galleries[k] << " " << spec.fractions[k];
+    report(what.str(), r.metrics);
+    rep.generation_mixes.push_back(std::move(r));
+  }
   return rep;
+}
+
+std::vector<UpgradeSpec> lineage_upgrades(const std::vector<std::string>& lineage) {
+  std::vector<UpgradeSpec> out;
+  for (size_t n = 1; n < lineage.size(); ++n)
+    for (size_t o = n; o-- > 0;) out.push_back({lineage[n], lineage[o], ""});
+  return out;
+}
+
+std::vector<GenerationMixSpec> lineage_mixes(const std::vector<std::string>& lineage) {
+  std::vector<GenerationMixSpec> out;
+  if (lineage.size() < 3) return out;
+  const std::string& newest = lineage.back();
+  out.push_back({newest, lineage, std::vector<double>(lineage.size(), 1.0 / static_cast<double>(lineage.size()))});
+  std::vector<std::string> older(lineage.begin(), lineage.end() - 1);
+  out.push_back({newest, older, std::vector<double>(older.size(), 1.0 / static_cast<double>(older.size()))});
+  return out;
 }
 
 }  // namespace dualtune::eval

@@ -17,8 +17,29 @@
 
 namespace dualtune::eval {
 
+/// One upgrade to judge: queries of new_model against the gallery of old_model (the
+/// cross-test), with old/old and new/new as its references. `gallery` names another
+/// model whose features stand for the old gallery in the cross-test and the mixed
+/// galleries: h(old), the old embeddings mapped into the new space by a forward
+/// transformation (`dualtune transform apply`), so new→h(old) is judged against old/old
+/// like new→old. Empty: old_model's own gallery.
+struct UpgradeSpec {
+  std::string new_model, old_model, gallery;
+};
+
+/// A gallery holding several generations at once (mixed_gallery.h generations_gallery),
+/// searched by the queries of query_model.
+struct GenerationMixSpec {
+  std::string query_model;
+  std::vector<std::string> galleries;  ///< models whose features the items hold, oldest first
+  std::vector<double> fractions;       ///< share of the items per gallery model, summing to 1
+};
+
 struct EvalOptions {
   std::string protocol = "loo";                ///< "loo" | "reid" (see protocol.h)
+  /// Upgrades to judge; empty: every model against the old model (evaluate_compatibility).
+  std::vector<UpgradeSpec> upgrades;
+  std::vector<GenerationMixSpec> generation_mixes;  ///< galleries of several generations, if any
   int64_t max_block_bytes = int64_t(32) << 20;   ///< cap on the similarity block (query rows × gallery)
   std::vector<double> mixed_fractions{0, 0.25, 0.5, 0.75, 1};  ///< fractions r of old gallery items
   uint64_t seed = 0;                           ///< seeds the mixed-gallery permutation
@@ -35,8 +56,9 @@ struct EvalOptions {
 /// positive are skipped (Metrics::skipped). Memory: at most max_block_bytes for
 /// similarities plus the normalised copies of both sets.
 /// top1 (optional): each query's top-1 outcome, from the same ranks as CMC (flip_rate.h).
+/// per_query (optional): each query's AP, INP and first-positive rank (0: skipped).
 Metrics evaluate_case(const features::FeatureSet& query, const features::FeatureSet& gallery, const EvalOptions& opt,
-                      std::vector<Top1>* top1 = nullptr);
+                      std::vector<Top1>* top1 = nullptr, QueryResults* per_query = nullptr);
 
 /// One model's features. For loo, query and gallery are the same set (use loo_model).
 struct ModelFeatures {
@@ -52,13 +74,20 @@ struct MixedPoint {
   FlipRates flips;          ///< top-1 flips of this case against old/old
 };
 
-/// Upgrade from the old model to one new model.
+/// Upgrade from an old model to a new model.
 struct UpgradeResult {
   std::string new_model;
+  std::string old_model;      ///< whose old/old is the reference
+  std::string gallery_model;  ///< features of the cross-test gallery: old_model, or e.g. its h(old)
   Metrics old_old, new_new, new_old;  ///< self-tests and the cross-test (query new, gallery old)
   std::vector<MixedPoint> mixed;      ///< one per EvalOptions::mixed_fractions
   FlipRates flips_new_new, flips_new_old;  ///< top-1 flips against old/old (flip_rate.h)
   Verdict map, rank1;                 ///< criterion and gain on mAP and on rank-1
+};
+
+struct GenerationMixResult {
+  GenerationMixSpec spec;
+  Metrics metrics;  ///< spec.query_model's queries against the generations' gallery
 };
 
 struct CompatibilityReport {
@@ -68,15 +97,26 @@ struct CompatibilityReport {
   std::vector<int64_t> dims;                       ///< embedding size per model
   int64_t num_query = 0, num_gallery = 0;
   std::vector<std::vector<Metrics>> matrix;        ///< matrix[q][g]: queries of models[q] vs gallery of models[g]
-  std::vector<UpgradeResult> upgrades;             ///< one per model other than old_model, in model order
+  std::vector<UpgradeResult> upgrades;             ///< EvalOptions::upgrades, or one per model other than old_model
+  std::vector<GenerationMixResult> generation_mixes;  ///< one per EvalOptions::generation_mixes
   uint64_t seed = 0;
   int64_t max_block_bytes = 0;
 };
 
-/// Evaluates every (query model, gallery model) pair, then for each new model the
-/// mixed galleries and the verdict against old_name (empty: the first model).
-/// All models must describe the same items in the same order (labels/cams equal).
+/// Evaluates every (query model, gallery model) pair, then for each upgrade (opt.upgrades,
+/// or every model against old_name, empty: the first model) the mixed galleries, the flip
+/// rates and the verdict, then the generation mixes. All models must describe the same
+/// items in the same order (labels/cams equal). Unknown names are errors naming the models.
 CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& models, const std::string& old_name,
                                            const EvalOptions& opt);
+
+/// The upgrades of a lineage (models oldest first, e.g. v1, v2, v3): every (newer, older)
+/// pair, by newer model, nearest predecessor first: (v2, v1), (v3, v2), (v3, v1).
+std::vector<UpgradeSpec> lineage_upgrades(const std::vector<std::string>& lineage);
+
+/// Galleries of several generations for a lineage of three or more: the newest model's
+/// queries against items held in equal shares by every generation, and by every
+/// generation but the newest (the gallery on the day the newest model ships).
+std::vector<GenerationMixSpec> lineage_mixes(const std::vector<std::string>& lineage);
 
 }  // namespace dualtune::eval

@@ -55,4 +55,42 @@ features::FeatureSet mixed_gallery(const features::FeatureSet& new_gallery, cons
   return out;
 }
 
+features::FeatureSet generations_gallery(const std::vector<const features::FeatureSet*>& generations,
+                                         const std::vector<double>& fractions, uint64_t seed) {
+  DT_CHECK(!generations.empty() && generations.size() == fractions.size(), "generations gallery: expected one fraction "
+           "per generation, found ", generations.size(), " generations and ", fractions.size(), " fractions");
+  double total = 0;
+  for (double f : fractions) {
+    DT_CHECK(f >= 0 && f <= 1, "generations gallery: expected fractions in [0, 1], found ", f);
+    total += f;
+  }
+  DT_CHECK(std::abs(total - 1.0) < 1e-9, "generations gallery: expected fractions summing to 1, found ", total);
+  const features::FeatureSet& first = *generations.front();
+  const int64_t n = first.n;
+  int64_t d = -1;
+  for (size_t g = 0; g < generations.size(); ++g) {
+    const auto& gen = *generations[g];
+    DT_CHECK(gen.n == n && gen.labels == first.labels && gen.cams == first.cams, "generations gallery: generation ", g,
+             " must hold the same items (same n, labels and cams, same order) as generation 0");
+    if (fractions[g] > 0) d = d < 0 ? gen.d : std::min(d, gen.d);
+  }
+  const std::vector<int64_t> order = old_item_order(n, seed);
+  features::FeatureSet out = first;
+  out.d = d;
+  out.features.assign(static_cast<size_t>(n * d), 0.f);
+  double cumulative = 0;
+  int64_t t0 = 0;
+  for (size_t g = 0; g < generations.size(); ++g) {
+    cumulative += fractions[g];
+    const int64_t t1 = g + 1 == generations.size() ? n : std::min<int64_t>(n, std::llround(cumulative * double(n)));
+    const auto& src = *generations[g];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = order[static_cast<size_t>(t)];
+      std::copy_n(src.features.data() + i * src.d, d, out.features.data() + i * d);
+    }
+    t0 = std::max(t0, t1);
+  }
+  return out;
+}
+
 }  // namespace dualtune::eval

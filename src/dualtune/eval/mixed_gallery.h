@@ -22,4 +22,14 @@ int64_t old_item_count(int64_t n, double r);
 features::FeatureSet mixed_gallery(const features::FeatureSet& new_gallery, const features::FeatureSet& old_gallery,
                                    double r, uint64_t seed);
 
+/// A gallery holding several generations at once (a chain v1 → v2 → v3 whose gallery
+/// still has v1 embeddings when v3 ships). generations[g] are the same items embedded by
+/// generation g; fractions[g] >= 0 sum to 1. With F_g the cumulative fractions, item
+/// order[t] (old_item_order) takes generation g's row for round(F_{g-1}·n) <= t <
+/// round(F_g·n), so the counts add up to n exactly and two generations reduce to
+/// mixed_gallery (generations {old, new}, fractions {r, 1 − r}). Every row keeps the
+/// first min(d) components over the generations that hold items.
+features::FeatureSet generations_gallery(const std::vector<const features::FeatureSet*>& generations,
+                                         const std::vector<double>& fractions, uint64_t seed);
+
 }  // namespace dualtune::eval

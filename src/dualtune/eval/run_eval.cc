@@ -4,10 +4,14 @@
 #include <cctype>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
+#include "dualtune/data/class_map.h"
+#include "dualtune/eval/class_diagnostics.h"
 #include "dualtune/eval/evaluate.h"
 #include "dualtune/eval/search.h"
 #include "dualtune/features/npy.h"
+#include "dualtune/report/diagnostics.h"
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
@@ -97,6 +101,28 @@ std::vector<double> parse_fractions(const std::string& csv) {
   return out;
 }
 
+UpgradeSpec parse_upgrade_spec(const std::string& spec) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = spec.find(':', start);
+    parts.push_back(spec.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  const bool ok = (parts.size() == 2 || parts.size() == 3) &&
+                  std::none_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); });
+  DT_CHECK(ok, "--upgrade: expected NEW:OLD or NEW:OLD:GALLERY (model names given with --features), found '", spec,
+           "'");
+  return {parts[0], parts[1], parts.size() == 3 ? parts[2] : std::string()};
+}
+
+std::set<std::string> load_class_names(const std::string& path) {
+  const std::string file = fs::is_directory(path) ? (fs::path(path) / "classes.json").string() : path;
+  const auto names = data::ClassMap::load(file).names();
+  return {names.begin(), names.end()};
+}
+
 int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   DT_CHECK(!opt.features.empty(), "eval: expected at least one --features NAME=DIR, found none");
   DT_CHECK(!opt.out_dir.empty(), "eval: expected --out DIR, found none");
@@ -109,8 +135,22 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   eo.threads = opt.threads;
   eo.mixed_fractions = parse_fractions(opt.mixed);
   eo.progress = [](const std::string& line) { std::cerr << "eval: " << line << "\n"; };
+  DT_CHECK(opt.lineage.empty() || opt.upgrades.empty(), "eval: give --lineage or --upgrade, not both");
+  for (const auto& u : opt.upgrades) eo.upgrades.push_back(parse_upgrade_spec(u));
+  if (!opt.lineage.empty()) {
+    std::vector<std::string> lineage;
+    std::stringstream ss(opt.lineage);
+    for (std::string name; std::getline(ss, name, ',');) lineage.push_back(name);
+    DT_CHECK(lineage.size() >= 2, "--lineage: expected at least two model names, oldest first, found '", opt.lineage,
+             "'");
+    eo.upgrades = lineage_upgrades(lineage);
+    eo.generation_mixes = lineage_mixes(lineage);
+  }
   const bool loo = opt.protocol == "loo";
   DT_CHECK(loo || opt.protocol == "reid", "eval: --protocol: expected loo or reid, found '", opt.protocol, "'");
+  DT_CHECK(!opt.diagnose || loo, "eval: --diagnose needs --protocol loo, found '", opt.protocol, "'");
+  DT_CHECK(opt.seen_classes.empty() || opt.diagnose, "eval: --seen-classes is used only with --diagnose");
+  const std::set<std::string> seen = opt.seen_classes.empty() ? std::set<std::string>{} : load_class_names(opt.seen_classes);
   ensure_writable_dir(opt.out_dir);  // fail before the long work
 
   std::vector<ModelFeatures> models;
@@ -122,10 +162,18 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
       models.push_back({f.name, features::FeatureSet::load(f.query_dir), features::FeatureSet::load(f.gallery_dir)});
     }
   }
-  const CompatibilityReport rep = evaluate_compatibility(models, opt.old_model, eo);
+  std::string old_model = opt.old_model;
+  if (old_model.empty() && !eo.upgrades.empty()) old_model = eo.upgrades.front().old_model;
+  const CompatibilityReport rep = evaluate_compatibility(models, old_model, eo);
   report::write_report(rep, opt.out_dir);
   if (opt.topk > 0) dump_topk(models, loo, opt.topk, (fs::path(opt.out_dir) / "topk").string());
   out << report::markdown_summary(rep) << "\nreport: " << (fs::path(opt.out_dir) / "report.md").string() << "\n";
+  if (opt.diagnose) {
+    const auto d = diagnose_all(models, rep.old_model, seen, eo);
+    report::write_diagnostics(d, opt.out_dir);
+    out << "\n" << report::diagnostics_markdown(d) << "\ndiagnostics: "
+        << (fs::path(opt.out_dir) / "diagnostics.md").string() << "\n";
+  }
   return 0;
 }
 

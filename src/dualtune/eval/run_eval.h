@@ -3,8 +3,11 @@
 // Kept torch-free (and in dualtune_core) so it is tested in test_core.
 #include <cstdint>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "dualtune/eval/evaluate.h"
 
 namespace dualtune::eval {
 
@@ -18,7 +21,18 @@ struct EvalCliOptions {
   std::string mixed = "0,0.25,0.5,0.75,1";  ///< comma-separated fractions of old gallery items
   int threads = 0;                    ///< 0 = all cores
   int64_t topk = 0;                   ///< > 0: also dump each case's top-k neighbours (FAISS) to out_dir/topk/
+  std::vector<std::string> upgrades;  ///< "NEW:OLD" or "NEW:OLD:GALLERY" (e.g. h(old) features); empty = all vs old
+  std::string lineage;                ///< "v1,v2,v3" (oldest first): every (newer, older) pair + generation galleries
+  bool diagnose = false;              ///< also write per-class diagnostics (class_diagnostics.h, loo only)
+  std::string seen_classes;           ///< class map JSON (or run directory holding classes.json) of the
+                                      ///< classes the old model was trained on; empty: none known
 };
+
+/// Parses "NEW:OLD" or "NEW:OLD:GALLERY"; throws with the expected form on anything else.
+UpgradeSpec parse_upgrade_spec(const std::string& spec);
+
+/// Names of the classes in a class map JSON, or in DIR/classes.json when path is a directory.
+std::set<std::string> load_class_names(const std::string& path);
 
 /// A parsed --features value.
 struct FeatureSpec {

@@ -151,7 +151,7 @@ void FeatureSet::save(const std::string& dir) const {
   }
 }
 
-FeatureSet FeatureSet::load(const std::string& dir) {
+FeatureSet FeatureSet::load(const std::string& dir, bool labels_required) {
   const fs::path root(dir);
   FeatureSet s;
   if (root.extension() == ".npz" && fs::is_regular_file(root)) {
@@ -162,8 +162,9 @@ FeatureSet FeatureSet::load(const std::string& dir) {
              fs::exists(root) ? "a file" : "nothing");
     const std::string fpath = (root / "features.npy").string();
     take_features(npy::load(fpath), fpath, s);
-    const std::string lpath = (root / "labels.npy").string();
-    s.labels = take_integers(npy::load(lpath), s.n, lpath);
+    const fs::path lpath = root / "labels.npy";
+    s.labels = labels_required || fs::exists(lpath) ? take_integers(npy::load(lpath.string()), s.n, lpath.string())
+                                                    : std::vector<int64_t>(s.n, -1);
     const fs::path cams = root / "cams.npy";
     s.cams = fs::exists(cams) ? take_integers(npy::load(cams.string()), s.n, cams.string())
                               : std::vector<int64_t>(s.n, -1);

@@ -29,8 +29,10 @@ struct FeatureSet {
   /// Writes the directory (each file atomically). Creates dir.
   void save(const std::string& dir) const;
   /// Reads and checks a directory or an .npz archive; errors name the file and what
-  /// was wrong; conversions are stated on stderr.
-  static FeatureSet load(const std::string& dir);
+  /// was wrong; conversions are stated on stderr. With labels_required false a directory
+  /// without labels.npy gives labels −1 (unlabelled rows, e.g. a production gallery
+  /// imported by `gallery import`); an .npz archive always needs its labels.
+  static FeatureSet load(const std::string& dir, bool labels_required = true);
 };
 
 }  // namespace dualtune::features

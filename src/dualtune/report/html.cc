@@ -56,15 +56,23 @@ std::string verdict_section(const CompatibilityReport& rep) {
       << " was evaluated: there is no upgrade to judge.</p>\n";
     return o.str();
   }
+  // One deployed model: "v2 is compatible with the deployed model v1". Several (a
+  // lineage, --upgrade pairs): each upgrade is named new→gallery and judged against the
+  // model it replaces.
+  const bool single = single_old_model(rep);
   std::vector<std::string> compatible;
   const eval::UpgradeResult* best = nullptr;
   for (const auto& u : rep.upgrades) {
-    if (u.map.compatible) compatible.push_back(u.new_model);
+    if (u.map.compatible) compatible.push_back(upgrade_label(rep, u));
     if (!best || (std::isfinite(u.new_old.map) && !(u.new_old.map <= best->new_old.map))) best = &u;
   }
   const size_t n = rep.upgrades.size(), k = compatible.size();
   o << "<p class=\"headline " << (k == n ? "good" : k == 0 ? "bad" : "mixed") << "\">";
-  if (k == n) {
+  if (!single) {
+    o << k << " of " << n << " upgrades are compatible with the model they replace" << (k ? ": " : ".");
+    for (size_t i = 0; i < k; ++i) o << (i ? ", " : "") << b(compatible[i]);
+    if (k) o << ".";
+  } else if (k == n) {
     o << (n == 1 ? "The new model " + b(rep.upgrades[0].new_model) + " is"
                  : "All " + std::to_string(n) + " new models are")
       << " compatible with the deployed model " << b(rep.old_model) << ".";
@@ -78,20 +86,25 @@ std::string verdict_section(const CompatibilityReport& rep) {
     for (size_t i = 0; i < k; ++i) o << (i ? ", " : "") << b(compatible[i]);
     o << ".";
   }
-  if (n > 1 && best) o << " Best cross-model mAP: " << b(best->new_model) << ", " << pct(best->new_old.map) << ".";
+  if (n > 1 && best && single)
+    o << " Best cross-model mAP: " << b(best->new_model) << ", " << pct(best->new_old.map) << ".";
   o << "</p>\n<ul class=\"verdicts\">\n";
   for (const auto& u : rep.upgrades) {
     o << "<li class=\"" << (u.map.compatible ? "good" : "bad") << "\"><span class=\"badge\">"
       << (u.map.compatible ? "compatible" : "not compatible") << "</span> ";
-    const std::string old_gallery = b(rep.old_model) + "'s gallery";
+    const std::string old_model = u.old_model.empty() ? rep.old_model : u.old_model;
+    const std::string gallery = u.gallery_model.empty() ? old_model : u.gallery_model;
+    const std::string old_gallery = gallery == old_model
+                                        ? b(old_model) + "'s gallery"
+                                        : "the gallery " + b(gallery) + " (standing in for " + b(old_model) + "'s)";
     if (u.map.compatible) {
-      o << b(u.new_model) << " can replace " << b(rep.old_model) << " without re-extracting the gallery: its queries "
+      o << b(u.new_model) << " can replace " << b(old_model) << " without re-extracting the gallery: its queries "
         << "against " << old_gallery << " reach " << pct(u.map.new_old) << " mAP, above the " << pct(u.map.old_old)
-        << " of " << b(rep.old_model) << " itself; after re-extraction they reach " << pct(u.map.new_new)
+        << " of " << b(old_model) << " itself; after re-extraction they reach " << pct(u.map.new_new)
         << " (update gain " << gain_text(u.map.gain) << ").";
     } else {
       o << "The queries of " << b(u.new_model) << " against " << old_gallery << " reach " << pct(u.map.new_old)
-        << " mAP, not above the " << pct(u.map.old_old) << " of " << b(rep.old_model)
+        << " mAP, not above the " << pct(u.map.old_old) << " of " << b(old_model)
         << " itself: the gallery must be re-extracted before it serves (then " << pct(u.map.new_new) << ").";
     }
     if (u.rank1.compatible != u.map.compatible) {
@@ -107,7 +120,8 @@ std::string verdict_section(const CompatibilityReport& rep) {
 std::string upgrades_section(const CompatibilityReport& rep) {
   if (rep.upgrades.empty()) return "";
   std::ostringstream o;
-  o << "<table class=\"upgrades\">\n<thead><tr><th rowspan=\"2\">new model</th><th colspan=\"3\">mAP (%)</th>"
+  o << "<table class=\"upgrades\">\n<thead><tr><th rowspan=\"2\">" << (single_old_model(rep) ? "new model" : "new→gallery")
+    << "</th><th colspan=\"3\">mAP (%)</th>"
        "<th colspan=\"3\">rank-1 (%)</th><th rowspan=\"2\">gain (mAP)</th><th rowspan=\"2\">compatible</th></tr>\n"
        "<tr><th>old/old</th><th>new/new</th><th>new→old</th><th>old/old</th><th>new/new</th><th>new→old</th></tr>"
        "</thead>\n<tbody>\n";
@@ -117,7 +131,7 @@ std::string upgrades_section(const CompatibilityReport& rep) {
     return std::string(key ? "<td class=\"key\">" : "<td>") + buf + "</td>";
   };
   for (const auto& u : rep.upgrades) {
-    o << "<tr><td>" << escape(u.new_model) << "</td>" << cell(u.map.old_old, false) << cell(u.map.new_new, false)
+    o << "<tr><td>" << escape(upgrade_label(rep, u)) << "</td>" << cell(u.map.old_old, false) << cell(u.map.new_new, false)
       << cell(u.map.new_old, true) << cell(u.rank1.old_old, false) << cell(u.rank1.new_new, false)
       << cell(u.rank1.new_old, true) << "<td>" << gain_text(u.map.gain) << "</td><td class=\""
       << (u.map.compatible ? "yes\">yes" : "no\">no") << "</td></tr>\n";
@@ -157,15 +171,17 @@ std::string mixed_figure(const CompatibilityReport& rep) {
   c.y_label = "mAP of new-model queries (%)";
   c.x_ticks = {0, 0.25, 0.5, 0.75, 1};
   for (size_t i = 0; i < rep.upgrades.size(); ++i) {
-    svg::Series s{rep.upgrades[i].new_model, {}, {}, kPalette[i % 8]};
+    svg::Series s{upgrade_label(rep, rep.upgrades[i]), {}, {}, kPalette[i % 8]};
     for (const auto& p : rep.upgrades[i].mixed) {
       s.x.push_back(p.old_fraction);
       s.y.push_back(100 * p.metrics.map);
     }
     c.series.push_back(s);
   }
-  const double oo = 100 * rep.upgrades.front().old_old.map;
-  c.series.push_back({"old/old (" + rep.old_model + ")", {0, 1}, {oo, oo}, "#333333", true, false});
+  if (single_old_model(rep)) {  // with several old models there is no one reference line
+    const double oo = 100 * rep.upgrades.front().old_old.map;
+    c.series.push_back({"old/old (" + rep.old_model + ")", {0, 1}, {oo, oo}, "#333333", true, false});
+  }
   return figure(svg::line_chart(c), "New-model queries against a gallery of which a fraction still carries the "
                                     "deployed model's features (right end: nothing re-extracted yet).");
 }
@@ -180,7 +196,8 @@ std::string cmc_section(const CompatibilityReport& rep) {
   o << "<div class=\"grid\">\n";
   for (const auto& u : rep.upgrades) {
     svg::LineChart c;
-    c.title = "CMC: " + u.new_model + " vs " + rep.old_model;
+    const std::string gallery = u.gallery_model.empty() ? rep.old_model : u.gallery_model;
+    c.title = "CMC: " + u.new_model + " vs " + gallery;
     c.x_label = "rank k";
     c.y_label = "first match at rank ≤ k (%)";
     c.log_x = true;
@@ -198,7 +215,7 @@ std::string cmc_section(const CompatibilityReport& rep) {
       c.series.push_back(s);
     }
     o << figure(svg::line_chart(c), "new/new: " + u.new_model + " queries and gallery; new→old: " + u.new_model +
-                                        " queries, " + rep.old_model + " gallery.");
+                                        " queries, " + gallery + " gallery.");
   }
   o << "</div>\n";
   return o.str();
@@ -233,7 +250,7 @@ std::string tables_section(const CompatibilityReport& rep) {
       const std::pair<const char*, const eval::Metrics*> cases[] = {
           {"old/old", &u.old_old}, {"new/new", &u.new_new}, {"new→old", &u.new_old}};
       for (const auto& [name, m] : cases) {
-        o << "<tr><td>" << escape(u.new_model) << "</td><td>" << name << "</td><td>" << percent(m->map) << "</td><td>"
+        o << "<tr><td>" << escape(upgrade_label(rep, u)) << "</td><td>" << name << "</td><td>" << percent(m->map) << "</td><td>"
           << percent(m->rank1) << "</td><td>" << percent(m->rank5) << "</td><td>" << percent(m->rank10) << "</td><td>"
           << percent(m->minp) << "</td>";
         for (double t : m->tar_at_far) o << "<td>" << percent(t) << "</td>";
@@ -244,11 +261,12 @@ std::string tables_section(const CompatibilityReport& rep) {
     const auto& first = rep.upgrades.front().mixed;
     if (!first.empty()) {
       o << "<table>\n<caption>Mixed gallery: mAP (%) of new-model queries, fraction r of the gallery still "
-        << escape(rep.old_model) << "</caption>\n<thead><tr><th>new model</th>";
+        << (single_old_model(rep) ? escape(rep.old_model) : "with the old model's features")
+        << "</caption>\n<thead><tr><th>" << (single_old_model(rep) ? "new model" : "new→gallery") << "</th>";
       for (const auto& p : first) o << "<th>r = " << p.old_fraction << "</th>";
       o << "</tr></thead>\n<tbody>\n";
       for (const auto& u : rep.upgrades) {
-        o << "<tr><td>" << escape(u.new_model) << "</td>";
+        o << "<tr><td>" << escape(upgrade_label(rep, u)) << "</td>";
         for (const auto& p : u.mixed) o << "<td>" << percent(p.metrics.map) << "</td>";
         o << "</tr>\n";
       }
@@ -256,6 +274,29 @@ std::string tables_section(const CompatibilityReport& rep) {
     }
   }
   o << "</details>\n";
+  return o.str();
+}
+
+/// Galleries holding several generations at once (eval --lineage / --mix): one row each.
+std::string generations_section(const CompatibilityReport& rep) {
+  if (rep.generation_mixes.empty()) return "";
+  std::ostringstream o;
+  o << "<p>A gallery that still holds older generations: each item carries the features of one of the listed "
+       "models, in the given shares, and is searched with the query model's features.</p>\n<table>\n"
+       "<thead><tr><th>query model</th><th style=\"text-align: left\">gallery</th><th>mAP (%)</th><th>rank-1 (%)</th>"
+       "</tr></thead>\n<tbody>\n";
+  auto one_decimal = [](double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, std::isfinite(fraction) ? "%.1f" : "n/a", 100 * fraction);
+    return std::string(buf);
+  };
+  for (const auto& g : rep.generation_mixes) {
+    o << "<tr><td>" << escape(g.spec.query_model) << "</td><td style=\"text-align: left\">";
+    for (size_t k = 0; k < g.spec.galleries.size(); ++k)
+      o << (k ? " + " : "") << escape(g.spec.galleries[k]) << " " << pct(g.spec.fractions[k]);
+    o << "</td><td>" << one_decimal(g.metrics.map) << "</td><td>" << one_decimal(g.metrics.rank1) << "</td></tr>\n";
+  }
+  o << "</tbody></table>\n";
   return o.str();
 }
 
@@ -290,6 +331,7 @@ const std::vector<Section>& sections() {
       {"verdict", "", verdict_section},
       {"upgrades", "Upgrades", upgrades_section},
       {"figures", "Compatibility matrix and mixed galleries", figures_section},
+      {"generations", "Galleries of several generations", generations_section},
       {"cmc", "CMC curves", cmc_section},
       {"tables", "Tables", tables_section},
       {"about", "How these numbers were made", about_section},

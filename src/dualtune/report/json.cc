@@ -65,12 +65,21 @@ std::string report_json(const eval::CompatibilityReport& rep) {
                        {"flips", flips_json(p.flips)}});
     }
     upgrades.push_back({{"new_model", u.new_model},
+                        {"old_model", u.old_model},
+                        {"gallery_model", u.gallery_model},
                         {"old_old", metrics_json(u.old_old)},
                         {"new_new", metrics_json(u.new_new)},
                         {"new_old", metrics_json(u.new_old)},
                         {"mixed", mixed},
                         {"flips", {{"new_new", flips_json(u.flips_new_new)}, {"new_old", flips_json(u.flips_new_old)}}},
                         {"verdict", {{"map", verdict_json(u.map)}, {"rank1", verdict_json(u.rank1)}}}});
+  }
+  json mixes = json::array();
+  for (const auto& g : rep.generation_mixes) {
+    mixes.push_back({{"query_model", g.spec.query_model},
+                     {"galleries", g.spec.galleries},
+                     {"fractions", g.spec.fractions},
+                     {"metrics", metrics_json(g.metrics)}});
   }
   json far = json::array();
   for (double f : eval::kFarTargets) far.push_back(f);
@@ -85,6 +94,7 @@ std::string report_json(const eval::CompatibilityReport& rep) {
            {"far_targets", far},
            {"matrix", matrix},
            {"upgrades", upgrades},
+           {"generation_mixes", mixes},
            {"provenance", provenance_json()}};
   return doc.dump(2) + "\n";
 }

@@ -41,32 +41,45 @@ std::string flips_str(const eval::FlipRates& f) { return percent(f.negative) + "
 
 void flip_tables(std::ostringstream& os, const eval::CompatibilityReport& rep) {
   os << "\n### Regressions: top-1 flips against old/old (%)\n\n"
-     << "Negative flip: a query whose top-1 was right with `" << rep.old_model
-     << "` (old/old) and is wrong after the upgrade; positive flip: wrong before, right after. "
+     << "Negative flip: a query whose top-1 was right with the old model (old/old) and is wrong after the "
+        "upgrade; positive flip: wrong before, right after. "
         "Rates over the queries evaluated in both cases; rank-1 after − rank-1 before = positive − negative.\n\n"
      << "| new model | new→old negative | new→old positive | new/new negative | new/new positive |\n"
      << "|---|---:|---:|---:|---:|\n";
   for (const auto& u : rep.upgrades) {
-    os << "| " << u.new_model << " | " << percent(u.flips_new_old.negative) << " | "
+    os << "| " << upgrade_label(rep, u) << " | " << percent(u.flips_new_old.negative) << " | "
        << percent(u.flips_new_old.positive) << " | " << percent(u.flips_new_new.negative) << " | "
        << percent(u.flips_new_new.positive) << " |\n";
   }
   const auto& first = rep.upgrades.front();
   if (first.mixed.empty()) return;
-  os << "\n### Mixed gallery: negative / positive flip rate (%) when a fraction r of the gallery is still `"
-     << rep.old_model << "`\n\n| new model |";
+  os << "\n### Mixed gallery: negative / positive flip rate (%) when a fraction r of the gallery is still old\n\n"
+     << "| new model |";
   for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
   os << "\n|---|";
   for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
   os << "\n";
   for (const auto& u : rep.upgrades) {
-    os << "| " << u.new_model << " |";
+    os << "| " << upgrade_label(rep, u) << " |";
     for (const auto& p : u.mixed) os << " " << flips_str(p.flips) << " |";
     os << "\n";
   }
 }
 
 }  // namespace
+
+bool single_old_model(const eval::CompatibilityReport& rep) {
+  for (const auto& u : rep.upgrades) {
+    // Unset fields mean the report's deployed model and its own gallery.
+    const std::string& old = u.old_model.empty() ? rep.old_model : u.old_model;
+    if (old != rep.old_model || (!u.gallery_model.empty() && u.gallery_model != old)) return false;
+  }
+  return true;
+}
+
+std::string upgrade_label(const eval::CompatibilityReport& rep, const eval::UpgradeResult& u) {
+  return single_old_model(rep) ? u.new_model : u.new_model + "→" + u.gallery_model;
+}
 
 std::string percent(double fraction) {
   if (!std::isfinite(fraction)) return "n/a";
@@ -81,13 +94,19 @@ std::string markdown_summary(const eval::CompatibilityReport& rep) {
   matrix_table(os, rep, "Rank-1", &eval::Metrics::rank1);
   if (rep.upgrades.empty()) return os.str();
 
-  os << "### Upgrades from the deployed model `" << rep.old_model << "` (%)\n\n"
-     << "| new model | case | mAP | rank-1 | mINP | TAR@FAR=1e-3 |\n|---|---|---:|---:|---:|---:|\n";
+  if (single_old_model(rep)) {
+    os << "### Upgrades from the deployed model `" << rep.old_model << "` (%)\n\n";
+  } else {
+    os << "### Upgrades (%): each new model against its old model; new→old is the cross-test against the old "
+          "model's gallery, or against the gallery named after the arrow (h(old): old features mapped by a forward "
+          "transformation)\n\n";
+  }
+  os << "| new model | case | mAP | rank-1 | mINP | TAR@FAR=1e-3 |\n|---|---|---:|---:|---:|---:|\n";
   for (const auto& u : rep.upgrades) {
     const std::pair<const char*, const eval::Metrics*> cases[] = {
         {"old/old", &u.old_old}, {"new/new", &u.new_new}, {"new→old", &u.new_old}};
     for (const auto& [name, m] : cases) {
-      os << "| " << u.new_model << " | " << name << " | " << percent(m->map) << " | " << percent(m->rank1) << " | "
+      os << "| " << upgrade_label(rep, u) << " | " << name << " | " << percent(m->map) << " | " << percent(m->rank1) << " | "
          << percent(m->minp) << " | " << percent(m->tar_at_far[1]) << " |\n";
     }
   }
@@ -96,24 +115,34 @@ std::string markdown_summary(const eval::CompatibilityReport& rep) {
      << "| new model | compatible (mAP) | gain (mAP) | compatible (rank-1) | gain (rank-1) |\n"
      << "|---|---|---:|---|---:|\n";
   for (const auto& u : rep.upgrades) {
-    os << "| " << u.new_model << " | " << eval::verdict_word(u.map) << " | " << gain_str(u.map.gain) << " | "
+    os << "| " << upgrade_label(rep, u) << " | " << eval::verdict_word(u.map) << " | " << gain_str(u.map.gain) << " | "
        << eval::verdict_word(u.rank1) << " | " << gain_str(u.rank1.gain) << " |\n";
   }
   const auto& first = rep.upgrades.front();
   if (!first.mixed.empty()) {
-    os << "\n### Mixed gallery: mAP (%) of new-model queries when a fraction r of the gallery is still `"
-       << rep.old_model << "`\n\n| new model |";
+    os << "\n### Mixed gallery: mAP (%) of new-model queries when a fraction r of the gallery is still old\n\n"
+       << "| new model |";
     for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
     os << "\n|---|";
     for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
     os << "\n";
     for (const auto& u : rep.upgrades) {
-      os << "| " << u.new_model << " |";
+      os << "| " << upgrade_label(rep, u) << " |";
       for (const auto& p : u.mixed) os << " " << percent(p.metrics.map) << " |";
       os << "\n";
     }
   }
   flip_tables(os, rep);
+  if (!rep.generation_mixes.empty()) {
+    os << "\n### Galleries of several generations (%): the items hold the listed models' features in the given "
+          "shares\n\n| query model | gallery | mAP | rank-1 |\n|---|---|---:|---:|\n";
+    for (const auto& g : rep.generation_mixes) {
+      os << "| " << g.spec.query_model << " | ";
+      for (size_t k = 0; k < g.spec.galleries.size(); ++k)
+        os << (k ? " + " : "") << g.spec.galleries[k] << " " << r_str(std::round(1000 * g.spec.fractions[k]) / 1000);
+      os << " | " << percent(g.metrics.map) << " | " << percent(g.metrics.rank1) << " |\n";
+    }
+  }
   return os.str();
 }
 

@@ -12,80 +12,13 @@
 #include <iomanip>
 #include <sstream>
 
+#include "dualtune/report/gnuplot.h"
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 
 namespace fs = std::filesystem;
 
 namespace dualtune::report {
-namespace {
-
-/// Model names in file names: keep [A-Za-z0-9._-], replace the rest.
-std::string file_stem(const std::string& name) {
-  std::string out;
-  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
-  return out.empty() ? "model" : out;
-}
-
-/// A gnuplot single-quoted string ('' escapes a quote).
-std::string gp_str(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string num(double x) {
-  if (!std::isfinite(x)) return "NaN";
-  std::ostringstream os;
-  os << std::setprecision(6) << x;
-  return os.str();
-}
-
-bool gnuplot_available() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
-const char* kTerminal = "set terminal pngcairo noenhanced size 900,650 font 'sans,12' linewidth 2\n";
-
-/// Writes <stem>.dat and <stem>.gp in plot_dir and renders <stem>.png. `script` is the
-/// plotting part; it reads the data as 'DATA'.
-bool render(const std::string& plot_dir, const std::string& stem, const std::string& data, const std::string& script,
-            std::ostream& warn) {
-  const std::string png = stem + ".png";
-  const std::string tmp = png + ".tmp." + std::to_string(::getpid());
-  write_text_atomic((fs::path(plot_dir) / (stem + ".dat")).string(), data);
-  std::string body = script;
-  for (size_t p; (p = body.find("DATA")) != std::string::npos;) body.replace(p, 4, gp_str(stem + ".dat"));
-  const std::string gp = std::string(kTerminal) + "set output " + gp_str(tmp) + "\n" + body;
-  write_text_atomic((fs::path(plot_dir) / (stem + ".gp")).string(), gp);
-  const std::string log = stem + ".gnuplot.log";
-  const std::string cmd = "cd " + shell_quote(plot_dir) + " && gnuplot " + shell_quote(stem + ".gp") + " >" +
-                          shell_quote(log) + " 2>&1";
-  const int rc = std::system(cmd.c_str());
-  const fs::path tmp_path = fs::path(plot_dir) / tmp;
-  const fs::path log_path = fs::path(plot_dir) / log;
-  std::error_code ec;
-  if (rc != 0 || !fs::exists(tmp_path) || fs::file_size(tmp_path, ec) == 0) {
-    warn << "warning: gnuplot failed on " << (fs::path(plot_dir) / (stem + ".gp")).string() << " (see "
-         << log_path.string() << "); plot skipped\n";
-    fs::remove(tmp_path, ec);
-    return false;
-  }
-  fs::rename(tmp_path, fs::path(plot_dir) / png, ec);
-  if (ec) {
-    warn << "warning: cannot rename " << tmp_path.string() << ": " << ec.message() << "; plot skipped\n";
-    fs::remove(tmp_path, ec);
-    return false;
-  }
-  fs::remove(log_path, ec);
-  return true;
-}
-
-}  // namespace
 
 std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const std::string& out_dir,
                                      std::ostream& warn) {
@@ -106,17 +39,17 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
            << num(100 * u.new_old.cmc[k]) << "\n";
     }
     std::ostringstream gp;
-    gp << "set title " << gp_str("CMC: new model '" + u.new_model + "' vs deployed '" + rep.old_model + "'") << "\n"
+    gp << "set title " << gp_str("CMC: new model '" + u.new_model + "' vs old '" + u.old_model + "'") << "\n"
        << "set xlabel 'rank k'\nset ylabel 'matching rate at rank <= k (%)'\n"
        << "set grid\nset key bottom right box opaque\n"
        << "set logscale x\nset xtics (1, 2, 5, 10, 20, 50)\nset xrange [0.9:55]\n"
        << "plot DATA using 1:2 with linespoints pt 7 ps 0.6 lc rgb '#1b9e77' title "
-       << gp_str("old/old (" + rep.old_model + ")") << ", \\\n"
+       << gp_str("old/old (" + u.old_model + ")") << ", \\\n"
        << "     DATA using 1:3 with linespoints pt 5 ps 0.6 lc rgb '#7570b3' title "
        << gp_str("new/new (" + u.new_model + ")") << ", \\\n"
        << "     DATA using 1:4 with linespoints pt 9 ps 0.7 lc rgb '#d95f02' title "
-       << gp_str("new->old (" + u.new_model + " query, " + rep.old_model + " gallery)") << "\n";
-    const std::string stem = "cmc_" + file_stem(u.new_model);
+       << gp_str("new->old (" + u.new_model + " query, " + u.gallery_model + " gallery)") << "\n";
+    const std::string stem = "cmc_" + file_stem(upgrade_label(rep, u));
     if (render(plot_dir, stem, data.str(), gp.str(), warn)) made.push_back("plots/" + stem + ".png");
   }
 
@@ -124,7 +57,7 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
   if (!rep.upgrades.empty() && !rep.upgrades.front().mixed.empty()) {
     std::ostringstream data;
     data << "# old_fraction";
-    for (const auto& u : rep.upgrades) data << " " << file_stem(u.new_model);
+    for (const auto& u : rep.upgrades) data << " " << file_stem(upgrade_label(rep, u));
     data << " (mAP %)\n";
     for (size_t i = 0; i < rep.upgrades.front().mixed.size(); ++i) {
       data << num(rep.upgrades.front().mixed[i].old_fraction);
@@ -132,17 +65,23 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
       data << "\n";
     }
     std::ostringstream gp;
-    gp << "set title " << gp_str("Mixed gallery: new-model queries, a fraction of the gallery still '" +
-                                 rep.old_model + "'")
+    gp << "set title "
+       << gp_str(single_old_model(rep) ? "Mixed gallery: new-model queries, a fraction of the gallery still '" +
+                                             rep.old_model + "'"
+                                       : std::string("Mixed gallery: new-model queries, a fraction of the gallery "
+                                                     "still old"))
        << "\nset xlabel 'fraction of gallery items with old features'\nset ylabel 'mAP (%)'\n"
        << "set grid\nset key outside bottom center horizontal box\nset bmargin 8\nset xrange [-0.05:1.05]\nset xtics 0.25\n"
        << "plot ";
     for (size_t i = 0; i < rep.upgrades.size(); ++i) {
       gp << (i ? ", \\\n     " : "") << "DATA using 1:" << i + 2 << " with linespoints pt " << 5 + 2 * (i % 4)
-         << " ps 1.1 title " << gp_str(rep.upgrades[i].new_model);
+         << " ps 1.1 title " << gp_str(upgrade_label(rep, rep.upgrades[i]));
     }
-    gp << ", \\\n     " << num(100 * rep.upgrades.front().old_old.map)
-       << " with lines dt 2 lc rgb 'black' title " << gp_str("old/old (" + rep.old_model + ")") << "\n";
+    if (single_old_model(rep)) {
+      gp << ", \\\n     " << num(100 * rep.upgrades.front().old_old.map)
+         << " with lines dt 2 lc rgb 'black' title " << gp_str("old/old (" + rep.old_model + ")");
+    }
+    gp << "\n";
     if (render(plot_dir, "mixed_map", data.str(), gp.str(), warn)) made.push_back("plots/mixed_map.png");
   }
 
@@ -152,7 +91,7 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
     std::ostringstream data;
     data << "# old_fraction, then per new model: negative positive (flip rate %)\n# old_fraction";
     for (const auto& u : rep.upgrades)
-      data << " " << file_stem(u.new_model) << ":neg " << file_stem(u.new_model) << ":pos";
+      data << " " << file_stem(upgrade_label(rep, u)) << ":neg " << file_stem(upgrade_label(rep, u)) << ":pos";
     data << "\n";
     for (size_t i = 0; i < rep.upgrades.front().mixed.size(); ++i) {
       data << num(rep.upgrades.front().mixed[i].old_fraction);
@@ -163,12 +102,12 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
     std::ostringstream gp;
     // The terminal line only widens the canvas for the key on the right; render() sets the output.
     gp << "set terminal pngcairo noenhanced size 1150,650 font 'sans,12' linewidth 2\n"
-       << "set title " << gp_str("Top-1 flips against old/old ('" + rep.old_model + "'), new-model queries")
+       << "set title " << gp_str("Top-1 flips against old/old, new-model queries")
        << "\nset xlabel 'fraction of gallery items with old features'\nset ylabel 'queries (%)'\n"
        << "set grid\nset key outside right center vertical Left reverse box\n"
        << "set xrange [-0.05:1.05]\nset xtics 0.25\nset yrange [0:*]\nplot ";
     for (size_t i = 0; i < rep.upgrades.size(); ++i) {
-      const std::string& m = rep.upgrades[i].new_model;
+      const std::string m = upgrade_label(rep, rep.upgrades[i]);
       const size_t pt = 5 + 2 * (i % 4);
       gp << (i ? ", \\\n     " : "") << "DATA using 1:" << 2 + 2 * i << " with linespoints dt 1 pt " << pt
          << " ps 1.1 lc " << i + 1 << " title " << gp_str(m + ": negative (right -> wrong)")

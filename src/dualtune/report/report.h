@@ -36,6 +36,14 @@ std::vector<std::string> write_plots(const eval::CompatibilityReport& rep, const
 /// Writes out_dir/report.json, report.md, report.html and plots/. Creates out_dir.
 void write_report(const eval::CompatibilityReport& rep, const std::string& out_dir);
 
+/// How an upgrade is named in tables and plots: the new model's name when every upgrade
+/// is judged against the report's deployed model and its own gallery (the common case),
+/// else "new→gallery" (lineages: "v3→v1"; forward transformations: "independent→old@h").
+std::string upgrade_label(const eval::CompatibilityReport& rep, const eval::UpgradeResult& u);
+
+/// True when every upgrade is judged against the report's deployed model's own gallery.
+bool single_old_model(const eval::CompatibilityReport& rep);
+
 /// "12.34" (percent, 2 decimals) or "n/a" for NaN.
 std::string percent(double fraction);
 

@@ -1,0 +1,325 @@
+// dualtune gallery <create|rollout|import|add|status|calibrate|retire> (this file) and
+// search, backfill, curve (gallery_search.cc, gallery_backfill.cc, gallery_curve.cc):
+// the gallery transition of docs/GALLERY.md on a gallery directory.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "dualtune/cli/commands.h"
+#include "dualtune/cli/gallery_common.h"
+#include "dualtune/data/image_decode.h"
+#include "dualtune/engine/gallery_embedder.h"
+#include "dualtune/engine/settings.h"
+#include "dualtune/features/feature_set.h"
+#include "dualtune/util/error.h"
+
+namespace dualtune::cli {
+
+std::unique_ptr<gallery::Gallery> open_gallery(const std::string& dir, bool read_only) {
+  gallery::OpenOptions o;
+  o.read_only = read_only;
+  o.notice = [](const std::string& s) { std::fprintf(stderr, "notice: %s\n", s.c_str()); };
+  return gallery::Gallery::open(dir, o);
+}
+
+std::unique_ptr<gallery::ImageEmbedder> gallery_embedder(const gallery::ModelInfo& m, const DataOptions& data) {
+  DT_CHECK(!m.path.empty(), "gallery: model '", m.name, "' has no model file recorded (its embeddings were imported); "
+           "expected a run directory or TorchScript file to embed images");
+  DataOptions d;
+  d.config = data.config;  // only the transform is taken from here
+  engine::GalleryEmbedderOptions o;
+  o.model_path = m.path;
+  o.transform = resolve_data_options(d, m.path).transform;
+  o.workers = data.workers;
+  return engine::make_gallery_embedder(o);
+}
+
+std::string dataset_source_json(const data::DatasetSpec& spec) {
+  return nlohmann::json{{"format", spec.format}, {"root", spec.root}, {"split", spec.split}}.dump();
+}
+
+ImageItems image_items(const DataOptions& data, const std::string& list, const std::string& model_path) {
+  ImageItems out;
+  if (!list.empty()) {
+    std::ifstream is(list);
+    DT_CHECK(is.good(), "cannot read the image list ", list);
+    out.source = R"({"format":"files"})";
+    std::string line;
+    while (std::getline(is, line))
+      if (!line.empty()) out.items.push_back({line, "", -1, 0});
+    DT_CHECK(!out.items.empty(), "image list ", list, ": expected one image path per line, found none");
+    return out;
+  }
+  const auto resolved = resolve_data_options(data, model_path);
+  const auto ds = data::open_dataset(resolved.spec);
+  out.source = dataset_source_json(resolved.spec);
+  for (size_t i = 0; i < ds->size(); ++i) {
+    const int64_t l = ds->label(i);
+    out.items.push_back({ds->path(i), l >= 0 ? ds->classes().name(l) : "", ds->camera(i), 0});
+  }
+  return out;
+}
+
+namespace {
+
+/// --model-path P [--class-map] or --dim D -> a registration (dim and fingerprint from the model).
+gallery::ModelRegistration registration(const std::string& name, const std::string& path, int64_t dim,
+                                        const std::string& data_config) {
+  gallery::ModelRegistration r{name, dim, path, ""};
+  if (path.empty()) {
+    DT_CHECK(dim > 0, "gallery: model '", name, "' needs --model-path (a run directory or TorchScript file) or, for "
+             "embeddings imported without a model, --dim");
+    return r;
+  }
+  gallery::ModelInfo m;
+  m.name = name;
+  m.path = path;
+  DataOptions d;
+  d.config = data_config;
+  const auto e = gallery_embedder(m, d);
+  DT_CHECK(dim <= 0 || dim == e->dim(), "gallery: --dim ", dim, " but model ", path, " embeds ", e->dim());
+  r.dim = e->dim();
+  r.config_hash = e->fingerprint();
+  return r;
+}
+
+void print_status(const gallery::GalleryStatus& st, bool json) {
+  if (json) {
+    nlohmann::json j{{"dir", st.dir}, {"uuid", st.uuid}, {"items", st.items}};
+    for (const auto& m : st.models)
+      j["models"].push_back({{"name", m.model.name}, {"dim", m.model.dim}, {"role", gallery::role_name(m.model.role)},
+                             {"path", m.model.path}, {"fingerprint", m.model.config_hash},
+                             {"embeddings", m.embeddings}, {"backfilled", m.backfilled}});
+    for (const auto& v : st.versions)
+      j["versions"].push_back({{"name", v.version.name}, {"dim", v.version.dim}, {"derived_from", v.version.derived_from},
+                               {"embeddings", v.embeddings}});
+    j["backfill"] = {{"model", st.backfill.model}, {"order", st.backfill.order}, {"planned", st.backfill.planned},
+                     {"done", st.backfill.done}, {"failed", st.backfill.failed}, {"running", st.backfill.running}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::printf("gallery %s (uuid %s): %lld items\n", st.dir.c_str(), st.uuid.c_str(), static_cast<long long>(st.items));
+  std::printf("%-16s %-12s %6s %12s %10s  %s\n", "model", "role", "dim", "embeddings", "backfilled", "path");
+  for (const auto& m : st.models)
+    std::printf("%-16s %-12s %6lld %12lld %9.1f%%  %s\n", m.model.name.c_str(), gallery::role_name(m.model.role),
+                static_cast<long long>(m.model.dim), static_cast<long long>(m.embeddings), 100 * m.backfilled,
+                m.model.path.empty() ? "(imported)" : m.model.path.c_str());
+  for (const auto& v : st.versions) {
+    if (v.version.derived_from == 0) continue;
+    std::string from;
+    for (const auto& w : st.versions)
+      if (w.version.id == v.version.derived_from) from = w.version.name;
+    std::printf("%-16s %-12s %6lld %12lld %9.1f%%  h(%s), %s\n", v.version.name.c_str(), "transformed",
+                static_cast<long long>(v.version.dim), static_cast<long long>(v.embeddings),
+                st.items > 0 ? 100.0 * double(v.embeddings) / double(st.items) : 0.0, from.c_str(),
+                v.version.transform.c_str());
+  }
+  if (!st.backfill.model.empty()) {
+    std::printf("backfill of %s: ", st.backfill.model.c_str());
+    if (st.backfill.planned == 0) std::printf("not planned yet\n");
+    else
+      std::printf("order %s, %lld of %lld planned items done, %lld failed%s\n", st.backfill.order.c_str(),
+                  static_cast<long long>(st.backfill.done), static_cast<long long>(st.backfill.planned),
+                  static_cast<long long>(st.backfill.failed), st.backfill.running ? ", running" : "");
+  }
+}
+
+}  // namespace
+
+void register_gallery_command(CLI::App& app) {
+  auto* g = app.add_subcommand("gallery", "A versioned embedding store through a model upgrade: create, import/add, "
+                                          "roll out a new model, search mixed versions, backfill, curve, retire "
+                                          "(docs/GALLERY.md)");
+  g->require_subcommand(1);
+
+  {  // create / rollout
+    struct Opts {
+      std::string dir, model, path, data_config;
+      int64_t dim = 0;
+    };
+    for (const bool create : {true, false}) {
+      auto o = std::make_shared<Opts>();
+      auto* c = create ? g->add_subcommand("create", "Create a gallery directory with its deployed model")
+                       : g->add_subcommand("rollout", "Register a new model as rolling out (its queries search the "
+                                                      "mixed gallery until a backfill completes)");
+      c->add_option("dir", o->dir, "gallery directory")->required();
+      c->add_option("--model,-m", o->model, "model name (e.g. old, new)")->required();
+      c->add_option("--model-path", o->path, "run directory or TorchScript file of the model");
+      c->add_option("--dim", o->dim, "embedding size, when the model's embeddings are only imported (no model file)");
+      c->add_option("--data-config", o->data_config, "config whose data section gives a TorchScript model's input transform");
+      c->callback([o, create] {
+        const auto reg = registration(o->model, o->path, o->dim, o->data_config);
+        if (create) {
+          gallery::Gallery::create(o->dir, reg);
+          std::printf("created gallery %s with deployed model %s (d = %lld)\n", o->dir.c_str(), reg.name.c_str(),
+                      static_cast<long long>(reg.dim));
+        } else {
+          open_gallery(o->dir)->rollout(reg);
+          std::printf("model %s (d = %lld) is rolling out in %s\n", reg.name.c_str(), static_cast<long long>(reg.dim),
+                      o->dir.c_str());
+        }
+      });
+    }
+  }
+
+  {  // import
+    struct Opts {
+      std::string dir, model, features;
+      DataOptions images;
+      bool skip_existing = false;
+      int64_t chunk = 10000;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = g->add_subcommand("import", "Import embeddings from a feature directory (features.npy + paths.txt as "
+                                          "keys; labels.npy, cams.npy, classes.json optional): no image, no model run");
+    c->add_option("dir", o->dir, "gallery directory")->required();
+    c->add_option("--model,-m", o->model, "the model that produced the features")->required();
+    c->add_option("--features", o->features, "feature directory")->required();
+    c->add_option("--format", o->images.format, "where the images of these keys are, for a later backfill: "
+                                                "idx | image_folder | market1501 (default: the keys are image paths)");
+    c->add_option("--root", o->images.root, "dataset root of the images");
+    c->add_option("--split", o->images.split, "dataset split of the images");
+    c->add_flag("--skip-existing", o->skip_existing, "skip keys that already have this model's vector (resume an interrupted import)");
+    c->add_option("--chunk", o->chunk, "rows per transaction")->check(CLI::PositiveNumber);
+    c->callback([o] {
+      const auto fs = features::FeatureSet::load(o->features, false);
+      DT_CHECK(fs.n > 0, "gallery import: ", o->features, " holds no rows");
+      for (int64_t i = 0; i < fs.n; ++i)
+        DT_CHECK(!fs.paths[i].empty(), "gallery import: ", o->features, ": expected paths.txt with one key per row, "
+                 "found ", fs.paths.empty() || fs.paths[0].empty() ? "none" : "an empty key at row " + std::to_string(i));
+      auto gal = open_gallery(o->dir);
+      int64_t source;
+      if (!o->images.root.empty()) {
+        DT_CHECK(!o->images.format.empty(), "gallery import: --root needs --format");
+        source = gal->add_source(nlohmann::json{{"format", o->images.format}, {"root", o->images.root},
+                                                {"split", o->images.split}}.dump());
+      } else {
+        DT_CHECK(o->images.format.empty(), "gallery import: --format needs --root");
+        source = gal->add_source(R"({"format":"files"})");
+      }
+      std::vector<gallery::ItemRecord> items;
+      for (int64_t i = 0; i < fs.n; ++i) {
+        const int64_t l = fs.labels[i];
+        std::string label = l < 0 ? "" : fs.class_names.empty() ? std::to_string(l) : fs.class_names[l];
+        items.push_back({fs.paths[i], label, fs.cams[i], source});
+      }
+      const auto rep = gal->import_vectors(o->model, items, fs.d, fs.features.data(), o->skip_existing, o->chunk);
+      std::printf("imported %lld vectors of %s (%lld new items, %lld skipped) into %s\n",
+                  static_cast<long long>(rep.vectors), o->model.c_str(), static_cast<long long>(rep.added),
+                  static_cast<long long>(rep.skipped), o->dir.c_str());
+    });
+  }
+
+  {  // add
+    struct Opts {
+      std::string dir, list;
+      DataOptions data;
+      int64_t batch = 256;
+      int threads = 0;
+      bool skip_existing = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = g->add_subcommand("add", "Add images (a dataset split, or --list of image paths) embedded by every "
+                                       "active model, one transaction per batch; bad images are reported and skipped");
+    c->add_option("dir", o->dir, "gallery directory")->required();
+    add_data_options(*c, o->data);
+    c->add_option("--list", o->list, "file with one image path per line (instead of a dataset)");
+    c->add_option("--batch", o->batch, "images per batch (= per transaction)")->check(CLI::PositiveNumber);
+    c->add_option("--threads", o->threads, "libtorch threads (0 = all cores)");
+    c->add_flag("--skip-existing", o->skip_existing, "skip keys already in the gallery (resume an interrupted add)");
+    c->callback([o] {
+      engine::set_threads(o->threads);
+      auto gal = open_gallery(o->dir);
+      std::vector<std::unique_ptr<gallery::ImageEmbedder>> owned;
+      std::vector<std::pair<std::string, gallery::ImageEmbedder*>> embedders;
+      std::string deployed_path;
+      for (const auto& m : gal->models()) {
+        if (m.role == gallery::Role::kRetired) continue;
+        if (m.role == gallery::Role::kDeployed) deployed_path = m.path;
+        owned.push_back(gallery_embedder(m, o->data));
+        embedders.emplace_back(m.name, owned.back().get());
+      }
+      auto images = image_items(o->data, o->list, deployed_path);
+      const int64_t source = gal->add_source(images.source);
+      for (auto& it : images.items) it.source_id = source;
+      const auto rep = gal->add_images(images.items, embedders, o->batch, o->skip_existing, [](int64_t done, int64_t total) {
+        std::fprintf(stderr, "\radded %lld / %lld", static_cast<long long>(done), static_cast<long long>(total));
+      });
+      std::fprintf(stderr, "\n");
+      for (const auto& [key, err] : rep.failed) std::fprintf(stderr, "skipped %s: %s\n", key.c_str(), err.c_str());
+      std::printf("added %lld items (%lld vectors, %lld skipped as existing, %zu failed) to %s\n",
+                  static_cast<long long>(rep.added), static_cast<long long>(rep.vectors),
+                  static_cast<long long>(rep.skipped), rep.failed.size(), o->dir.c_str());
+    });
+  }
+
+  {  // status
+    auto dir = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false), check = std::make_shared<bool>(false);
+    auto* c = g->add_subcommand("status", "Models, roles, per-model counts, backfilled fraction and backfill progress");
+    c->add_option("dir", *dir, "gallery directory")->required();
+    c->add_flag("--json", *json, "print JSON");
+    c->add_flag("--check", *check, "also run SQLite's integrity check (reads the whole database)");
+    c->callback([dir, json, check] {
+      auto gal = open_gallery(*dir, true);
+      print_status(gal->status(), *json);
+      if (*check) {
+        auto store = gallery::Store::open(*dir, true);
+        const std::string r = store->integrity_check();
+        DT_CHECK(r == "ok", "gallery ", *dir, ": integrity check failed: ", r);
+        if (!*json) std::printf("integrity check: ok\n");
+      }
+    });
+  }
+
+  {  // calibrate
+    struct Opts {
+      std::string dir, model, old_features, new_features;
+    };
+    auto o = std::make_shared<Opts>();
+    auto* c = g->add_subcommand("calibrate", "Fit the rolling-out model's score calibrations (calibrated merge) and "
+                                             "the uncertainty order's predictor on a labelled training set embedded "
+                                             "by both models (two feature directories of the same images)");
+    c->add_option("dir", o->dir, "gallery directory")->required();
+    c->add_option("--model,-m", o->model, "the rolling-out model");
+    c->add_option("--old-features", o->old_features, "features of the training images by the deployed model")->required();
+    c->add_option("--new-features", o->new_features, "features of the same images by the rolling-out model")->required();
+    c->callback([o] {
+      const auto fo = features::FeatureSet::load(o->old_features), fn = features::FeatureSet::load(o->new_features);
+      DT_CHECK(fo.n == fn.n && fo.paths == fn.paths, "gallery calibrate: expected the same images in the same order in ",
+               o->old_features, " (", fo.n, " rows) and ", o->new_features, " (", fn.n, " rows), found different paths");
+      DT_CHECK(fo.labels == fn.labels, "gallery calibrate: the two feature directories have different labels");
+      auto gal = open_gallery(o->dir);
+      const std::string model = o->model.empty() ? gal->target_model().name : o->model;
+      const auto rep = gal->fit_transition(model, fo.n, fo.features.data(), fn.features.data(), fn.labels.data());
+      std::printf("calibration of %s queries: new/new logit = %.3f·s %+.3f, new->old logit = %.3f·s %+.3f "
+                  "(%lld genuine, %lld impostor pairs)\n",
+                  model.c_str(), rep.cal_new.a, rep.cal_new.b, rep.cal_old.a, rep.cal_old.b,
+                  static_cast<long long>(rep.cal_new.genuine), static_cast<long long>(rep.cal_new.impostor));
+      std::printf("uncertainty order predictor: fitted on %lld pairs, correlation with the compatibility error %.3f\n",
+                  static_cast<long long>(rep.predictor.fitted_on), rep.predictor.train_corr);
+    });
+  }
+
+  {  // retire
+    auto dir = std::make_shared<std::string>(), model = std::make_shared<std::string>();
+    auto* c = g->add_subcommand("retire", "Retire a model: drop its embeddings (the deployed model only once the "
+                                          "rolling-out one covers every item; that one becomes deployed)");
+    c->add_option("dir", *dir, "gallery directory")->required();
+    c->add_option("--model,-m", *model, "model to retire")->required();
+    c->callback([dir, model] {
+      auto gal = open_gallery(*dir);
+      gal->retire(*model);
+      print_status(gal->status(), false);
+    });
+  }
+
+  register_gallery_search(*g);
+  register_gallery_backfill(*g);
+  register_gallery_curve(*g);
+  register_gallery_transform(*g);
+}
+
+}  // namespace dualtune::cli

@@ -1,0 +1,191 @@
+// dualtune gallery backfill: re-embed the gallery with the rolling-out model, in the
+// planned order, batch by batch (one transaction each), with a progress bar; stops after
+// --max-items / --max-seconds or on SIGTERM/SIGINT at a batch boundary and resumes on
+// the next run. --nproc N (or the torchrun variables) spreads the embedding over
+// processes with rank 0 as the only writer (gallery/distributed_backfill.h).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "dualtune/cli/gallery_common.h"
+#include "dualtune/cli/subprocess.h"
+#include "dualtune/engine/gallery_embedder.h"
+#include "dualtune/engine/settings.h"
+#include "dualtune/gallery/distributed_backfill.h"
+#include "dualtune/util/error.h"
+
+namespace dualtune::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
+
+void on_signal(int sig) {
+  g_signal.store(sig);
+  g_stop.store(true);
+}
+
+std::string duration(double s) {
+  char buf[32];
+  if (s < 90) std::snprintf(buf, sizeof buf, "%.0f s", s);
+  else if (s < 5400) std::snprintf(buf, sizeof buf, "%.1f min", s / 60);
+  else std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
+  return buf;
+}
+
+/// A progress bar on a terminal, a line every 10 s otherwise.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool quiet) : quiet_(quiet), tty_(::isatty(2)) {}
+  void operator()(const gallery::BackfillProgress& p) {
+    if (quiet_) return;
+    const auto now = std::chrono::steady_clock::now();
+    const int64_t handled = p.done + p.failed;
+    const bool last = handled >= p.planned;
+    if (!tty_ && !last && p.this_run > 0 && now - last_ < std::chrono::seconds(10)) return;
+    last_ = now;
+    const double frac = p.planned > 0 ? double(handled) / double(p.planned) : 1.0;
+    char bar[31];
+    const int fill = static_cast<int>(frac * 30);
+    for (int i = 0; i < 30; ++i) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[30] = 0;
+    std::fprintf(stderr, "%s[%s] %lld/%lld (%.1f%%) %.0f items/s, ETA %s, %lld failed%s", tty_ ? "\r" : "", bar,
+                 static_cast<long long>(handled), static_cast<long long>(p.planned), 100 * frac, p.items_per_second,
+                 p.items_per_second > 0 ? duration(p.eta_seconds).c_str() : "?", static_cast<long long>(p.failed),
+                 tty_ ? "   " : "\n");
+    std::fflush(stderr);
+  }
+  void finish() {
+    if (!quiet_ && tty_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool quiet_, tty_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+void register_gallery_backfill(CLI::App& gallery) {
+  struct Opts {
+    std::string dir;
+    gallery::BackfillOptions bf;
+    DataOptions data;
+    int nproc = 0, threads = 0;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = gallery.add_subcommand("backfill", "Re-embed gallery items with the rolling-out model from their images, "
+                                               "in the planned order, one transaction per batch; resumable");
+  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("--model,-m", o->bf.model, "the rolling-out model (default: the one rolling out)");
+  c->add_option("--order", o->bf.order, "random | uncertainty (default: uncertainty when `gallery calibrate` fitted "
+                                        "its predictor, else random); fixed when the plan is made")
+      ->check(CLI::IsMember({"random", "uncertainty"}));
+  c->add_option("--seed", o->bf.seed, "seed of the random order");
+  c->add_option("--batch", o->bf.batch_size, "items per batch (= per transaction); fixed when the plan is made")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--max-items", o->bf.max_items, "stop after the batch that reaches N items (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--max-seconds", o->bf.max_seconds, "stop at the first batch boundary after S seconds (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_flag("--replan", o->bf.replan, "re-plan the pending items with --order");
+  c->add_flag("--retry-failed", o->bf.retry_failed, "try again the items whose image was missing or corrupt");
+  c->add_option("--nproc", o->nproc, "embed with N processes on this machine (rank 0 writes); for several machines "
+                                     "set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead (docs/GALLERY.md)")
+      ->check(CLI::Range(1, 256));
+  c->add_option("--threads", o->threads, "libtorch threads per process (0 = cores / processes)");
+  c->add_option("--workers", o->data.workers, "image decoding threads per process");
+  c->add_option("--data-config", o->data.config, "config whose data section gives a TorchScript model's input transform");
+  c->add_flag("--quiet,-q", o->quiet, "no progress bar");
+  c->callback([o] {
+    gallery::BackfillRanks ranks = gallery::BackfillRanks::from_env();
+    std::vector<pid_t> children;
+    if (o->nproc > 1) {
+      DT_CHECK(ranks.world == 1, "--nproc starts its own ranks: expected RANK/WORLD_SIZE unset, found them set");
+      ranks.world = o->nproc;
+      ranks.master_port = free_local_port();
+      auto env = environment_without({"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"});
+      env.push_back("MASTER_ADDR=127.0.0.1");
+      env.push_back("MASTER_PORT=" + std::to_string(ranks.master_port));
+      env.push_back("WORLD_SIZE=" + std::to_string(o->nproc));
+      env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(o->nproc));
+      const int cores = std::max(1u, std::thread::hardware_concurrency());
+      const int threads = o->threads > 0 ? o->threads : std::max(1, cores / o->nproc);
+      for (int r = 1; r < o->nproc; ++r) {
+        auto e = env;
+        e.push_back("RANK=" + std::to_string(r));
+        e.push_back("LOCAL_RANK=" + std::to_string(r));
+        std::vector<std::string> args{"dualtune", "gallery", "backfill", o->dir, "--threads", std::to_string(threads),
+                                      "--workers", std::to_string(o->data.workers), "--quiet"};
+        if (!o->data.config.empty()) args.insert(args.end(), {"--data-config", o->data.config});
+        children.push_back(spawn_self(args, e));
+      }
+      o->threads = threads;
+    } else if (ranks.world > 1 && o->threads == 0) {
+      const int local = std::max(1, std::atoi(std::getenv("LOCAL_WORLD_SIZE") ? std::getenv("LOCAL_WORLD_SIZE") : "1"));
+      o->threads = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / local);
+    }
+    engine::set_threads(o->threads);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+
+    if (ranks.rank > 0) {  // a worker: no database, only the model and the images
+      gallery::backfill_worker(ranks, [&](const std::string& path) {
+        gallery::ModelInfo m;
+        m.name = "rank " + std::to_string(ranks.rank);
+        m.path = path;
+        return gallery_embedder(m, o->data);
+      }, &g_stop);
+      return;
+    }
+    auto gal = open_gallery(o->dir);
+    const gallery::ModelInfo m = o->bf.model.empty() ? gal->target_model() : gal->model(o->bf.model);
+    auto emb = gallery_embedder(m, o->data);
+    std::unique_ptr<gallery::TcpWorkers> workers;
+    if (ranks.world > 1) workers = std::make_unique<gallery::TcpWorkers>(ranks);
+    ProgressPrinter printer(o->quiet);
+    const auto rep = gal->backfill(o->bf, *emb, std::ref(printer), &g_stop, workers.get());
+    printer.finish();
+    std::vector<std::string> failures;
+    if (workers) {
+      failures = workers->failures();
+      workers.reset();  // closes the connections: every worker ends
+    }
+    for (pid_t pid : children) {
+      int st = 0;
+      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) && rep.remaining > 0)
+        failures.push_back("worker process " + std::to_string(pid) + " " + describe_status(st));
+    }
+    for (const auto& [key, err] : rep.failures) std::fprintf(stderr, "skipped %s: %s\n", key.c_str(), err.c_str());
+    std::printf("backfill of %s: %lld embedded, %lld skipped (bad image) in %s (%.0f items/s); %lld remaining%s\n",
+                m.name.c_str(), static_cast<long long>(rep.embedded), static_cast<long long>(rep.failed),
+                duration(rep.seconds).c_str(), rep.seconds > 0 ? double(rep.embedded + rep.failed) / rep.seconds : 0.0,
+                static_cast<long long>(rep.remaining),
+                rep.finished ? " (done: `gallery retire` the old model when every client queries the new one)"
+                             : " (run the same command to continue)");
+    if (rep.remaining > 0 && !failures.empty()) {
+      std::string all;
+      for (const auto& f : failures) all += "; " + f;
+      DT_THROW("gallery backfill: ", rep.remaining, " items remain because worker ranks did not finish", all,
+               " (their batches stay pending: rerun to resume)");
+    }
+    if (g_signal.load() != 0) {
+      gal.reset();
+      std::printf("stopped by signal %d at a batch boundary; nothing is lost\n", g_signal.load());
+      std::fflush(stdout);
+      std::_Exit(128 + g_signal.load());
+    }
+  });
+}
+
+}  // namespace dualtune::cli

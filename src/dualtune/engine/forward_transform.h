@@ -1,0 +1,77 @@
+#pragma once
+// Training and applying a forward transformation h (models/forward_transform.h).
+//
+// A transform run directory:
+//   config.yml       the resolved config: its transform: section, and the data: / augment:
+//                    sections of the training set the embedding pairs were taken from
+//   transform.pt     h's weights + its spec, written atomically
+//   meta.json        old / new / side-information models (paths, config hashes), dims,
+//                    pair counts, held-out MSE per epoch, code version
+//   train_log.jsonl  one JSON record per epoch
+// h is fitted with the L2 loss of FCT, mean over items of ‖h(eo, s) − en‖² / Dn (MSE),
+// on (old, new) embedding pairs of the training images: one pass with the test-time
+// transform plus `transform.augmented_passes` passes with the training augmentation.
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dualtune/config/config.h"
+#include "dualtune/features/feature_set.h"
+#include "dualtune/models/forward_transform.h"
+
+namespace dualtune::engine {
+
+/// Embedding pairs: old N × Do, target (new model) N × Dn, side N × Ds (undefined if none).
+struct EmbeddingPairs {
+  torch::Tensor old, target, side;
+};
+
+struct TransformFitOptions {
+  int64_t epochs = 30;
+  int64_t batch_size = 256;
+  double lr = 5e-4;
+  double weight_decay = 3e-5;
+  double holdout = 0.05;  ///< fraction of pairs kept out of training to measure the MSE
+  uint64_t seed = 0;
+};
+
+struct TransformFit {
+  models::ForwardTransform h{nullptr};  ///< eval mode
+  std::vector<double> train_mse, holdout_mse;  ///< per epoch
+  double holdout_mse_before = 0;  ///< MSE of h at initialisation on the held-out pairs
+};
+
+/// Fits h (Adam, cosine decay, shuffled mini-batches; deterministic for a seed).
+/// log receives one line per epoch.
+TransformFit fit_forward_transform(const EmbeddingPairs& pairs, const models::ForwardTransformSpec& spec,
+                                   const TransformFitOptions& options,
+                                   const std::function<void(const std::string&)>& log);
+
+/// `dualtune transform train`: embeds pairs over cfg's training set with the old and new
+/// models (run directories or TorchScript files) and the side-information model of
+/// transform.side_info if any, fits h, and writes the run directory cfg's output_dir.
+void train_transform_run(const config::Config& cfg, const std::string& old_model, const std::string& new_model,
+                         const std::function<void(const std::string&)>& log);
+
+struct TransformRun {
+  models::ForwardTransform h{nullptr};  ///< eval mode
+  nlohmann::json meta;
+};
+
+/// Loads a transform run directory; errors name the missing or corrupt file.
+TransformRun load_transform_run(const std::string& dir);
+
+/// h applied to n old embeddings (row-major n × Do) and side information (n × Ds, or
+/// nullptr when h has none) -> n × Dn, in batches, without gradients.
+std::vector<float> apply_forward_transform(TransformRun& run, int64_t n, const float* old, const float* side);
+
+/// The FeatureSet `old` (and `side`, same items) mapped by h: same labels, cams, paths and
+/// class names, features n × Dn. Errors name the dimension or item mismatch.
+features::FeatureSet transform_features(TransformRun& run, const features::FeatureSet& old,
+                                        const features::FeatureSet* side);
+
+}  // namespace dualtune::engine
