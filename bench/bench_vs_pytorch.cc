@@ -202,26 +202,30 @@ int main(int argc, char** argv) {
 
   std::printf("\n%-40s %10s   %s\n", "img/s", "median", "rounds");
   for (const auto& n : names) {
+    if (ips[n].empty()) {  // bf16 without bf16 rounds, BEFORE without a binary
+      std::printf("%-40s %10s\n", n.c_str(), "not measured");
+      continue;
+    }
     std::printf("%-40s %10.0f  ", n.c_str(), median(ips[n]));
     for (double v : ips[n]) std::printf(" %.0f", v);
     std::printf("\n");
   }
-  auto ratio = [&](const std::string& a, const std::string& b) {
-    std::vector<double> r;  // per round: both measured minutes apart
+  // Median of the per-round ratios (both measured minutes apart); rows without
+  // measurements of both sides are left out.
+  auto print_ratio = [&](const std::string& label, const std::string& a, const std::string& b) {
+    std::vector<double> r;
     for (size_t i = 0; i < std::min(ips[a].size(), ips[b].size()); ++i) r.push_back(ips[a][i] / ips[b][i]);
-    return median(r);
+    if (!r.empty()) std::printf("  %-50s %.2f\n", label.c_str(), median(r));
   };
   std::printf("\nratios (median of the per-round ratios):\n");
-  std::printf("  dualtune train fp32 / PyTorch fp32 channels-last   %.2f\n", ratio(names[0], names[1]));
-  std::printf("  dualtune train fp32 / PyTorch fp32 default layout  %.2f\n", ratio(names[0], names[2]));
-  std::printf("  dualtune train bf16 / PyTorch bf16                 %.2f\n", ratio(names[3], names[4]));
-  std::printf("  dualtune train bf16 / PyTorch fp32 default layout  %.2f\n", ratio(names[3], names[2]));
-  std::printf("  dualtune train bf16 / dualtune train fp32          %.2f\n", ratio(names[3], names[0]));
-  std::printf("  dualtune extract / PyTorch extract                 %.2f\n", ratio(names[5], names[6]));
-  if (before) {
-    std::printf("  dualtune train fp32 / BEFORE binary fp32           %.2f\n", ratio(names[0], names[7]));
-    std::printf("  BEFORE binary fp32 / PyTorch fp32 channels-last    %.2f\n", ratio(names[7], names[1]));
-  }
+  print_ratio("dualtune train fp32 / PyTorch fp32 channels-last", names[0], names[1]);
+  print_ratio("dualtune train fp32 / PyTorch fp32 default layout", names[0], names[2]);
+  print_ratio("dualtune train bf16 / PyTorch bf16", names[3], names[4]);
+  print_ratio("dualtune train bf16 / PyTorch fp32 default layout", names[3], names[2]);
+  print_ratio("dualtune train bf16 / dualtune train fp32", names[3], names[0]);
+  print_ratio("dualtune extract / PyTorch extract", names[5], names[6]);
+  print_ratio("dualtune train fp32 / BEFORE binary fp32", names[0], names[7]);
+  print_ratio("BEFORE binary fp32 / PyTorch fp32 channels-last", names[7], names[1]);
   std::filesystem::remove_all(tmp);
   return 0;
 }
