@@ -141,14 +141,16 @@ TEST(EmbeddingModel, ChannelsLastWeightsKeepValuesIdentityAndOutputs) {
       if (p.size(1) > 1) EXPECT_FALSE(p.is_contiguous());  // one input channel: both layouts coincide
     }
   EXPECT_EQ(convs, 3);
-  // The same weights in the default layout, in a second model.
-  models::EmbeddingModel plain(spec);
-  {
+  // A model holding `model`'s weights in the default layout.
+  auto default_layout_copy = [&] {
+    models::EmbeddingModel copy(spec);
     torch::NoGradGuard g;
-    auto src = model->parameters(), dst = plain->parameters();
+    auto src = model->parameters(), dst = copy->parameters();
     for (size_t i = 0; i < src.size(); ++i) dst[i].set_data(src[i].detach().contiguous().clone());
-    EXPECT_TRUE(dst[0].is_contiguous());
-  }
+    return copy;
+  };
+  models::EmbeddingModel plain = default_layout_copy();
+  EXPECT_TRUE(plain->parameters()[0].is_contiguous());
   // to_channels_last keeps the parameter objects (the optimizer's references stay valid).
   const auto* before = plain->parameters()[0].unsafeGetTensorImpl();
   const auto values = plain->parameters()[0].detach().clone();
@@ -157,12 +159,7 @@ TEST(EmbeddingModel, ChannelsLastWeightsKeepValuesIdentityAndOutputs) {
   EXPECT_TRUE(plain->parameters()[0].is_contiguous(torch::MemoryFormat::ChannelsLast));
   EXPECT_TRUE(torch::equal(plain->parameters()[0].detach(), values));
   // Outputs and gradients against a model held in the default layout all along.
-  models::EmbeddingModel reference(spec);
-  {
-    torch::NoGradGuard g;
-    auto src = model->parameters(), dst = reference->parameters();
-    for (size_t i = 0; i < src.size(); ++i) dst[i].set_data(src[i].detach().contiguous().clone());
-  }
+  models::EmbeddingModel reference = default_layout_copy();
   const auto x = torch::randn({8, 1, 28, 28});
   const auto e = model->forward(x), r = reference->forward(x);
   EXPECT_LT((e - r).abs().max().item<double>(), 1e-4 * r.abs().max().item<double>());

@@ -144,9 +144,10 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
 
   const auto train_set = data::open_dataset(dataset_spec(cfg));
   const auto& classes = train_set->classes();
+  const std::string precision = cfg.get<std::string>("optim.precision");
   say("training set: " + std::to_string(train_set->size()) + " images, " + std::to_string(classes.size()) +
       " classes; " + std::to_string(threads) + " threads" +
-      (cfg.get<std::string>("optim.precision") == "fp32" ? "" : ", " + cfg.get<std::string>("optim.precision")) +
+      (precision == "fp32" ? "" : ", " + precision) +
       (dist.enabled() ? " per rank, " + std::to_string(dist.world_size()) + " ranks" : ""));
   if (main_rank) {
     cfg.save(paths.config());
@@ -173,7 +174,7 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
                          {"code_version", code_version()},
                          {"provenance", provenance_json()},
                          {"config_hash", hash},
-                         {"precision", cfg.get<std::string>("optim.precision")},
+                         {"precision", precision},
                          {"world_size", dist.world_size()},
                          {"epochs_done", start_epoch},
                          {"complete", false}};
@@ -202,7 +203,6 @@ TrainResult train(const config::Config& cfg, const TrainOptions& options) {
   const int64_t warmup = static_cast<int64_t>(cfg.get<double>("optim.warmup_epochs") * static_cast<double>(iters));
   const auto milestones = cfg.get<std::vector<int64_t>>("optim.milestones");
   const int64_t log_every = std::max<int64_t>(1, cfg.get<int64_t>("log_every"));
-  const std::string precision = cfg.get<std::string>("optim.precision");
 
   std::ofstream log;
   if (main_rank) {
