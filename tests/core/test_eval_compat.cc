@@ -177,8 +177,11 @@ TEST(EvaluateCompatibility, MatrixUpgradesAndVerdict) {
   expect_same(u.new_new, rep.matrix[1][1]);
   expect_same(u.new_old, rep.matrix[1][0]);
   ASSERT_EQ(u.mixed.size(), 3u);
+  // The endpoints are the matrix's cases (MixedGallery.EndpointsEqualNewNewAndNewOldExactly).
   expect_same(u.mixed[0].metrics, u.new_new);
   expect_same(u.mixed[2].metrics, u.new_old);
+  EXPECT_EQ(u.mixed[0].flips.negative_flips, u.flips_new_new.negative_flips);
+  EXPECT_EQ(u.mixed[2].flips.positive_flips, u.flips_new_old.positive_flips);
   EXPECT_EQ(u.mixed[1].old_items, 75);
   const Verdict v = judge_compatibility(u.old_old.map, u.new_new.map, u.new_old.map);
   EXPECT_EQ(u.map.compatible, v.compatible);

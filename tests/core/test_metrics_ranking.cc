@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <random>
 
@@ -212,19 +213,21 @@ TEST(TarAtFar, CountingEqualsSortingEverythingWithTies) {
   }
 }
 
-// add_row (the evaluation's path, counters in registers) counts what add does, pair by
-// pair, and skips excluded items.
+// add_row (the evaluation's path: pairs counted from the roles, scores scanned eight at a
+// time for one inside a window) counts what add does, pair by pair, and skips excluded
+// items. 3003 items: a tail shorter than a group; some scores NaN (an impostor or genuine
+// pair that no window holds).
 TEST(TarAtFar, RowsCountLikePairs) {
   std::mt19937 rng(11);
   std::normal_distribution<float> d(0.2f, 0.3f);
-  const int64_t ng = 3000;
+  const int64_t ng = 3003;
   TarFarCounter survey_pairs, survey_rows;
   TarFarCounter sample;
   std::vector<std::vector<float>> rows(40, std::vector<float>(ng));
   std::vector<std::vector<Role>> roles(40, std::vector<Role>(ng));
   for (size_t q = 0; q < rows.size(); ++q) {
     for (int64_t j = 0; j < ng; ++j) {
-      rows[q][j] = std::round(d(rng) * 512.f) / 512.f;
+      rows[q][j] = rng() % 500 == 0 ? NAN : std::round(d(rng) * 512.f) / 512.f;
       const auto v = rng() % 10;
       roles[q][j] = v < 2 ? P : (v < 9 ? N : X);
       if (roles[q][j] != X) sample.add(rows[q][j], roles[q][j] == P);
@@ -246,6 +249,55 @@ TEST(TarAtFar, RowsCountLikePairs) {
     EXPECT_EQ(b.threshold[f], a.threshold[f]);
     EXPECT_EQ(b.tar[f], a.tar[f]);
   }
+}
+
+// add_row against add, pair by pair, on rows of scores drawn from `palette` and windows
+// of 2 coarse bins from `first_bin`: the windows must resolve every threshold.
+void expect_rows_count_like_pairs(uint32_t first_bin, const std::vector<float>& palette) {
+  std::mt19937 rng(5);
+  const int64_t ng = 1001;
+  TarFarWindows w;
+  for (int t = 0; t < 3; ++t) {
+    w.first[t] = first_bin;
+    w.count[t] = 2;
+  }
+  TarFarCounter pairs(w), by_rows(w);
+  std::vector<float> row(ng);
+  std::vector<Role> roles(ng);
+  for (int q = 0; q < 5; ++q) {
+    for (int64_t j = 0; j < ng; ++j) {
+      row[j] = palette[rng() % palette.size()];
+      const auto v = rng() % 10;
+      roles[j] = v < 2 ? P : (v < 9 ? N : X);
+      if (roles[j] != X) pairs.add(row[j], roles[j] == P);
+    }
+    by_rows.add_row(ng, row.data(), roles.data());
+  }
+  EXPECT_EQ(by_rows.num_impostors(), pairs.num_impostors());
+  const TarFarResult a = pairs.resolve(), b = by_rows.resolve();
+  for (int f = 0; f < 3; ++f) {
+    ASSERT_TRUE(a.resolved[f]) << f;
+    EXPECT_TRUE(b.resolved[f]) << f;
+    EXPECT_EQ(b.threshold[f], a.threshold[f]);
+    EXPECT_EQ(b.tar[f], a.tar[f]);
+  }
+}
+
+// Windows at the bottom of the key range, where key_score gives NaN bit patterns: -inf
+// and -FLT_MAX scores are still counted in them.
+TEST(TarAtFar, RowsCountLikePairsAtTheBottomOfTheKeyRange) {
+  const uint32_t bin = score_key(-INFINITY) >> 16;  // the coarse bin just under -FLT_MAX's
+  ASSERT_TRUE(std::isnan(key_score(bin << 16)));
+  expect_rows_count_like_pairs(bin, {-INFINITY, -FLT_MAX, std::nextafter(-FLT_MAX, 0.f)});
+}
+
+// A score exactly on the lowest key of the windows is counted in them.
+TEST(TarAtFar, RowsCountLikePairsOnTheWindowsLowestKey) {
+  const uint32_t bin = score_key(0.5f) >> 16;
+  ASSERT_EQ(score_key(0.5f), bin << 16);  // 0.5 is that key
+  std::vector<float> palette(50, -0.3f);  // 2 % of the pairs on 0.5: every threshold is 0.5
+  palette[0] = 0.5f;
+  expect_rows_count_like_pairs(bin, palette);
 }
 
 // positive_ranks against the definition, counted by brute force: rank of positive j =

@@ -284,10 +284,18 @@ CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& mod
       MixedPoint p;
       p.old_fraction = r;
       p.old_items = old_item_count(models[i].gallery.n, r);
-      const features::FeatureSet mixed = mixed_gallery(models[i].gallery, models[g].gallery, r, opt.seed);
-      std::vector<Top1> after;
-      p.metrics = evaluate_case(models[i].query, mixed, opt, &after);
-      p.flips = flip_rates(before, after);
+      if (p.old_items == 0 || p.old_items == models[i].gallery.n) {
+        // The whole new or the whole old gallery (mixed_gallery returns it as it is):
+        // that case is in the matrix already.
+        const size_t h = p.old_items == 0 ? i : g;
+        p.metrics = rep.matrix[i][h];
+        p.flips = flip_rates(before, top1[i][h]);
+      } else {
+        const features::FeatureSet mixed = mixed_gallery(models[i].gallery, models[g].gallery, r, opt.seed);
+        std::vector<Top1> after;
+        p.metrics = evaluate_case(models[i].query, mixed, opt, &after);
+        p.flips = flip_rates(before, after);
+      }
       std::ostringstream what;
       what << "query " << u.new_model << " / mixed gallery with " << u.gallery_model << " r=" << r;
       report(what.str(), p.metrics);

@@ -73,29 +73,38 @@ void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScra
   const auto by_rank = [](const auto& x, const auto& y) { return ranked_before(x.first, x.second, y.first, y.second); };
   for (uint32_t b = 0; b < nb; ++b)
     if (start[b + 1] - start[b] > 1) std::sort(pos.begin() + start[b], pos.begin() + start[b + 1], by_rank);
-  // Negatives in buckets past the last positive's are ranked below every positive and
-  // land in one overflow counter, cnt[last + 1].
-  const uint32_t last = bucket(pos.back().first);
+  // Every item's bucket first, in a loop the compiler vectorises; then negatives are
+  // counted per bucket (those in buckets holding positives too: they are not summed
+  // below) and the ones in buckets holding positives listed.
+  auto& bk = scratch.buckets;
+  bk.resize(static_cast<size_t>(ng));
+  uint16_t* bkp = bk.data();
+  for (int64_t k = 0; k < ng; ++k) bkp[k] = static_cast<uint16_t>(bucket(scores[k]));
+  auto& shared = scratch.shared;  // 1 where the bucket holds a positive
+  shared.resize(nb);
+  const uint32_t* st = start.data();
+  for (uint32_t b = 0; b < nb; ++b) shared[b] = st[b] != st[b + 1];
   auto& cnt = scratch.bucket_negatives;
-  cnt.assign(last + 2, 0);
+  cnt.assign(nb, 0);
   auto& mixed = scratch.mixed;  // negatives in buckets that hold positives
   mixed.resize(static_cast<size_t>(ng));
   size_t n_mixed = 0;
-  const uint32_t* st = start.data();
+  const uint8_t* sh = shared.data();
+  uint32_t* cn = cnt.data();
   for (int64_t k = 0; k < ng; ++k) {
-    const uint32_t b = std::min(bucket(scores[k]), last + 1);
+    const uint32_t b = bkp[k];
     const uint32_t neg = roles[k] == Role::kNegative;
-    const uint32_t shared = st[b] != st[b + 1];
     // Branch-free: which way a negative goes is unpredictable where positives and
     // negatives overlap.
-    cnt[b] += neg & (shared ^ 1u);
+    cn[b] += neg;
     mixed[n_mixed] = static_cast<uint32_t>(k);
-    n_mixed += neg & shared;
+    n_mixed += neg & sh[b];
   }
   // before[p] = number of negatives with exactly p positives ranked before them.
   auto& before = scratch.before;
   before.assign(m + 1, 0);
-  for (uint32_t b = 0; b <= last; ++b) before[st[b]] += cnt[b];
+  for (uint32_t b = 0; b < nb; ++b)
+    if (!sh[b]) before[st[b]] += cn[b];
   for (size_t i = 0; i < n_mixed; ++i) {
     const int64_t k = mixed[i];
     const float s = scores[k];

@@ -24,6 +24,8 @@ struct RankScratch {
   std::vector<std::pair<float, int64_t>> positives;
   std::vector<int64_t> before;
   std::vector<uint32_t> positive_index, bucket_start, bucket_negatives, mixed;
+  std::vector<uint16_t> buckets;  ///< per gallery item
+  std::vector<uint8_t> shared;    ///< per bucket: 1 if it holds a positive
 };
 
 /// 1-based ranks of the positives among the valid items, ascending.

@@ -11,6 +11,7 @@
 // OpenBLAS' own thread-count setter: weak, so that linking against another BLAS
 // (netlib libblas, whose cblas.h is the same API) still works; then only OpenMP is set.
 #pragma weak openblas_set_num_threads
+#pragma weak openblas_get_num_threads
 
 namespace dualtune::eval {
 
@@ -33,19 +34,56 @@ int64_t query_block_rows(int64_t ng, int64_t max_block_bytes) {
   return std::max<int64_t>(1, max_block_bytes / row_bytes);
 }
 
+namespace {
+
+// S[:, c0:c1] = Q (rows×d) · G[c0:c1]ᵀ, written with row stride ldc.
+void sgemm_columns(int64_t rows, int64_t c0, int64_t c1, const float* q, const float* g, int64_t d, float* S,
+                   int64_t ldc) {
+  if (c1 <= c0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(c1 - c0),
+              static_cast<int>(d), 1.0f, q, static_cast<int>(d), g + c0 * d, static_cast<int>(d), 0.0f, S + c0,
+              static_cast<int>(ldc));
+}
+
+// OpenBLAS set to one thread for the scope, its count restored after (also on a throw).
+struct SingleThreadedBlas {
+  int saved = 0;
+  SingleThreadedBlas() {
+    if (&openblas_get_num_threads == nullptr || &openblas_set_num_threads == nullptr) return;
+    saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
+  ~SingleThreadedBlas() {
+    if (saved > 0) openblas_set_num_threads(saved);
+  }
+  bool active() const { return saved > 0; }
+};
+
+}  // namespace
+
 void for_each_similarity_block(int64_t nq, const float* q, int64_t ng, const float* g, int64_t d,
                                int64_t max_block_bytes, const SimilarityBlockFn& on_block) {
   DT_CHECK(d > 0, "similarity: expected dimension d > 0, found ", d);
   if (nq == 0) return;
   const int64_t block = std::min(nq, query_block_rows(ng, max_block_bytes));
   std::vector<float> S(static_cast<size_t>(block * std::max<int64_t>(ng, 1)));
+  // With OpenBLAS, each block's GEMM is split by gallery columns over the OpenMP
+  // threads, each running a single-threaded sgemm: the callers rank each block in an
+  // OpenMP region, and OpenBLAS' own pool, which spins after every call, would take
+  // cores from it. Each score is the same dot product whichever way it is split.
+  const int nthreads = omp_get_max_threads();
+  SingleThreadedBlas single;
+  const bool split = nthreads > 1 && single.active() && !omp_in_parallel();
   for (int64_t q0 = 0; q0 < nq; q0 += block) {
     const int64_t rows = std::min(block, nq - q0);
-    if (ng > 0) {
-      // S = Q_block (rows×d) · Gᵀ (d×ng)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(ng),
-                  static_cast<int>(d), 1.0f, q + q0 * d, static_cast<int>(d), g, static_cast<int>(d), 0.0f, S.data(),
-                  static_cast<int>(ng));
+    if (split) {
+#pragma omp parallel num_threads(nthreads)
+      {
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        sgemm_columns(rows, ng * t / nt, ng * (t + 1) / nt, q + q0 * d, g, d, S.data(), ng);
+      }
+    } else {
+      sgemm_columns(rows, 0, ng, q + q0 * d, g, d, S.data(), ng);
     }
     on_block(q0, rows, S.data());
   }

@@ -2,10 +2,29 @@
 
 #include <algorithm>
 #include <cmath>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "dualtune/util/error.h"
 
 namespace dualtune::eval {
+namespace {
+
+/// Whether any of the 8 scores at p is >= floor (NaN never is).
+inline bool any_at_least(const float* p, float floor) {
+#if defined(__SSE2__)
+  const __m128 f = _mm_set1_ps(floor);
+  const __m128 hit = _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(p), f), _mm_cmpge_ps(_mm_loadu_ps(p + 4), f));
+  return _mm_movemask_ps(hit) != 0;
+#else
+  bool any = false;
+  for (int i = 0; i < 8; ++i) any |= p[i] >= floor;
+  return any;
+#endif
+}
+
+}  // namespace
 
 int64_t far_threshold_rank(double far, int64_t num_impostors) {
   DT_CHECK(far >= 0 && far < 1, "TAR@FAR: expected a FAR target in [0, 1), found ", far);
@@ -69,19 +88,29 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
     return;
   }
   // Most pairs score below the lowest window (at least 99% of the impostors, the lowest
-  // window being FAR 1e-2's): the loop only counts them; the few above go the slow way.
+  // window being FAR 1e-2's). The pairs are counted from the roles alone, and the scores
+  // are scanned eight at a time for one at or above the lowest window: only such a group
+  // goes the slow way. key >= lowest <=> s >= key_score(lowest) for non-NaN s; NaN has
+  // the lowest key and fails both.
   uint32_t lowest = 0xFFFFFFFFu;
   for (int t = 0; t < 3; ++t)
     if (width_[t] > 0) lowest = std::min(lowest, lo_[t]);
-  uint64_t n_gen = 0, n_pairs = 0;
+  int64_t n_excluded = 0, n_gen = 0;
   for (int64_t j = 0; j < ng; ++j) {
+    n_excluded += roles[j] == Role::kExcluded;
+    n_gen += roles[j] == Role::kPositive;
+  }
+  num_[0] += ng - n_excluded - n_gen;
+  num_[1] += n_gen;
+  if (lowest == 0xFFFFFFFFu) return;
+  // Keys below -FLT_MAX's are NaN bit patterns: from there on every score is checked.
+  const float floor_score = std::isnan(key_score(lowest)) ? -INFINITY : key_score(lowest);
+  auto slow = [&](int64_t j) {
     const Role r = roles[j];
-    if (r == Role::kExcluded) continue;
-    const bool g = r == Role::kPositive;
+    if (r == Role::kExcluded) return;
     const uint32_t key = score_key(scores[j]);
-    ++n_pairs;
-    n_gen += g;
-    if (key < lowest) continue;
+    if (key < lowest) return;
+    const bool g = r == Role::kPositive;
     for (int t = 0; t < 3; ++t) {
       if (width_[t] == 0) continue;
       const uint32_t off = key - lo_[t];
@@ -91,9 +120,14 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
         ++above_[t][g];
       }
     }
+  };
+  constexpr int64_t kGroup = 8;
+  int64_t j = 0;
+  for (; j + kGroup <= ng; j += kGroup) {
+    if (!any_at_least(scores + j, floor_score)) continue;
+    for (int64_t i = 0; i < kGroup; ++i) slow(j + i);
   }
-  num_[0] += static_cast<int64_t>(n_pairs - n_gen);
-  num_[1] += static_cast<int64_t>(n_gen);
+  for (; j < ng; ++j) slow(j);
 }
 
 void TarFarCounter::merge(const TarFarCounter& other) {
