@@ -115,8 +115,8 @@ void register_serve_command(CLI::App& app) {
   c->add_option("--curve", o->curve, "backfill curve file (curve.json of `gallery curve` or the demo; default "
                                      "DIR/curve/curve.json, else REPORT/transition/curve.json)");
   c->add_option("--threads", o->threads, "HTTP worker threads")->check(CLI::Range(1, 256))->capture_default_str();
-  c->add_option("--backfill-nice", o->backfill_nice, "niceness of a running backfill (0-19): searches get the "
-                                                     "cores first; 0 = equal shares")
+  c->add_option("--backfill-nice", o->backfill_nice, "niceness a running backfill adds to the service's (0-19, "
+                                                     "capped at 19): searches get the cores first; 0 = equal shares")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
   c->add_option("--max-k", o->limits.max_k, "largest k of a search")->check(CLI::PositiveNumber)->capture_default_str();

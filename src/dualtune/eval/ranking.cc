@@ -108,7 +108,7 @@ void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScra
   for (size_t i = 0; i < n_mixed; ++i) {
     const int64_t k = mixed[i];
     const float s = scores[k];
-    const uint32_t b = bucket(s);
+    const uint32_t b = bkp[k];
     // Number of positives ranked before (s, k): lower bound within the bucket, branch-free.
     size_t lo = st[b], len = st[b + 1] - st[b];
     while (len > 0) {

@@ -4,6 +4,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+
 #include "dualtune/serve/http_error.h"
 
 namespace dualtune::serve {
@@ -50,7 +53,14 @@ void BackfillRunner::start(const gallery::BackfillOptions& options, const galler
 void BackfillRunner::run(gallery::BackfillOptions options, gallery::ImageEmbedder* embedder) {
   // On Linux niceness is per thread (PRIO_PROCESS with a thread id), inherited by the
   // threads this one starts; raising it needs no privilege. The thread ends with the run.
-  if (nice_ > 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice_);
+  // `nice_` is added to the thread's own niceness (a service started under `nice -n 10`
+  // backfills at 17 with the default 7, not at 7, above its own searches).
+  if (nice_ > 0) {
+    const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+    errno = 0;
+    const int current = ::getpriority(PRIO_PROCESS, tid);  // -1 is a valid niceness: errno tells
+    if (errno == 0) ::setpriority(PRIO_PROCESS, tid, std::min(19, current + nice_));
+  }
   gallery::BackfillReport rep;
   std::string error;
   try {

@@ -31,7 +31,7 @@ struct BackfillSnapshot {
 
 class BackfillRunner {
  public:
-  /// nice: niceness the backfill thread gives itself (ServiceOptions::backfill_nice).
+  /// nice: niceness the backfill thread adds to its own, at most 19 (ServiceOptions::backfill_nice).
   BackfillRunner(gallery::Gallery& gallery, EmbedderFactory factory, int nice = 0);
   ~BackfillRunner();
   /// Starts backfilling model m (options.model = m.name) in the background: 409 when a

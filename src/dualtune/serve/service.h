@@ -39,8 +39,8 @@ struct ServiceOptions {
   std::string curve_file;
   Limits limits;
   int threads = 8;  ///< HTTP worker threads
-  /// Niceness (0-19) of the backfill's thread and of the threads it starts (image
-  /// decoding): searches and a backfill share the cores, and the scheduler gives a
+  /// Niceness (0-19) the backfill's thread, and the threads it starts (image decoding),
+  /// add to the process's (capped at 19): searches and a backfill share the cores, and the scheduler gives a
   /// thread at nice 10 about a tenth of a nice-0 thread's share when both want a core,
   /// so the searches' tail latency is not set by the backfill. 0 = equal shares.
   int backfill_nice = 10;
