@@ -1,5 +1,6 @@
 // Protocols (leave-one-out, ReID exclusion), dimension mismatch, blockwise evaluation
 // and agreement with a brute-force reference.
+#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -138,6 +139,36 @@ TEST(Blockwise, EqualsSingleBlock) {
   EvalOptions threads1 = rows7;
   threads1.threads = 1;
   expect_same(a, evaluate_case(s, s, threads1));
+}
+
+// With 2 OpenMP threads each block's GEMM is split by gallery columns over them, OpenBLAS
+// set to one thread meanwhile: every score is the dot product it must be, and OpenBLAS'
+// thread count is what it was after the call, also when the callback throws.
+TEST(Blockwise, SplitGemmScoresEveryPairAndRestoresBlasThreads) {
+  const int64_t nq = 37, ng = 101, d = 24;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  std::vector<float> q(nq * d), g(ng * d);
+  for (float& x : q) x = nd(rng);
+  for (float& x : g) x = nd(rng);
+  set_num_threads(2);
+  std::vector<float> S(nq * ng, NAN);
+  for_each_similarity_block(nq, q.data(), ng, g.data(), d, 10 * ng * 4, [&](int64_t q0, int64_t rows, const float* b) {
+    std::copy_n(b, rows * ng, S.data() + q0 * ng);
+  });
+  for (int64_t i = 0; i < nq; ++i) {
+    for (int64_t j = 0; j < ng; ++j) {
+      double dot = 0;
+      for (int64_t k = 0; k < d; ++k) dot += double(q[i * d + k]) * g[j * d + k];
+      ASSERT_NEAR(S[i * ng + j], dot, 1e-4) << i << ", " << j;
+    }
+  }
+  EXPECT_EQ(openblas_get_num_threads(), 2);
+  EXPECT_THROW(for_each_similarity_block(nq, q.data(), ng, g.data(), d, 1,
+                                         [](int64_t, int64_t, const float*) { DT_THROW("stop"); }),
+               dualtune::Error);
+  EXPECT_EQ(openblas_get_num_threads(), 2);
+  set_num_threads(0);
 }
 
 TEST(Evaluate, MatchesBruteForceReference) {
