@@ -6,7 +6,8 @@
 # the merges and orders, the random order under each of SEEDS.
 #   scripts/transition_curve.sh SEED_DIR DATA_DIR OUT [N=4000] [build/dualtune]
 # SEED_DIR: demo_out/<scenario>/seedK (runs old/ and the new models, and features/).
-# Writes OUT/curve_<model>_seed<s>/curve.{md,json}. Defaults: the open-set benchmark.
+# Writes OUT/curve_<model>_seed<s>/curve.{md,json} (one OUT per SEED_DIR). Defaults: the
+# open-set benchmark.
 # Environment (defaults in brackets):
 #   FORMAT [image_folder]  TRAIN_SPLIT [train-new]  TEST_SPLIT [test]  MODELS [bct dual-tuning]
 #   ORDERS [random,uncertainty,oracle]  MERGES [raw,rank,aligned,calibrated]
@@ -22,9 +23,11 @@ MODELS=${MODELS:-bct dual-tuning} ORDERS=${ORDERS:-random,uncertainty,oracle}
 MERGES=${MERGES:-raw,rank,aligned,calibrated} FRACTIONS=${FRACTIONS:-0,0.1,0.25,0.5,0.75,1} SEEDS=${SEEDS:-1 2}
 mkdir -p "$W"; cd "$W"
 dim() { sed -n 's/.*"embedding_dim": *\([0-9]*\).*/\1/p' "$1/meta.json" | head -1; }
+# Training features, kept per (seed directory, split, N): OUT can serve several seeds.
+T=train/$(printf '%s\n' "$R" "$FORMAT" "$TRAIN_SPLIT" "$N" | md5sum | cut -c1-12)
 for m in old $MODELS; do
-  [ -f train/$m/features.npy ] || "$B" extract --model "$R/$m" --format "$FORMAT" --root "$D" --split "$TRAIN_SPLIT" \
-    --limit "$N" --out train/$m --workers 1 --threads 1
+  [ -f $T/$m/features.npy ] || "$B" extract --model "$R/$m" --format "$FORMAT" --root "$D" --split "$TRAIN_SPLIT" \
+    --limit "$N" --out $T/$m --workers 1 --threads 1
 done
 for new in $MODELS; do
   G=$PWD/g_$new
@@ -33,7 +36,7 @@ for new in $MODELS; do
   "$B" gallery import "$G" --model old --features "$R/features/old" --format "$FORMAT" --root "$D" --split "$TEST_SPLIT"
   "$B" gallery rollout "$G" --model new --dim "$(dim "$R/$new")"
   "$B" gallery import "$G" --model new --features "$R/features/$new" --format "$FORMAT" --root "$D" --split "$TEST_SPLIT"
-  "$B" gallery calibrate "$G" --old-features train/old --new-features train/$new
+  "$B" gallery calibrate "$G" --old-features $T/old --new-features $T/$new
   for seed in $SEEDS; do
     "$B" gallery curve "$G" --orders "$ORDERS" --merges "$MERGES" --seed $seed \
       --fractions "$FRACTIONS" --out "$PWD/curve_${new}_seed$seed" --threads 1

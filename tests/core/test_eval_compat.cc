@@ -177,7 +177,9 @@ TEST(EvaluateCompatibility, MatrixUpgradesAndVerdict) {
   expect_same(u.new_new, rep.matrix[1][1]);
   expect_same(u.new_old, rep.matrix[1][0]);
   ASSERT_EQ(u.mixed.size(), 3u);
-  // The endpoints are the matrix's cases (MixedGallery.EndpointsEqualNewNewAndNewOldExactly).
+  // The endpoints (taken from the matrix) equal evaluating the mixed galleries themselves.
+  expect_same(u.mixed[0].metrics, evaluate_case(nw, mixed_gallery(nw, o, 0.0, opt.seed), opt));
+  expect_same(u.mixed[2].metrics, evaluate_case(nw, mixed_gallery(nw, o, 1.0, opt.seed), opt));
   expect_same(u.mixed[0].metrics, u.new_new);
   expect_same(u.mixed[2].metrics, u.new_old);
   EXPECT_EQ(u.mixed[0].flips.negative_flips, u.flips_new_new.negative_flips);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include "dualtune/util/error.h"
 
@@ -12,6 +13,7 @@
 // (netlib libblas, whose cblas.h is the same API) still works; then only OpenMP is set.
 #pragma weak openblas_set_num_threads
 #pragma weak openblas_get_num_threads
+#pragma weak openblas_get_parallel
 
 namespace dualtune::eval {
 
@@ -45,19 +47,30 @@ void sgemm_columns(int64_t rows, int64_t c0, int64_t c1, const float* q, const f
               static_cast<int>(ldc));
 }
 
-// OpenBLAS set to one thread for the scope, its count restored after (also on a throw).
-struct SingleThreadedBlas {
-  int saved = 0;
-  SingleThreadedBlas() {
-    if (&openblas_get_num_threads == nullptr || &openblas_set_num_threads == nullptr) return;
-    saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+// OpenBLAS' pthreads build (openblas_get_parallel() == 1) runs its own worker pool,
+// which spins for a while after every call. (The OpenMP build uses OpenMP's threads and
+// runs single-threaded inside an OpenMP region by itself: nothing to do there.)
+bool pthreads_openblas() {
+  return &openblas_get_parallel != nullptr && &openblas_get_num_threads != nullptr &&
+         &openblas_set_num_threads != nullptr && openblas_get_parallel() == 1;
+}
+
+// S (rows × ng) = Q · Gᵀ split by gallery columns over `nthreads` OpenMP threads, each
+// a single-threaded sgemm. OpenBLAS' thread count is process-wide: it is set to 1 and
+// restored under a mutex, so concurrent callers cannot leave it at 1, and it is restored
+// before the caller's own work on the block (which may call BLAS itself).
+void split_sgemm(int64_t rows, int64_t ng, const float* q, const float* g, int64_t d, float* S, int nthreads) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const int saved = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    sgemm_columns(rows, ng * t / nt, ng * (t + 1) / nt, q, g, d, S, ng);
   }
-  ~SingleThreadedBlas() {
-    if (saved > 0) openblas_set_num_threads(saved);
-  }
-  bool active() const { return saved > 0; }
-};
+  openblas_set_num_threads(saved);
+}
 
 }  // namespace
 
@@ -67,21 +80,16 @@ void for_each_similarity_block(int64_t nq, const float* q, int64_t ng, const flo
   if (nq == 0) return;
   const int64_t block = std::min(nq, query_block_rows(ng, max_block_bytes));
   std::vector<float> S(static_cast<size_t>(block * std::max<int64_t>(ng, 1)));
-  // With OpenBLAS, each block's GEMM is split by gallery columns over the OpenMP
-  // threads, each running a single-threaded sgemm: the callers rank each block in an
-  // OpenMP region, and OpenBLAS' own pool, which spins after every call, would take
-  // cores from it. Each score is the same dot product whichever way it is split.
+  // With the pthreads OpenBLAS, each block's GEMM is split over the OpenMP threads
+  // (split_sgemm): the callers rank each block in an OpenMP region, and OpenBLAS' own
+  // pool, spinning after the GEMM, would take cores from it. Each score is the same dot
+  // product whichever way it is split (up to its last bit).
   const int nthreads = omp_get_max_threads();
-  SingleThreadedBlas single;
-  const bool split = nthreads > 1 && single.active() && !omp_in_parallel();
+  const bool split = nthreads > 1 && !omp_in_parallel() && pthreads_openblas();
   for (int64_t q0 = 0; q0 < nq; q0 += block) {
     const int64_t rows = std::min(block, nq - q0);
     if (split) {
-#pragma omp parallel num_threads(nthreads)
-      {
-        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-        sgemm_columns(rows, ng * t / nt, ng * (t + 1) / nt, q + q0 * d, g, d, S.data(), ng);
-      }
+      split_sgemm(rows, ng, q + q0 * d, g, d, S.data(), nthreads);
     } else {
       sgemm_columns(rows, 0, ng, q + q0 * d, g, d, S.data(), ng);
     }

@@ -91,7 +91,7 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
   // window being FAR 1e-2's). The pairs are counted from the roles alone, and the scores
   // are scanned eight at a time for one at or above the lowest window: only such a group
   // goes the slow way. key >= lowest <=> s >= key_score(lowest) for non-NaN s; NaN has
-  // the lowest key and fails both.
+  // key 0, below every window but one starting at 0.
   uint32_t lowest = 0xFFFFFFFFu;
   for (int t = 0; t < 3; ++t)
     if (width_[t] > 0) lowest = std::min(lowest, lo_[t]);
@@ -103,8 +103,10 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
   num_[0] += ng - n_excluded - n_gen;
   num_[1] += n_gen;
   if (lowest == 0xFFFFFFFFu) return;
-  // Keys below -FLT_MAX's are NaN bit patterns: from there on every score is checked.
+  // Keys below -FLT_MAX's are NaN bit patterns: from there on every score is checked;
+  // a window from key 0 also holds NaN scores (key 0), which no comparison finds.
   const float floor_score = std::isnan(key_score(lowest)) ? -INFINITY : key_score(lowest);
+  const bool every_score = lowest == 0;
   auto slow = [&](int64_t j) {
     const Role r = roles[j];
     if (r == Role::kExcluded) return;
@@ -124,7 +126,7 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
   constexpr int64_t kGroup = 8;
   int64_t j = 0;
   for (; j + kGroup <= ng; j += kGroup) {
-    if (!any_at_least(scores + j, floor_score)) continue;
+    if (!every_score && !any_at_least(scores + j, floor_score)) continue;
     for (int64_t i = 0; i < kGroup; ++i) slow(j + i);
   }
   for (; j < ng; ++j) slow(j);
