@@ -56,30 +56,30 @@ void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScra
     t = t < top ? t : top;
     return static_cast<uint32_t>(static_cast<int32_t>(t));
   };
-  // start[b] = number of positives in buckets < b; start[nb + 1] = m closes the
-  // overflow bucket below. The positives are sorted by a counting sort on the bucket,
-  // then within each bucket (score descending, index ascending).
+  // Every item's bucket, in a loop the compiler vectorises (nb <= 2^16: they fit 16 bits).
+  auto& bk = scratch.buckets;
+  bk.resize(static_cast<size_t>(ng));
+  uint16_t* bkp = bk.data();
+  for (int64_t k = 0; k < ng; ++k) bkp[k] = static_cast<uint16_t>(bucket(scores[k]));
+  // start[b] = number of positives in buckets < b, b = 0..nb (start[nb] = m). The
+  // positives are sorted by a counting sort on the bucket, then within each bucket
+  // (score descending, index ascending).
   auto& start = scratch.bucket_start;
-  start.assign(nb + 2, 0);
-  for (const uint32_t j : pos_index) ++start[bucket(scores[j]) + 1];
-  for (uint32_t b = 0; b <= nb; ++b) start[b + 1] += start[b];
+  start.assign(nb + 1, 0);
+  for (const uint32_t j : pos_index) ++start[bkp[j] + 1];
+  for (uint32_t b = 0; b < nb; ++b) start[b + 1] += start[b];
   auto& pos = scratch.positives;
   pos.resize(m);
   {
     auto& fill = scratch.bucket_negatives;  // next free slot per bucket (reused below)
     fill.assign(start.begin(), start.end() - 1);
-    for (const uint32_t j : pos_index) pos[fill[bucket(scores[j])]++] = {scores[j], j};
+    for (const uint32_t j : pos_index) pos[fill[bkp[j]]++] = {scores[j], j};
   }
   const auto by_rank = [](const auto& x, const auto& y) { return ranked_before(x.first, x.second, y.first, y.second); };
   for (uint32_t b = 0; b < nb; ++b)
     if (start[b + 1] - start[b] > 1) std::sort(pos.begin() + start[b], pos.begin() + start[b + 1], by_rank);
-  // Every item's bucket first, in a loop the compiler vectorises; then negatives are
-  // counted per bucket (those in buckets holding positives too: they are not summed
-  // below) and the ones in buckets holding positives listed.
-  auto& bk = scratch.buckets;
-  bk.resize(static_cast<size_t>(ng));
-  uint16_t* bkp = bk.data();
-  for (int64_t k = 0; k < ng; ++k) bkp[k] = static_cast<uint16_t>(bucket(scores[k]));
+  // Negatives are counted per bucket (those in buckets holding positives too: they are
+  // not summed below) and the ones in buckets holding positives listed.
   auto& shared = scratch.shared;  // 1 where the bucket holds a positive
   shared.resize(nb);
   const uint32_t* st = start.data();

@@ -40,9 +40,10 @@ struct ServiceOptions {
   Limits limits;
   int threads = 8;  ///< HTTP worker threads
   /// Niceness (0-19) the backfill's thread, and the threads it starts (image decoding),
-  /// add to the process's (capped at 19): searches and a backfill share the cores, and the scheduler gives a
-  /// thread at nice 10 about a tenth of a nice-0 thread's share when both want a core,
-  /// so the searches' tail latency is not set by the backfill. 0 = equal shares.
+  /// add to the process's (capped at 19): searches and a backfill share the cores, and
+  /// the scheduler gives a thread at nice 10 about a tenth of a nice-0 thread's share
+  /// when both want a core, so the searches' tail latency is not set by the backfill.
+  /// 0 = equal shares.
   int backfill_nice = 10;
   /// One line per request and per event (start, shutdown); default: none.
   std::function<void(const std::string&)> log;
