@@ -99,7 +99,10 @@ std::string write_backfill_curves(const std::vector<gallery::Curve>& curves, con
   };
   std::ostringstream gp;
   gp << "set title " << gp_str(title) << "\nset xlabel 'fraction of the gallery backfilled'\nset ylabel 'mAP (%)'\n"
-     << "set grid\nset key outside bottom center horizontal box maxcols 2\nset bmargin 9\n"
+     // One key entry per line below the axes (long titles leave gnuplot one column), so
+     // the bottom margin grows with the entries: the x label, the tics and the box need 4.
+     << "set grid\nset key outside bottom center horizontal box maxcols 2\nset bmargin "
+     << 4 + curves.size() + 1 << "\n"
      << "set xrange [-0.02:1.02]\nset xtics 0.1\nplot ";
   for (size_t i = 0; i < curves.size(); ++i) {
     const size_t o = index_of(orders, curves[i].order), m = index_of(merges, curves[i].merge);
