@@ -156,6 +156,10 @@ TEST(Config, ValidationChecksEnumsAndCrossKeyRules) {
   const std::string c = error_of([] { Config::from_string("loss:\n  triplet: 1.0\n"); });
   EXPECT_NE(c.find("'data.sampler': expected 'pk'"), std::string::npos) << c;
   EXPECT_NO_THROW(Config::from_string("loss:\n  triplet: 1.0\ndata:\n  sampler: pk\n"));
+  const std::string d = error_of([] { Config::from_string("compat:\n  proto_margin_unit: meters\n"); });
+  EXPECT_NE(d.find("'compat.proto_margin_unit': expected one of {absolute, spacing}, found 'meters'"),
+            std::string::npos)
+      << d;
 }
 
 TEST(Config, BaseCycleIsAnError) {

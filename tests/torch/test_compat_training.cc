@@ -172,6 +172,36 @@ def forward(self, x):
   }
 }
 
+TEST_F(CompatRun, TheSpacingUnitIsTheOldPrototypesNearestNeighbourDistance) {
+  // Prototypes P[c] = (2c, 0, ..., 0): every class's nearest other prototype is 2 away,
+  // so with proto_margin_unit: spacing the term measures distances in units of 2.
+  engine::Prototypes p;
+  p.matrix = torch::zeros({8, 16});
+  for (int64_t c = 0; c < 8; ++c) p.matrix[c][0] = 2.0 * static_cast<double>(c);
+  p.classes = data::ClassMap({"0", "1", "2", "3", "4", "5", "6", "7"});
+  engine::save_prototypes(dir + "/line_protos", p);
+  const auto x = torch::randn({8, 1, 28, 28});
+  const auto y = torch::arange(8, torch::kInt64);
+  const auto e = torch::randn({8, 16}) * 3;
+  auto model = small_model(8);
+  for (const auto& [unit, u] : std::vector<std::pair<std::string, double>>{{"absolute", 1.0}, {"spacing", 2.0}}) {
+    auto cfg = config::Config::from_string(
+        base_yaml() + "output_dir: " + dir + "/spacing_" + unit + "\n",
+        {"compat.method=dual-tuning", "old.path=" + dir + "/old", "compat.prototypes=" + dir + "/line_protos",
+         "compat.proto_margin=0.5", "compat.proto_margin_unit=" + unit, "compat.n2o_weight=0", "compat.o2n_weight=0"});
+    auto train_set = data::open_dataset(engine::dataset_spec(cfg));
+    engine::Objective objective(cfg, train_set, dir + "/spacing_" + unit, [](const std::string&) {});
+    EXPECT_NEAR(objective.old_models().front().proto_unit, u, 1e-6) << unit;
+    const auto terms = objective.terms(x, e, y, *model);
+    const auto proto = std::find_if(terms.begin(), terms.end(), [](const auto& t) { return t.name == "proto"; });
+    ASSERT_NE(proto, terms.end()) << unit;
+    // Against the loss on hand-scaled inputs: distances / u, margin 0.5 in those units.
+    EXPECT_NEAR(proto->value.item<double>(),
+                compat::prototype_triplet_loss(e / u, p.matrix / u, y, 0.5).item<double>(), 1e-5)
+        << unit;
+  }
+}
+
 TEST_F(CompatRun, PrototypesOfTheWrongWidthAreRefused) {
   // 8 classes named like the training set, but 7 components where the old model has 16.
   engine::Prototypes p;

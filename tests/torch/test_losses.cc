@@ -64,6 +64,33 @@ TEST(PrototypeTriplet, SoftmaxWeightsOverNegatives) {
               4.031059 / 2, 1e-5);
 }
 
+TEST(PrototypeSpacing, MeanDistanceToTheNearestOtherPrototype) {
+  // P0 = (0,0), P1 = (3,4), P2 = (0,1): nearest 1 (P2), √18 = 4.242641 (P2), 1 (P0) -> mean 2.080880.
+  const auto p = t2({0, 0, 3, 4, 0, 1}, 3, 2);
+  EXPECT_NEAR(compat::prototype_spacing(p, 2), (2.0 + std::sqrt(18.0)) / 3, 1e-6);
+  // First component only: (0), (3), (0) -> nearest 0, 3, 0 -> mean 1.
+  EXPECT_NEAR(compat::prototype_spacing(p, 1), 1.0, 1e-9);
+  // It scales with the old space, and in its units the term is scale-free: 10 × (en, P) gives
+  // the same loss, where in absolute units the margin and softmin temperature do not scale.
+  const auto en = t2({0.5f, 0.2f}, 1, 2);
+  EXPECT_NEAR(compat::prototype_spacing(10 * p, 2), 10 * (2.0 + std::sqrt(18.0)) / 3, 1e-5);
+  for (int64_t y : {0, 1, 2}) {
+    const double unit = compat::prototype_spacing(p, 2);
+    const double l1 = compat::prototype_triplet_loss(en, p, labels({y}), 0.3, unit).item<double>();
+    const double l10 = compat::prototype_triplet_loss(10 * en, 10 * p, labels({y}), 0.3, 10 * unit).item<double>();
+    EXPECT_NEAR(l10, l1, 1e-5) << y;
+  }
+  // By hand, en = (0,0), y = 1, in units of u = 2: d = (0, 5, 1) / 2 = (0, 2.5, 0.5),
+  // w ∝ (e^0, e^-0.5) over P0, P2 = (0.622459, 0.377541), Σ w d = 0.188771 -> L = 2.5 − 0.188771 + 0.3 = 2.611229.
+  EXPECT_NEAR(compat::prototype_triplet_loss(t2({0, 0}, 1, 2), p, labels({1}), 0.3, 2.0).item<double>(), 2.611229,
+              1e-5);
+  // More rows than one block of 1,024: x_i = i² on a line, nearest 1 for i = 0 and 2i − 1 for
+  // i ≥ 1, so the mean over n = 1,100 is (1 + 1099²) / 1100.
+  const auto x = torch::arange(1100, torch::kFloat64).pow(2).unsqueeze(1);
+  EXPECT_NEAR(compat::prototype_spacing(x, 1), (1.0 + 1099.0 * 1099.0) / 1100.0, 1e-3);
+  EXPECT_THROW(compat::prototype_spacing(t2({1, 2}, 1, 2), 2), std::exception);
+}
+
 TEST(PrototypeSoftmax, ScaledCosineCrossEntropy) {
   // en = (1,0); cos to P = (1, 0, -1); s = 2 -> logits (2, 0, -2); y = 0:
   // L = log(1 + e^-2 + e^-4) = 0.142932

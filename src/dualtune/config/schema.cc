@@ -67,6 +67,7 @@ compat:
   proto_form: triplet      # triplet | softmax
   proto_weight: 0.1
   proto_margin: 0.3
+  proto_margin_unit: absolute  # absolute (old-space distances) | spacing (in units of the mean nearest-prototype distance)
   proto_scale: 16.0
   prototypes: ""           # precomputed prototypes directory (else computed at start)
   n2o_weight: 0.2

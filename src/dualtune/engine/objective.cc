@@ -71,6 +71,15 @@ OldContext open_old_model(const config::Config& cfg, int64_t index, int64_t coun
     }
     const std::string dir = RunPaths{run_dir}.prototypes() + (index > 0 ? "_" + std::to_string(index) : "");
     if (!dist || dist->is_main()) save_prototypes(dir, ctx.prototypes);
+    if (method == "dual-tuning" && cfg.get<std::string>("compat.proto_form") == "triplet" &&
+        cfg.get<std::string>("compat.proto_margin_unit") == "spacing") {
+      DT_CHECK(ctx.prototypes.matrix.size(0) >= 2, "compat.proto_margin_unit: spacing needs at least 2 classes, the ",
+               who, "'s prototypes have ", ctx.prototypes.matrix.size(0));
+      const auto dn = cfg.get<int64_t>("model.embedding_dim");
+      ctx.proto_unit = compat::prototype_spacing(ctx.prototypes.matrix, dn > 0 ? dn : ctx.prototypes.matrix.size(1));
+      log("prototype distances in units of the " + who + "'s class spacing " + std::to_string(ctx.proto_unit) +
+          " (margin " + std::to_string(cfg.get<double>("compat.proto_margin")) + " of it)");
+    }
   }
 
   ctx.head = ctx.model->head();
@@ -150,7 +159,8 @@ void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const t
     add("proto", cfg_.get<double>("compat.proto_weight"), [&] {
       if (cfg_.get<std::string>("compat.proto_form") == "softmax")
         return compat::prototype_softmax_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_scale"));
-      return compat::prototype_triplet_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_margin"));
+      return compat::prototype_triplet_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_margin"),
+                                            old.proto_unit);
     });
     add("n2o", cfg_.get<double>("compat.n2o_weight"), [&] {
       if (cfg_.get<bool>("compat.n2o_extended")) return compat::bct_loss(e, labels, old.extended);

@@ -6,12 +6,20 @@
 
 namespace dualtune::losses::compat {
 
-/// Form `triplet`, d = Euclidean distance:
+/// Form `triplet`, d = Euclidean distance in units of u (u = 1: old-space units):
 ///   L = mean_i max(0, d(en_i, P[y_i]) − Σ_{k≠y_i} w_ik d(en_i, P[k]) + m),
 ///   w_i = softmax over the negatives k ≠ y_i of −d(en_i, P[k]).
+/// Both the margin m and the softmin's temperature are in units of u.
 /// en: B × Dn, prototypes: C × Do, labels: B (new labels).
 torch::Tensor prototype_triplet_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
-                                     const torch::Tensor& labels, double margin);
+                                     const torch::Tensor& labels, double margin, double unit = 1.0);
+
+/// The old space's class spacing, a unit that follows the old model's embedding scale:
+///   s = (1 / C) Σ_c min_{k≠c} d(P[c], P[k])   over the first k components of P (C ≥ 2).
+/// With u = s the triplet term is scale-free: rescaling the old space (and en with it)
+/// leaves L unchanged, where with u = 1 the margin and the softmin temperature are
+/// fixed distances that a larger old space makes negligible.
+double prototype_spacing(const torch::Tensor& prototypes, int64_t components);
 
 /// Form `softmax`: L = CE(s · cos(en_i, P), y_i).
 torch::Tensor prototype_softmax_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
