@@ -210,6 +210,18 @@ TEST(Config, HashIsStableAndChangesWithAValue) {
   EXPECT_EQ(e.get<int>("threads"), 1);
 }
 
+TEST(Config, TheDefaultsHashAsBeforeLaterKeysExisted) {
+  // Finished runs are reused by hash (a demo resumes them), so a key added to the schema
+  // must leave the hash unchanged at the value that computes what older runs computed
+  // (Config::hash() lists those keys). The literal is the schema defaults' hash from the
+  // code before compat.proto_margin_unit existed (c84805b), which runs of the open-set
+  // and generations studies carry in their meta.json.
+  EXPECT_EQ(Config().hash(), "038edb53f3def146");
+  EXPECT_EQ(Config::from_string("", {"compat.proto_margin_unit=absolute", "optim.precision=fp32"}).hash(),
+            "038edb53f3def146");
+  EXPECT_NE(Config::from_string("", {"compat.proto_margin_unit=spacing"}).hash(), "038edb53f3def146");
+}
+
 TEST(Config, CopiesAreIndependent) {
   Config a;
   Config b = a;

@@ -51,6 +51,23 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   for (size_t pos = 0; (pos = again.find("reusing", pos)) != std::string::npos; ++pos) ++reused;
   EXPECT_EQ(reused, models.size()) << again;
 
+  // An ablation variant (--variant TAG --set ...) reuses the old model, trains
+  // dual-tuning@TAG, and writes its own report, gallery and transition beside the
+  // default's, which it leaves alone.
+  const auto default_curve = read_file(sdir + "/report/transition/curve.md");
+  const auto variant = testdata::run_command(
+      cmd + " --methods dual-tuning --variant sp --set compat.proto_margin_unit=spacing", &status);
+  ASSERT_EQ(status, 0) << variant;
+  EXPECT_NE(variant.find("reusing " + sdir + "/old"), std::string::npos) << variant;
+  EXPECT_NE(variant.find("prototype distances in units of the old model's class spacing"), std::string::npos)
+      << variant;
+  const auto vmeta = nlohmann::json::parse(read_file(sdir + "/dual-tuning@sp/meta.json"));
+  EXPECT_TRUE(vmeta["complete"].get<bool>());
+  EXPECT_NE(read_file(sdir + "/report_sp/transition/curve.md").find("dual-tuning@sp"), std::string::npos);
+  EXPECT_TRUE(fs::exists(sdir + "/gallery_sp/random"));
+  EXPECT_EQ(read_file(sdir + "/report/transition/curve.md"), default_curve);
+  EXPECT_NE(read_file(dir + "/out/default/summary_sp.md").find("| dual-tuning@sp |"), std::string::npos);
+
   // The single commands agree with what the demo did.
   const std::string bin = DUALTUNE_BINARY;
   auto ok = [&](const std::string& c) {

@@ -161,6 +161,7 @@ int run_demo(DemoOptions o) {
       ti.seed_dir = sdir;
       ti.old_name = "old";
       ti.new_name = dual;
+      ti.tag = tag;
       ti.data_root = o.data_root;
       ti.calibration_images = o.quick ? 2000 : 5000;
       ti.threads = o.threads;

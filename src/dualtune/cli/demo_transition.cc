@@ -1,5 +1,6 @@
 #include "dualtune/cli/demo_transition.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +21,9 @@ namespace dualtune::cli {
 
 std::string run_demo_transition(const TransitionInputs& in) {
   const std::string old_run = in.seed_dir + "/" + in.old_name, new_run = in.seed_dir + "/" + in.new_name;
+  // A variant's run is <method>@TAG; a gallery model name has no '@'.
+  std::string new_model = in.new_name;
+  std::replace(new_model.begin(), new_model.end(), '@', '.');
   const auto old_test = features::FeatureSet::load(in.seed_dir + "/features/" + in.old_name);
   const auto new_test = features::FeatureSet::load(in.seed_dir + "/features/" + in.new_name);
   const auto cfg = config::Config::load(old_run + "/config.yml", {"data.root=" + in.data_root});
@@ -46,7 +50,7 @@ std::string run_demo_transition(const TransitionInputs& in) {
   std::vector<gallery::Curve> curves;
   const int steps = 10;
   for (const auto& order : orders) {
-    const std::string dir = in.seed_dir + "/gallery/" + order;
+    const std::string dir = in.seed_dir + "/gallery" + in.tag + "/" + order;
     fs::remove_all(dir);
     gallery::ModelInfo om, nm;
     om.path = old_run;
@@ -63,8 +67,8 @@ std::string run_demo_transition(const TransitionInputs& in) {
                        -1, source});
     }
     g->import_vectors(in.old_name, items, old_test.d, old_test.features.data(), false);
-    g->rollout({in.new_name, new_emb->dim(), new_run, new_emb->fingerprint()});
-    const auto fit = g->fit_transition(in.new_name, old_train.n, old_train.features.data(), new_train.features.data(),
+    g->rollout({new_model, new_emb->dim(), new_run, new_emb->fingerprint()});
+    const auto fit = g->fit_transition(new_model, old_train.n, old_train.features.data(), new_train.features.data(),
                                        new_train.labels.data());
     if (order == orders.front())
       std::printf("   calibration: new/new logit %.2f·s%+.2f, new->old logit %.2f·s%+.2f; uncertainty predictor "
@@ -76,7 +80,7 @@ std::string run_demo_transition(const TransitionInputs& in) {
       mine[m].merge = gallery::merge_name(merges[m]);
     }
     auto measure = [&] {
-      const auto pts = g->evaluate_state(in.new_name, new_test.n, new_test.features.data(), new_test.paths, merges,
+      const auto pts = g->evaluate_state(new_model, new_test.n, new_test.features.data(), new_test.paths, merges,
                                          in.threads);
       for (size_t m = 0; m < merges.size(); ++m) mine[m].points.push_back(pts[m]);
     };
@@ -105,7 +109,7 @@ std::string run_demo_transition(const TransitionInputs& in) {
   }
   const std::string title = "Backfill of '" + in.new_name + "' over '" + in.old_name + "' (" +
                             std::to_string(old_test.n) + " test images, measured after each step)";
-  const std::string out = in.seed_dir + "/report/transition";
+  const std::string out = in.seed_dir + "/report" + in.tag + "/transition";
   report::write_backfill_curves(curves, title, out, std::cerr);
   return "## Gallery transition\n\n" + title + ". Details: `" + out + "/curve.md`, plot `" + out +
          "/plots/backfill_map.png`.\n\n" + report::backfill_curves_markdown(curves);

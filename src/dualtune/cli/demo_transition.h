@@ -12,6 +12,7 @@ namespace dualtune::cli {
 struct TransitionInputs {
   std::string seed_dir;      ///< demo_out/<scenario>/seed<s>: features/<name>, report/
   std::string old_name, new_name;  ///< model names = run directories under seed_dir
+  std::string tag;           ///< "" or "_<variant>": writes gallery<tag>/ and report<tag>/transition
   std::string data_root;
   int64_t calibration_images = 5000;  ///< training images embedded by both models for the fits
   int threads = 0;

@@ -14,6 +14,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
@@ -581,8 +582,11 @@ std::string Config::hash() const {
   Config result_only(*this);
   for (const char* key : {"threads", "log_every"}) result_only.root_.remove(key);
   result_only.root_["data"].remove("workers");
-  // fp32 is what every run computed before the key existed: their hashes stay valid.
-  if (get<std::string>("optim.precision") == "fp32") result_only.root_["optim"].remove("precision");
+  // Keys added after runs were made, at the value that computes what those runs computed,
+  // are left out too, so the hashes of finished runs stay valid (a demo resumes them).
+  for (const auto& [section, key, was] : {std::tuple<const char*, const char*, const char*>{"optim", "precision", "fp32"},
+                                          {"compat", "proto_margin_unit", "absolute"}})
+    if (get<std::string>(std::string(section) + "." + key) == was) result_only.root_[section].remove(key);
   const std::string text = result_only.dump();
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
   for (unsigned char ch : text) {
