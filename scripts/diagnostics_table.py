@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Per-group diagnostics of demo runs, averaged over seeds, as one Markdown table.
 
-    scripts/diagnostics_table.py SCENARIO_DIR [TAG ...]
+    scripts/diagnostics_table.py [--per-seed] SCENARIO_DIR [TAG ...]
 
 SCENARIO_DIR is demo_out/<scenario> (holding seed0/, seed1/, ...). For each TAG ("" for
 the demo's own report/, else report_TAG/ of a --variant run) it reads every seed's
 diagnostics.json (written by `dualtune demo` and `dualtune eval --diagnose`) and prints,
 per new model and group (all classes / seen by the old model / unseen), the mean over
 seeds of new→old mAP and top-1, new/new mAP, the old-space NN margin of new queries and
-the alignment of new class means with old ones. Standard library only.
+the alignment of new class means with old ones. --per-seed: one row per seed (all
+classes), to read differences between models seed by seed. Standard library only.
 """
 import glob
 import json
@@ -17,6 +18,8 @@ import sys
 
 
 def main(argv):
+    per_seed = "--per-seed" in argv
+    argv = [a for a in argv if a != "--per-seed"]
     if len(argv) < 2:
         sys.exit(__doc__)
     root, tags = argv[1], argv[2:] or [""]
@@ -31,8 +34,11 @@ def main(argv):
                 doc = json.load(f)
             for up in doc["upgrades"]:
                 for g in up["groups"]:
-                    rows.setdefault((up["new_model"], g["name"]), []).append(g["values"])
-    print("| model | group | seeds | new→old mAP / top-1 | new/new mAP / top-1 | NN margin of new queries | alignment |")
+                    if per_seed and g["name"] != "all":
+                        continue
+                    group = os.path.basename(os.path.dirname(os.path.dirname(path))) if per_seed else g["name"]
+                    rows.setdefault((up["new_model"], group), []).append(g["values"])
+    print(f"| model | {'seed (all classes)' if per_seed else 'group'} | seeds | new→old mAP / top-1 | new/new mAP / top-1 | NN margin of new queries | alignment |")
     print("|---|---|---|---|---|---|---|")
     mean = lambda vs, f: sum(f(v) for v in vs) / len(vs)
     for (model, group), vs in rows.items():
