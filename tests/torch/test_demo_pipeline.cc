@@ -67,6 +67,13 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   EXPECT_TRUE(fs::exists(sdir + "/gallery_sp/random"));
   EXPECT_EQ(read_file(sdir + "/report/transition/curve.md"), default_curve);
   EXPECT_NE(read_file(dir + "/out/default/summary_sp.md").find("| dual-tuning@sp |"), std::string::npos);
+  // --no-transition: the same runs reused and evaluated, no transition, none in the summary.
+  const auto plain = testdata::run_command(cmd + " --methods dual-tuning --no-transition", &status);
+  ASSERT_EQ(status, 0) << plain;
+  EXPECT_EQ(plain.find("gallery transition"), std::string::npos) << plain;
+  const auto plain_summary = read_file(dir + "/out/default/summary.md");
+  EXPECT_NE(plain_summary.find("| dual-tuning |"), std::string::npos) << plain_summary;
+  EXPECT_EQ(plain_summary.find("Gallery transition"), std::string::npos) << plain_summary;
 
   // The single commands agree with what the demo did.
   const std::string bin = DUALTUNE_BINARY;

@@ -155,7 +155,7 @@ int run_demo(DemoOptions o) {
     report_dirs.push_back(sdir + "/report" + tag);
     // The gallery transition with the Dual-Tuning model (first seed).
     const std::string dual = label("dual-tuning");
-    if (s == o.first_seed &&
+    if (s == o.first_seed && o.transition &&
         std::find(o.methods.begin(), o.methods.end(), "dual-tuning") != o.methods.end()) {
       TransitionInputs ti;
       ti.seed_dir = sdir;
@@ -245,6 +245,9 @@ void register_demo_command(CLI::App& app) {
   cmd->add_option("--first-seed", o->first_seed, "first seed")->capture_default_str();
   cmd->add_flag("--quick", o->quick, "a first look: fewer epochs, training and test subsets");
   cmd->add_flag("--fresh", o->fresh, "retrain even when a finished run with the same config exists");
+  cmd->add_flag("--no-transition", [o](int64_t) { o->transition = false; },
+                "skip the closing gallery transition (ablations, reruns of a seed whose transition exists; "
+                "scripts/transition_curve.sh measures it from the stored features)");
   cmd->add_option("--threads", o->threads, "libtorch threads in all (0 = all cores)")->capture_default_str();
   cmd->add_option("--jobs,-j", o->jobs,
                   "trainings run side by side as child processes, each with threads/jobs threads "

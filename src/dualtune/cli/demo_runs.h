@@ -22,6 +22,7 @@ struct DemoOptions {
   int seeds = 1;
   int first_seed = 0;
   bool quick = false, fresh = false;
+  bool transition = true;  ///< end with the gallery transition (first seed, dual-tuning)
   int threads = 0;
   int jobs = 0;  ///< trainings side by side (0 = auto)
   int64_t eval_limit = 0;
