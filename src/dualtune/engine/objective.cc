@@ -1,5 +1,6 @@
 #include "dualtune/engine/objective.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "dualtune/data/subset.h"
@@ -77,8 +78,10 @@ OldContext open_old_model(const config::Config& cfg, int64_t index, int64_t coun
                who, "'s prototypes have ", ctx.prototypes.matrix.size(0));
       const auto dn = cfg.get<int64_t>("model.embedding_dim");
       ctx.proto_unit = compat::prototype_spacing(ctx.prototypes.matrix, dn > 0 ? dn : ctx.prototypes.matrix.size(1));
-      log("prototype distances in units of the " + who + "'s class spacing " + std::to_string(ctx.proto_unit) +
-          " (margin " + std::to_string(cfg.get<double>("compat.proto_margin")) + " of it)");
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "prototype distances in units of the %s's class spacing %.4g (margin %g of it)",
+                    who.c_str(), ctx.proto_unit, cfg.get<double>("compat.proto_margin"));
+      log(buf);
     }
   }
 
