@@ -34,7 +34,9 @@ variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(tri tri-noproto tri-non2o tri-noo2n sm1 ext-sm1 ext-sm025 ext-sm0 ext-tri01 ext-sm025-mix)
 for v in "${variants[@]}"; do
   [ -n "${V[$v]+x}" ] || { echo "unknown variant $v (known: ${!V[*]})" >&2; exit 2; }
-  sets=()
+  # The ablation was measured with the triplet margin in absolute old-space units (m 0.3),
+  # the default before compat.proto_margin_unit existed; pinned so that it reproduces.
+  sets=(--set compat.proto_margin_unit=absolute --set compat.proto_margin=0.3)
   for kv in ${V[$v]}; do sets+=(--set "$kv"); done
   echo "=== variant $v: ${V[$v]}"
   $B demo --out "$out" --first-seed "$seed" --threads "${THREADS:-0}" --methods dual-tuning --variant "$v" "${sets[@]}"

@@ -66,7 +66,7 @@ TEST(ShippedConfigs, GlyphConfigsDescribeTheOpenSetBenchmarkAndMirrorTheMethods)
     EXPECT_EQ(g.get<std::vector<double>>("data.mean"), old_cfg.get<std::vector<double>>("data.mean")) << name;
     EXPECT_FALSE(g.get<bool>("augment.flip")) << name;
     EXPECT_EQ(g.get<int64_t>("model.embedding_dim"), f.get<int64_t>("model.embedding_dim")) << name;
-    for (const char* key : {"compat.method", "compat.proto_form"})
+    for (const char* key : {"compat.method", "compat.proto_form", "compat.proto_margin_unit"})
       EXPECT_EQ(g.get<std::string>(key), f.get<std::string>(key)) << name << " " << key;
     for (const char* key : {"compat.l2_weight", "compat.bct_weight", "compat.proto_weight", "compat.proto_margin",
                             "compat.proto_scale", "compat.n2o_weight", "compat.o2n_weight", "compat.mix_weight"})
