@@ -6,6 +6,7 @@
 # drives it with puppeteer-core from npm (Node.js/npm; no browser is downloaded).
 # dpkg-dev: dpkg-shlibdeps for `cpack -G DEB`. binutils: readelf in the install test.
 # libsqlite3-dev: the gallery's store. libcpp-httplib-dev: `dualtune serve`.
+# python3-numpy: scripts/centroid_queries.py and its test (analysis, never at run time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
@@ -13,7 +14,7 @@ pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
       dataset-fashion-mnist gnuplot-nox libgloo-dev libsqlite3-dev
       clang-14 libclang-rt-14-dev libomp-14-dev
-      libcpp-httplib-dev chromium dpkg-dev binutils)
+      libcpp-httplib-dev chromium dpkg-dev binutils python3-numpy)
 # Node.js and npm may come from Debian (nodejs, npm) or from elsewhere (NodeSource's
 # nodejs bundles npm): ask Debian only for the commands that are missing.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
