@@ -202,6 +202,31 @@ TEST_F(CompatRun, TheSpacingUnitIsTheOldPrototypesNearestNeighbourDistance) {
   }
 }
 
+TEST_F(CompatRun, TheRegressFormPullsEachEmbeddingOntoItsClassPrototypeDirection) {
+  // Prototypes P[c] = e_c (unit vector c): with proto_form: regress the term is
+  // mean_i (2 − 2 cos(e_i, P[y_i])) = mean_i (2 − 2 e_i[y_i] / |e_i|).
+  engine::Prototypes p;
+  p.matrix = torch::eye(8, 16);
+  p.classes = data::ClassMap({"0", "1", "2", "3", "4", "5", "6", "7"});
+  engine::save_prototypes(dir + "/axis_protos", p);
+  auto cfg = config::Config::from_string(
+      base_yaml() + "output_dir: " + dir + "/regress\n",
+      {"compat.method=dual-tuning", "old.path=" + dir + "/old", "compat.prototypes=" + dir + "/axis_protos",
+       "compat.proto_form=regress", "compat.n2o_weight=0", "compat.o2n_weight=0"});
+  auto train_set = data::open_dataset(engine::dataset_spec(cfg));
+  engine::Objective objective(cfg, train_set, dir + "/regress", [](const std::string&) {});
+  const auto y = torch::tensor(std::vector<int64_t>{3, 0, 7, 3});
+  const auto e = torch::randn({4, 16});
+  auto model = small_model(8);
+  const auto terms = objective.terms(torch::randn({4, 1, 28, 28}), e, y, *model);
+  const auto proto = std::find_if(terms.begin(), terms.end(), [](const auto& t) { return t.name == "proto"; });
+  ASSERT_NE(proto, terms.end());
+  double expected = 0;
+  for (int64_t i = 0; i < 4; ++i)
+    expected += 2 - 2 * e[i][y[i].item<int64_t>()].item<double>() / e[i].norm().item<double>();
+  EXPECT_NEAR(proto->value.item<double>(), expected / 4, 1e-5);
+}
+
 TEST_F(CompatRun, PrototypesOfTheWrongWidthAreRefused) {
   // 8 classes named like the training set, but 7 components where the old model has 16.
   engine::Prototypes p;

@@ -99,6 +99,24 @@ TEST(PrototypeSoftmax, ScaledCosineCrossEntropy) {
               std::log(1 + std::exp(-2.0) + std::exp(-4.0)), 1e-6);
 }
 
+TEST(PrototypeRegression, SquaredDistanceOfDirectionsToTheClassPrototype) {
+  // P = (5,0), (0,3), (-2,0). Sample 1: en = (2,2), y = 1: cos 1/√2 -> 2 − √2.
+  // Sample 2: en = (0,-1), y = 2: cos 0 -> 2. Sample 3: en = (7,0), y = 0: 0.
+  // mean = (4 − √2) / 3; the scale of en and of P does not matter.
+  const auto p = t2({5, 0, 0, 3, -2, 0}, 3, 2);
+  const auto en = t2({2, 2, 0, -1, 7, 0}, 3, 2).requires_grad_();
+  const auto loss = compat::prototype_regression_loss(en, p, labels({1, 2, 0}));
+  EXPECT_NEAR(loss.item<double>(), (4 - std::sqrt(2.0)) / 3, 1e-6);
+  loss.backward();
+  // d/den of (2 − 2 cos(en, p))/3 at en = (7,0), p ∥ en: zero; at (0,-1) against (−1,0):
+  // −(2/3) (p̂ − cos · ên)/|en| = −(2/3)(−1, 0) = (2/3, 0).
+  EXPECT_NEAR(en.grad()[2].abs().sum().item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(en.grad()[1][0].item<double>(), 2.0 / 3.0, 1e-6);
+  EXPECT_NEAR(en.grad()[1][1].item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(compat::prototype_regression_loss(10 * en.detach(), 0.1 * p, labels({1, 2, 0})).item<double>(),
+              (4 - std::sqrt(2.0)) / 3, 1e-6);
+}
+
 TEST(L2Compat, NormalisedSquaredDistance) {
   // sample 1: (1,0) vs (0,1) -> 2;  sample 2: (2,0) vs (5,0) -> normalised equal -> 0. mean 1.
   EXPECT_NEAR(compat::l2_loss(t2({1, 0, 2, 0}, 2, 2), t2({0, 1, 5, 0}, 2, 2)).item<double>(), 1.0, 1e-6);

@@ -549,7 +549,7 @@ void Config::validate() const {
   one_of("optim.schedule", {"cosine", "multistep", "constant"});
   one_of("optim.precision", {"fp32", "bf16"});
   one_of("compat.method", {"independent", "l2", "bct", "dual-tuning"});
-  one_of("compat.proto_form", {"triplet", "softmax"});
+  one_of("compat.proto_form", {"triplet", "softmax", "regress"});
   one_of("compat.proto_margin_unit", {"absolute", "spacing"});
 
   const std::string method = str("compat.method");

@@ -64,7 +64,7 @@ compat:
   l2_weight: 1.0
   bct_weight: 1.0
   bct_rescale: true        # rescale synthesized rows to the mean norm of learned rows
-  proto_form: triplet      # triplet | softmax
+  proto_form: triplet      # triplet | softmax | regress (losses/compat/prototype.h)
   proto_weight: 0.1
   proto_margin: 0.3
   proto_margin_unit: absolute  # absolute (old-space distances) | spacing (in units of the mean nearest-prototype distance)

@@ -160,8 +160,10 @@ void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const t
   } else {  // dual-tuning
     const auto old_targets = compat::map_labels(labels, old.n2o);
     add("proto", cfg_.get<double>("compat.proto_weight"), [&] {
-      if (cfg_.get<std::string>("compat.proto_form") == "softmax")
+      const auto form = cfg_.get<std::string>("compat.proto_form");
+      if (form == "softmax")
         return compat::prototype_softmax_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_scale"));
+      if (form == "regress") return compat::prototype_regression_loss(e, old.prototypes.matrix, labels);
       return compat::prototype_triplet_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_margin"),
                                             old.proto_unit);
     });

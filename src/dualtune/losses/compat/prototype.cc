@@ -1,6 +1,7 @@
 #include "dualtune/losses/compat/prototype.h"
 
 #include "dualtune/losses/compat/head.h"
+#include "dualtune/losses/compat/l2.h"
 
 namespace F = torch::nn::functional;
 
@@ -43,6 +44,11 @@ torch::Tensor prototype_softmax_loss(const torch::Tensor& en, const torch::Tenso
   const auto x = F::normalize(first_components(en, k), F::NormalizeFuncOptions().dim(1));
   const auto p = F::normalize(first_components(prototypes, k), F::NormalizeFuncOptions().dim(1));
   return F::cross_entropy(scale * torch::mm(x, p.t()), labels);
+}
+
+torch::Tensor prototype_regression_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
+                                        const torch::Tensor& labels) {
+  return l2_loss(en, prototypes.index_select(0, labels));
 }
 
 }  // namespace dualtune::losses::compat

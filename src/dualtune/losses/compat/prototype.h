@@ -25,4 +25,14 @@ double prototype_spacing(const torch::Tensor& prototypes, int64_t components);
 torch::Tensor prototype_softmax_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
                                      const torch::Tensor& labels, double scale);
 
+/// Form `regress`: the new embedding regressed onto the direction of its class's old
+/// prototype, with no negatives and no margin, so it does not switch off once classes
+/// are separated (the triplet form does, on 1,500 classes: docs/RESULTS.md):
+///   L = mean_i ‖en_i/|en_i| − P[y_i]/|P[y_i]|‖² = mean_i (2 − 2 cos(en_i, P[y_i])).
+/// The class-centre alignment of LCE (Meng et al., "Learning Compatible Embeddings",
+/// ICCV 2021) without its transformation; the L2 baseline's loss with the class's old
+/// centroid as the target in place of the image's own old embedding.
+torch::Tensor prototype_regression_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
+                                        const torch::Tensor& labels);
+
 }  // namespace dualtune::losses::compat
