@@ -13,7 +13,12 @@ other gallery images of its class: the leave-one-out protocol drops item i from 
 gallery, and q_i does not contain f_i. It measures how much of the gap between new→old
 and new/new is left to a query-side model; it is not an upper bound on mAP.
 
-Usage: scripts/centroid_queries.py IN_DIR OUT_DIR      (needs python3-numpy)
+Given a new model's features instead (with --components K, the K components eval
+compares with an old model of width K), the centroid→old cell separates the two parts of
+that gap: where the new model places each class's mean (centroids of its own embeddings)
+and how far single images scatter around it (its new→old cell minus this one).
+
+Usage: scripts/centroid_queries.py [--components K] IN_DIR OUT_DIR      (needs python3-numpy)
 """
 import os
 import shutil
@@ -36,13 +41,21 @@ def centroid_queries(features, labels):
 
 
 def main(argv):
-    if len(argv) != 3:
+    args = argv[1:]
+    components = 0
+    if len(args) == 4 and args[0] == "--components" and args[1].isdigit() and int(args[1]) > 0:
+        components, args = int(args[1]), args[2:]
+    if len(args) != 2:
         sys.exit(__doc__.strip().splitlines()[-1])
-    src, dst = argv[1], argv[2]
+    src, dst = args
     features = np.load(os.path.join(src, "features.npy"))
     labels = np.load(os.path.join(src, "labels.npy"))
     if features.ndim != 2 or labels.shape != (features.shape[0],) or labels.min() < 0:
         sys.exit(f"{src}: expected features N x D and N labels >= 0, found {features.shape} and {labels.shape}")
+    if components > features.shape[1]:
+        sys.exit(f"{src}: --components {components} asked for, the features have {features.shape[1]}")
+    if components:
+        features = features[:, :components]
     try:
         queries = centroid_queries(features.astype(np.float64), labels)
     except ValueError as e:

@@ -19,8 +19,8 @@ def write_features(d, features, labels):
         f.write("".join(f"img{i}.png\n" for i in range(len(labels))))
 
 
-def run(src, dst):
-    return subprocess.run([sys.executable, SCRIPT, src, dst], capture_output=True, text=True)
+def run(src, dst, *options):
+    return subprocess.run([sys.executable, SCRIPT, *options, src, dst], capture_output=True, text=True)
 
 
 class CentroidQueries(unittest.TestCase):
@@ -51,6 +51,16 @@ class CentroidQueries(unittest.TestCase):
         with open(os.path.join(self.dst, "paths.txt")) as f:
             self.assertEqual(f.read().split(), [f"img{i}.png" for i in range(5)])
         self.assertEqual(sorted(n for n in os.listdir(self.tmp.name) if n.startswith(".")), [])
+
+    def test_components_crops_before_normalising(self):
+        # First component only: class 0 is (3), (-1), (2) -> units 1, -1, 1.
+        write_features(self.src, [[3, 9], [-1, 0], [2, -4]], [0, 0, 0])
+        p = run(self.src, self.dst, "--components", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        np.testing.assert_allclose(np.load(os.path.join(self.dst, "features.npy")), [[0], [1], [0]], atol=1e-6)
+        p = run(self.src, self.dst, "--components", "3")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--components 3 asked for, the features have 2", p.stderr)
 
     def test_a_class_of_one_item_is_an_error_and_writes_nothing(self):
         write_features(self.src, [[1, 0], [0, 1], [1, 1]], [0, 0, 1])
