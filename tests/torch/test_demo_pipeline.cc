@@ -56,7 +56,8 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
   // default's, which it leaves alone.
   const auto default_curve = read_file(sdir + "/report/transition/curve.md");
   const auto variant = testdata::run_command(
-      cmd + " --methods dual-tuning --variant sp --set compat.proto_margin_unit=spacing", &status);
+      cmd + " --methods dual-tuning --variant sp --set compat.proto_form=triplet --set compat.proto_margin_unit=spacing",
+      &status);
   ASSERT_EQ(status, 0) << variant;
   EXPECT_NE(variant.find("reusing " + sdir + "/old"), std::string::npos) << variant;
   EXPECT_NE(variant.find("prototype distances in units of the old model's class spacing"), std::string::npos)
