@@ -3,7 +3,7 @@
 // store must not be the bottleneck: a backfill embeds exactly what extract embeds and
 // additionally commits every batch (one SQLite transaction, fsync) and keeps the plan.
 //   extract   engine::extract_features (loader threads + inference), as `dualtune extract`
-//   backfill  Gallery::backfill with the gallery embedder (engine/gallery_embedder.h),
+//   backfill  Gallery::backfill with the gallery embedder (engine/torch_image_embedder.h),
 //             from a gallery whose old vectors were imported, batch 256
 // Each is run `reps` times alternately; the best of each is reported.
 //
@@ -21,8 +21,8 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
-#include "dualtune/engine/gallery_embedder.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/engine/torch_image_embedder.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/util/install_paths.h"

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "dualtune/gallery/embedder.h"
+#include "dualtune/gallery/image_embedder.h"
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/gallery/store.h"
 

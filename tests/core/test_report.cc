@@ -9,8 +9,9 @@
 #include <cstring>
 #include <sstream>
 
+#include "dualtune/app/run_eval.h"
 #include "dualtune/eval/evaluate.h"
-#include "dualtune/eval/run_eval.h"
+#include "dualtune/eval/mixed_gallery.h"
 #include "dualtune/features/npy.h"
 #include "dualtune/report/report.h"
 #include "dualtune/report/svg.h"
@@ -123,13 +124,13 @@ TEST(RunEval, LoadsFeatureDirsAndWritesReport) {
   const std::string dir = temp_dir("run");
   model(80, 6, 1, 1.5f).save(dir + "/old");
   model(80, 8, 2, 1.0f).save(dir + "/new");
-  eval::EvalCliOptions opt;
+  app::EvalCliOptions opt;
   opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
   opt.out_dir = dir + "/out";
   opt.mixed = "0,0.5,1";
   opt.topk = 3;
   std::ostringstream out;
-  EXPECT_EQ(eval::run_eval(opt, out), 0);
+  EXPECT_EQ(app::run_eval(opt, out), 0);
   EXPECT_NE(out.str().find("| query \\ gallery | old | new |"), std::string::npos) << out.str();
   EXPECT_NE(out.str().find("report: " + dir + "/out/report.md"), std::string::npos);
   EXPECT_TRUE(fs::exists(dir + "/out/report.json"));
@@ -148,14 +149,14 @@ TEST(RunEval, DiagnoseWritesPerClassFilesThatAgreeWithTheReport) {
   model(80, 6, 1, 1.5f).save(dir + "/old");
   model(80, 8, 2, 1.0f).save(dir + "/new");
   write_text_atomic(dir + "/seen.json", R"({"classes": ["0", "1"]})");  // the feature sets name labels 0-4
-  eval::EvalCliOptions opt;
+  app::EvalCliOptions opt;
   opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
   opt.out_dir = dir + "/out";
   opt.mixed = "0,1";
   opt.diagnose = true;
   opt.seen_classes = dir + "/seen.json";
   std::ostringstream out;
-  EXPECT_EQ(eval::run_eval(opt, out), 0);
+  EXPECT_EQ(app::run_eval(opt, out), 0);
   EXPECT_NE(out.str().find("diagnostics: " + dir + "/out/diagnostics.md"), std::string::npos) << out.str();
   const auto rep = nlohmann::json::parse(read_file(dir + "/out/report.json"));
   const auto diag = nlohmann::json::parse(read_file(dir + "/out/diagnostics.json"));
@@ -177,20 +178,20 @@ TEST(RunEval, DiagnoseWritesPerClassFilesThatAgreeWithTheReport) {
   // loo only; --seen-classes only with --diagnose.
   opt.protocol = "reid";
   opt.features = {"old=" + dir + "/old," + dir + "/old", "new=" + dir + "/new," + dir + "/new"};
-  EXPECT_THROW(eval::run_eval(opt, out), Error);
+  EXPECT_THROW(app::run_eval(opt, out), Error);
   opt.protocol = "loo";
   opt.features = {"old=" + dir + "/old", "new=" + dir + "/new"};
   opt.diagnose = false;
-  EXPECT_THROW(eval::run_eval(opt, out), Error);
+  EXPECT_THROW(app::run_eval(opt, out), Error);
   fs::remove_all(dir);
 }
 
 TEST(RunEval, RejectsBadOptions) {
-  EXPECT_EQ(eval::parse_feature_spec("m=a,b", "reid").gallery_dir, "b");
-  EXPECT_EQ(eval::parse_feature_spec("m=dir", "loo").query_dir, "dir");
-  EXPECT_THROW(eval::parse_feature_spec("nodir", "loo"), Error);
-  EXPECT_THROW(eval::parse_feature_spec("m=a,b", "loo"), Error);
-  EXPECT_THROW(eval::parse_feature_spec("m=a", "reid"), Error);
+  EXPECT_EQ(app::parse_feature_spec("m=a,b", "reid").gallery_dir, "b");
+  EXPECT_EQ(app::parse_feature_spec("m=dir", "loo").query_dir, "dir");
+  EXPECT_THROW(app::parse_feature_spec("nodir", "loo"), Error);
+  EXPECT_THROW(app::parse_feature_spec("m=a,b", "loo"), Error);
+  EXPECT_THROW(app::parse_feature_spec("m=a", "reid"), Error);
   EXPECT_EQ(eval::parse_fractions("0,0.25,1"), (std::vector<double>{0, 0.25, 1}));
   try {
     eval::parse_fractions("0,x,1");
@@ -199,9 +200,9 @@ TEST(RunEval, RejectsBadOptions) {
     EXPECT_NE(std::string(e.what()).find("found 'x'"), std::string::npos);
   }
   EXPECT_THROW(eval::parse_fractions("0,1.5"), Error);
-  eval::EvalCliOptions opt;
+  app::EvalCliOptions opt;
   opt.out_dir = temp_dir("bad");
-  EXPECT_THROW(eval::run_eval(opt, std::cout), Error);  // no --features
+  EXPECT_THROW(app::run_eval(opt, std::cout), Error);  // no --features
   fs::remove_all(opt.out_dir);
 }
 
@@ -210,13 +211,13 @@ TEST(RunEval, LineageReportNamesEachPairAndTheGenerationGalleries) {
   model(90, 6, 1, 1.5f).save(dir + "/v1");
   model(90, 8, 2, 1.2f).save(dir + "/v2");
   model(90, 10, 3, 1.0f).save(dir + "/v3");
-  eval::EvalCliOptions opt;
+  app::EvalCliOptions opt;
   opt.features = {"v1=" + dir + "/v1", "v2=" + dir + "/v2", "v3=" + dir + "/v3"};
   opt.out_dir = dir + "/out";
   opt.mixed = "0,1";
   opt.lineage = "v1,v2,v3";
   std::ostringstream out;
-  ASSERT_EQ(eval::run_eval(opt, out), 0);
+  ASSERT_EQ(app::run_eval(opt, out), 0);
   const auto doc = nlohmann::json::parse(read_file(dir + "/out/report.json"));
   ASSERT_EQ(doc["upgrades"].size(), 3u);
   EXPECT_EQ(doc["upgrades"][1]["new_model"], "v3");
@@ -246,13 +247,13 @@ TEST(RunEval, LineageReportNamesEachPairAndTheGenerationGalleries) {
   opt.upgrades = {"v3:v1:v2"};
   opt.out_dir = dir + "/out2";
   std::ostringstream out2;
-  ASSERT_EQ(eval::run_eval(opt, out2), 0);
+  ASSERT_EQ(app::run_eval(opt, out2), 0);
   EXPECT_NE(out2.str().find("| v3→v2 | new→old |"), std::string::npos) << out2.str();
-  EXPECT_EQ(eval::parse_upgrade_spec("a:b").gallery, "");
-  EXPECT_EQ(eval::parse_upgrade_spec("a:b:c").gallery, "c");
-  for (const char* bad : {"a", "a:", ":b", "a:b:c:d", "a::c"}) EXPECT_THROW(eval::parse_upgrade_spec(bad), Error) << bad;
+  EXPECT_EQ(app::parse_upgrade_spec("a:b").gallery, "");
+  EXPECT_EQ(app::parse_upgrade_spec("a:b:c").gallery, "c");
+  for (const char* bad : {"a", "a:", ":b", "a:b:c:d", "a::c"}) EXPECT_THROW(app::parse_upgrade_spec(bad), Error) << bad;
   opt.lineage = "v1,v2";
-  EXPECT_THROW(eval::run_eval(opt, out2), Error);  // --lineage and --upgrade together
+  EXPECT_THROW(app::run_eval(opt, out2), Error);  // --lineage and --upgrade together
   fs::remove_all(dir);
 }
 

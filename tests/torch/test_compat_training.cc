@@ -44,7 +44,7 @@ struct Routing : ::testing::Test {
   torch::Tensor y = torch::tensor(std::vector<int64_t>{0, 1, 2, 3, 0, 1});
   torch::Tensor old_targets = torch::tensor(std::vector<int64_t>{0, 1, -1, -1, 0, 1});
   torch::Tensor eo = torch::randn({6, 12});  // old embeddings (Do = 12 < Dn = 16)
-  compat::ClassHead wo{torch::randn({2, 12}), false, 1.0};
+  models::ClassHead wo{torch::randn({2, 12}), false, 1.0};
 };
 
 }  // namespace

@@ -29,12 +29,12 @@
 #include "dualtune/engine/distributed.h"
 #include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/features/npy.h"
 #include "dualtune/models/embedding_model.h"
 #include "dualtune/util/atomic_file.h"
+#include "dualtune/util/run_dir.h"
 #include "tiny_data.h"
 
 extern char** environ;

@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "dualtune/config/config.h"
-#include "dualtune/engine/forward_transform.h"
 #include "dualtune/engine/trainer.h"
+#include "dualtune/engine/transform_run.h"
 #include "dualtune/features/feature_set.h"
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/util/error.h"

@@ -139,7 +139,7 @@ TEST(DimensionMismatch, ComparesFirstMinComponentsBothWays) {
 TEST(BctExtendedClassifier, SynthesizedRowsRescaledToMeanLearnedNorm) {
   // Wo rows (1,0), (0,2): mean norm 1.5. New classes a, b, c; old knows b (0) and a (1).
   // Unknown c has prototype (3,4) (norm 5) -> rescaled (3,4)/5*1.5 = (0.9, 1.2).
-  compat::ClassHead wo;
+  models::ClassHead wo;
   wo.weight = t2({1, 0, 0, 2}, 2, 2);
   const auto protos = t2({9, 9, 9, 9, 3, 4}, 3, 2);
   const std::vector<int64_t> n2o{1, 0, -1};
@@ -158,7 +158,7 @@ TEST(BctExtendedClassifier, SynthesizedRowsRescaledToMeanLearnedNorm) {
 TEST(N2oLoss, OnlySamplesKnownToTheOldModel) {
   // Old head rows (1,0), (0,1); sample 0 maps to old label 0, sample 1 is unknown (-1).
   // Only sample 0 counts: logits (1, 0) -> CE = log(1 + e^-1).
-  compat::ClassHead wo;
+  models::ClassHead wo;
   wo.weight = t2({1, 0, 0, 1}, 2, 2);
   EXPECT_NEAR(compat::n2o_loss(t2({1, 0, 0, 9}, 2, 2), wo, labels({0, -1})).item<double>(), std::log(1 + std::exp(-1.0)),
               1e-6);

@@ -9,10 +9,10 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/engine/objective.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/features/npy.h"
+#include "dualtune/util/run_dir.h"
 #include "tiny_data.h"
 
 using namespace dualtune;
@@ -133,9 +133,9 @@ TEST_F(MultiOld, GradientsReachOnlyTheNewModel) {
 TEST_F(MultiOld, TrainingRecordsEveryOldModelsHash) {
   const auto cfg = config("l2", "[{path: " + dir + "/v2}, {path: " + dir + "/v1}]", "l2_both");
   engine::train(cfg, {false, true});
-  const auto meta = engine::read_meta(dir + "/l2_both");
+  const auto meta = read_meta(dir + "/l2_both");
   ASSERT_TRUE(meta.contains("old_config_hashes"));
-  EXPECT_EQ(meta["old_config_hashes"][0], engine::read_meta(dir + "/v2")["config_hash"]);
-  EXPECT_EQ(meta["old_config_hashes"][1], engine::read_meta(dir + "/v1")["config_hash"]);
+  EXPECT_EQ(meta["old_config_hashes"][0], read_meta(dir + "/v2")["config_hash"]);
+  EXPECT_EQ(meta["old_config_hashes"][1], read_meta(dir + "/v1")["config_hash"]);
   EXPECT_EQ(meta["old_config_hash"], meta["old_config_hashes"][0]);
 }

@@ -12,6 +12,7 @@
 #include "dualtune/config/config.h"
 #include "dualtune/data/class_map.h"
 #include "dualtune/engine/extract.h"
+#include "dualtune/engine/open_old_model.h"
 #include "dualtune/engine/prototypes.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
@@ -48,8 +49,8 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a 
 }  // namespace
 
 TEST_F(OnnxOldModel, EmbeddingsMatchTheTorchScriptExportTo1e5) {
-  auto onnx = models::OldModel::open(fixture("tiny.onnx"), classes());
-  auto script = models::OldModel::open(fixture("tiny.pt"), classes());
+  auto onnx = engine::open_old_model(fixture("tiny.onnx"), classes());
+  auto script = engine::open_old_model(fixture("tiny.pt"), classes());
   torch::manual_seed(3);
   for (int64_t batch : {1, 7, 64}) {  // the batch axis is dynamic in the export
     const auto x = torch::randn({batch, 1, 28, 28});
@@ -73,7 +74,7 @@ TEST_F(OnnxOldModel, CorruptFileIsAClearErrorBeforeAnyWork) {
   const std::string bad = dir + "/garbage.onnx";
   std::ofstream(bad, std::ios::binary) << "\x08\x07 this is not an ONNX protobuf \xff\xfe";
   try {
-    models::OldModel::open(bad, classes());
+    engine::open_old_model(bad, classes());
     FAIL() << "corrupt ONNX accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot load ONNX old model " + bad + " (expected an ONNX model file)"),
@@ -91,7 +92,7 @@ TEST_F(OnnxOldModel, CorruptFileIsAClearErrorBeforeAnyWork) {
   EXPECT_EQ(out.find("epoch 1/"), std::string::npos) << out;
   // An ONNX old model without its class map.
   try {
-    models::OldModel::open(fixture("tiny.onnx"));
+    engine::open_old_model(fixture("tiny.onnx"));
     FAIL() << "ONNX old model without class map accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("needs its class map"), std::string::npos) << e.what();
@@ -99,7 +100,7 @@ TEST_F(OnnxOldModel, CorruptFileIsAClearErrorBeforeAnyWork) {
 }
 
 TEST_F(OnnxOldModel, OutputThatIsNotBxDIsAClearError) {
-  auto m = models::OldModel::open(fixture("tiny_feature_map.onnx"), classes());
+  auto m = engine::open_old_model(fixture("tiny_feature_map.onnx"), classes());
   try {
     m->embed(torch::randn({4, 1, 28, 28}));
     FAIL() << "a B × 4 × 14 × 14 output was accepted as an embedding";
@@ -110,7 +111,7 @@ TEST_F(OnnxOldModel, OutputThatIsNotBxDIsAClearError) {
         << e.what();
   }
   // An input the network cannot take (3 channels for a 1-channel convolution).
-  auto good = models::OldModel::open(fixture("tiny.onnx"), classes());
+  auto good = engine::open_old_model(fixture("tiny.onnx"), classes());
   try {
     good->embed(torch::randn({2, 3, 28, 28}));
     FAIL() << "wrong channel count accepted";

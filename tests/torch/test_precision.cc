@@ -13,9 +13,9 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/engine/precision.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 #include "tiny_data.h"
 
 using namespace dualtune;
@@ -71,7 +71,7 @@ TEST(ForwardPrecision, Bf16TrainingLearnsAsFp32Does) {
         "log_every: 1\ntest_accuracy: false\nthreads: 1\noutput_dir: " + dir + "/" + precision + "\n",
         {"optim.precision=" + precision});
     EXPECT_EQ(engine::train(cfg, {false, true}).epochs, 2);
-    EXPECT_EQ(engine::read_meta(dir + "/" + precision).value("precision", std::string()), precision);
+    EXPECT_EQ(read_meta(dir + "/" + precision).value("precision", std::string()), precision);
     std::istringstream log(testdata::slurp(dir + "/" + precision + "/train_log.jsonl"));
     std::vector<double> total;
     for (std::string line; std::getline(log, line);) {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 
+#include "dualtune/app/run_eval.h"
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/demo_runs.h"
 #include "dualtune/cli/demo_transition.h"
@@ -22,7 +23,6 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/eval/class_diagnostics.h"
 #include "dualtune/eval/evaluate.h"
-#include "dualtune/eval/run_eval.h"
 #include "dualtune/report/diagnostics.h"
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
@@ -150,7 +150,7 @@ int run_demo(DemoOptions o) {
     const auto rep = eval::evaluate_compatibility(models, "old", eo);
     report::write_report(rep, sdir + "/report" + tag);
     // Per-class diagnostics: classes the old model trained on vs not, margins in the old space.
-    report::write_diagnostics(eval::diagnose_all(models, "old", eval::load_class_names(old_dir), eo),
+    report::write_diagnostics(eval::diagnose_all(models, "old", app::load_class_names(old_dir), eo),
                               sdir + "/report" + tag);
     report_dirs.push_back(sdir + "/report" + tag);
     // The gallery transition with the Dual-Tuning model (first seed).

@@ -16,13 +16,13 @@
 
 #include "dualtune/cli/demo_runs.h"
 #include "dualtune/config/config.h"
-#include "dualtune/engine/forward_transform.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/engine/transform_run.h"
 #include "dualtune/report/report.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/install_paths.h"
+#include "dualtune/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -75,8 +75,8 @@ void fit_transform(const std::string& config, std::vector<std::string> overrides
                    const std::string& v1, const std::string& v3, bool fresh) {
   overrides.push_back("output_dir=" + run_dir);
   const auto cfg = config::Config::load(config, overrides);
-  const auto meta = engine::read_meta(run_dir);
-  auto hash_of = [](const std::string& run) { return engine::read_meta(run).value("config_hash", std::string()); };
+  const auto meta = read_meta(run_dir);
+  auto hash_of = [](const std::string& run) { return read_meta(run).value("config_hash", std::string()); };
   if (!fresh && meta.value("config_hash", std::string()) == cfg.hash() && meta.contains("old") &&
       meta["old"].value("config_hash", std::string()) == hash_of(v1) &&
       meta["new"].value("config_hash", std::string()) == hash_of(v3) && fs::exists(run_dir + "/transform.pt")) {

@@ -16,10 +16,10 @@
 #include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -61,15 +61,15 @@ Plan plan_run(const std::string& config_path, std::vector<std::string> overrides
   overrides.push_back("output_dir=" + run_dir);
   const auto cfg = config::Config::load(config_path, overrides);
   Plan plan{cfg.hash(), std::nullopt};
-  const auto meta = engine::read_meta(run_dir);
+  const auto meta = read_meta(run_dir);
   const bool same = meta.value("config_hash", std::string()) == plan.hash &&
                     (old_hash.empty() || meta.value("old_config_hash", old_hash) == old_hash);
-  if (!fresh && same && engine::run_is_complete(run_dir, plan.hash)) {
+  if (!fresh && same && run_is_complete(run_dir, plan.hash)) {
     std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), plan.hash.c_str());
     return plan;
   }
   Training t{config_path, run_dir, overrides};
-  t.resume = !fresh && same && meta.value("epochs_done", 0) > 0 && fs::exists(engine::RunPaths{run_dir}.checkpoint());
+  t.resume = !fresh && same && meta.value("epochs_done", 0) > 0 && fs::exists(RunPaths{run_dir}.checkpoint());
   plan.training = std::move(t);
   return plan;
 }

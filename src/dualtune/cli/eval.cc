@@ -1,20 +1,20 @@
 // `dualtune eval`: compatibility evaluation of feature directories (torch-free; the
-// work is in dualtune::eval::run_eval so that it is tested in test_core). With
+// work is in dualtune::app::run_eval so that it is tested in test_core). With
 // --model NAME=MODEL the features are first extracted here (torch side).
 #include <iostream>
 #include <memory>
 
+#include "dualtune/app/run_eval.h"
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/data_options.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/settings.h"
-#include "dualtune/eval/run_eval.h"
 #include "dualtune/util/error.h"
 
 namespace dualtune::cli {
 
 void register_eval_command(CLI::App& app) {
-  auto opt = std::make_shared<eval::EvalCliOptions>();
+  auto opt = std::make_shared<app::EvalCliOptions>();
   CLI::App* cmd = app.add_subcommand(
       "eval", "Self-test, cross-test and mixed-gallery evaluation of feature directories; writes a report "
               "(report.json, report.md, plots) and prints the summary tables");
@@ -86,7 +86,7 @@ void register_eval_command(CLI::App& app) {
         opt->features.push_back(name + "=" + extract("", base));
       }
     }
-    eval::run_eval(*opt, std::cout);
+    app::run_eval(*opt, std::cout);
   });
 }
 

@@ -10,8 +10,8 @@
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/gallery_common.h"
 #include "dualtune/data/image_decode.h"
-#include "dualtune/engine/gallery_embedder.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/engine/torch_image_embedder.h"
 #include "dualtune/features/feature_set.h"
 #include "dualtune/util/error.h"
 

@@ -14,8 +14,8 @@
 
 #include "dualtune/cli/gallery_common.h"
 #include "dualtune/cli/subprocess.h"
-#include "dualtune/engine/gallery_embedder.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/engine/torch_image_embedder.h"
 #include "dualtune/gallery/distributed_backfill.h"
 #include "dualtune/util/error.h"
 

@@ -22,7 +22,7 @@ void register_gallery_transform(CLI::App& gallery);
 /// --data-config). Throws when the gallery records no path for it.
 std::unique_ptr<gallery::ImageEmbedder> gallery_embedder(const gallery::ModelInfo& m, const DataOptions& data);
 
-/// JSON image-source spec of a dataset split (gallery/embedder.h).
+/// JSON image-source spec of a dataset split (gallery/image_embedder.h).
 std::string dataset_source_json(const data::DatasetSpec& spec);
 
 /// Images of a dataset split (key = dataset path, label = class name) or of a list file

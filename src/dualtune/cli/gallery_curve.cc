@@ -1,12 +1,12 @@
 // dualtune gallery curve: the backfill curve (mAP and top-1 of new-model queries against
 // the fraction backfilled) for several orders and merges, from a gallery whose items
 // have both models' embeddings (after a backfill, or with the new features imported).
-// The work is in gallery/curve_command.h (torch-free).
+// The work is in app/gallery_curve.h (torch-free).
 #include <iostream>
 #include <sstream>
 
+#include "dualtune/app/gallery_curve.h"
 #include "dualtune/cli/gallery_common.h"
-#include "dualtune/gallery/curve_command.h"
 
 namespace dualtune::cli {
 namespace {
@@ -23,7 +23,7 @@ std::vector<std::string> split_csv(const std::string& s) {
 }  // namespace
 
 void register_gallery_curve(CLI::App& gallery) {
-  auto o = std::make_shared<gallery::CurveCommandOptions>();
+  auto o = std::make_shared<app::CurveCommandOptions>();
   auto orders = std::make_shared<std::string>(), merges = std::make_shared<std::string>();
   auto* c = gallery.add_subcommand("curve", "Backfill curve: mAP and top-1 of new-model queries as the backfilled "
                                             "fraction goes 0 -> 1 in each order, per merge, and the area under it");
@@ -41,7 +41,7 @@ void register_gallery_curve(CLI::App& gallery) {
   c->callback([o, orders, merges] {
     o->orders = split_csv(*orders);
     o->merges = split_csv(*merges);
-    gallery::run_curve_command(*o, std::cout, std::cerr);
+    app::run_curve_command(*o, std::cout, std::cerr);
   });
 }
 

@@ -7,9 +7,9 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/data/class_map.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace dualtune::engine {
 

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "dualtune/util/env.h"
 #include "dualtune/util/error.h"
 
 namespace dualtune::engine {
@@ -24,24 +25,6 @@ struct Distributed::Impl {
 };
 
 namespace {
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-int env_int(const char* name, int fallback) {
-  const std::string v = env_or(name, "");
-  if (v.empty()) return fallback;
-  try {
-    size_t used = 0;
-    const int x = std::stoi(v, &used);
-    DT_CHECK(used == v.size(), "");
-    return x;
-  } catch (...) {
-    DT_THROW("distributed: expected an integer in environment variable ", name, ", found '", v, "'");
-  }
-}
 
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";

@@ -1,6 +1,7 @@
 #include "dualtune/engine/extract.h"
 
 #include "dualtune/data/loader.h"
+#include "dualtune/engine/open_old_model.h"
 #include "dualtune/models/old_model.h"
 #include "dualtune/util/error.h"
 
@@ -46,7 +47,7 @@ features::FeatureSet extract_features(const Embedder& embed, std::shared_ptr<con
 }
 
 Embedder embedder_for(const std::string& model_path, const std::string& class_map) {
-  auto model = models::OldModel::open(model_path, class_map);
+  auto model = open_old_model(model_path, class_map);
   return [model](const torch::Tensor& x) { return model->embed(x); };
 }
 

@@ -1,11 +1,11 @@
 #include "dualtune/engine/objective.h"
+#include "dualtune/engine/open_old_model.h"
 
 #include <cstdio>
 #include <filesystem>
 
 #include "dualtune/data/subset.h"
 #include "dualtune/engine/extract.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/losses/compat/contrastive.h"
 #include "dualtune/losses/compat/l2.h"
@@ -16,6 +16,7 @@
 #include "dualtune/losses/margin_softmax.h"
 #include "dualtune/losses/triplet.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace dualtune::engine {
 namespace compat = losses::compat;
@@ -24,17 +25,16 @@ namespace compat = losses::compat;
 namespace {
 
 // Opens old model `index` of cfg's old: list and prepares what its terms need.
-OldContext open_old_model(const config::Config& cfg, int64_t index, int64_t count,
-                          const std::shared_ptr<const data::Dataset>& train_set, const std::string& run_dir,
-                          const std::function<void(const std::string&)>& log, Distributed* dist) {
+OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
+                       const std::shared_ptr<const data::Dataset>& train_set, const std::string& run_dir,
+                       const std::function<void(const std::string&)>& log, Distributed* dist) {
   const std::string method = cfg.get<std::string>("compat.method");
   const std::string at = "old." + std::to_string(index) + ".";
   OldContext ctx;
   ctx.suffix = count > 1 ? "@" + std::to_string(index) : "";
   ctx.weight = cfg.get<double>(at + "weight");
   const auto old_path = cfg.get<std::string>(at + "path");
-  ctx.model = models::OldModel::open(old_path, cfg.get<std::string>(at + "class_map"),
-                                     cfg.get<std::string>(at + "classifier"));
+  ctx.model = open_old_model(old_path, cfg.get<std::string>(at + "class_map"), cfg.get<std::string>(at + "classifier"));
   check_same_input(cfg, old_path, "old model");
   const std::string who = count > 1 ? "old model " + std::to_string(index) : "old model";
   log(who + ": " + ctx.model->describe() + (count > 1 ? ", weight " + std::to_string(ctx.weight) : ""));
@@ -99,7 +99,7 @@ OldContext open_old_model(const config::Config& cfg, int64_t index, int64_t coun
     log("no old classifier weights given: using the synthesized classifier (old-space class means)");
   }
   if (method == "bct" || (method == "dual-tuning" && cfg.get<bool>("compat.n2o_extended"))) {
-    ctx.extended = compat::extend_old_classifier(ctx.model->head().weight.defined() ? ctx.head : compat::ClassHead{},
+    ctx.extended = compat::extend_old_classifier(ctx.model->head().weight.defined() ? ctx.head : models::ClassHead{},
                                                  ctx.prototypes.matrix, ctx.n2o, cfg.get<bool>("compat.bct_rescale"));
     log("extended old classifier: " + std::to_string(ctx.extended.head.weight.size(0)) + " rows (" +
         std::to_string(ctx.extended.synthesized) + " synthesized" +
@@ -119,7 +119,7 @@ Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Data
     : cfg_(cfg), method_(cfg.get<std::string>("compat.method")) {
   if (method_ == "independent") return;
   const int64_t count = cfg.entries("old");
-  for (int64_t i = 0; i < count; ++i) olds_.push_back(open_old_model(cfg, i, count, train_set, run_dir, log, dist));
+  for (int64_t i = 0; i < count; ++i) olds_.push_back(old_context(cfg, i, count, train_set, run_dir, log, dist));
 }
 
 std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tensor& e, const torch::Tensor& labels,

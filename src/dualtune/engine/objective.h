@@ -32,7 +32,7 @@ struct OldContext {
   std::vector<int64_t> n2o;  ///< new label -> this old model's label, -1 unknown
   Prototypes prototypes;     ///< in this old model's space
   double proto_unit = 1;     ///< distance unit of the triplet prototype term (1, or the prototypes' spacing)
-  losses::compat::ClassHead head;
+  models::ClassHead head;
   losses::compat::ExtendedClassifier extended;
 };
 

@@ -16,12 +16,12 @@
 #include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
 #include "dualtune/engine/precision.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/provenance.h"
+#include "dualtune/util/run_dir.h"
 
 namespace dualtune::engine {
 namespace {

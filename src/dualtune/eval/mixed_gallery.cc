@@ -93,4 +93,26 @@ features::FeatureSet generations_gallery(const std::vector<const features::Featu
   return out;
 }
 
+std::vector<double> parse_fractions(const std::string& csv) {
+  std::vector<double> out;
+  size_t start = 0;
+  while (start <= csv.size()) {
+    size_t end = csv.find(',', start);
+    if (end == std::string::npos) end = csv.size();
+    const std::string item = csv.substr(start, end - start);
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    DT_CHECK(used > 0 && used == item.size() && v >= 0 && v <= 1,
+             "--mixed: expected comma-separated fractions in [0, 1], found '", item, "'");
+    out.push_back(v);
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace dualtune::eval

@@ -5,11 +5,15 @@
 // and so on. r = 0 is exactly the new gallery, r = 1 exactly the old one; in between,
 // when Do != Dn, every row keeps its first min(Do, Dn) components.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "dualtune/features/feature_set.h"
 
 namespace dualtune::eval {
+
+/// Parses "0,0.25,0.5" into fractions in [0, 1]; throws naming the bad entry.
+std::vector<double> parse_fractions(const std::string& csv);
 
 /// Seeded permutation of 0..n-1 (Fisher–Yates on mt19937_64, identical on every platform).
 std::vector<int64_t> old_item_order(int64_t n, uint64_t seed);

@@ -11,7 +11,6 @@
 #include "dualtune/eval/metrics.h"
 #include "dualtune/eval/mixed_gallery.h"
 #include "dualtune/eval/ranking.h"
-#include "dualtune/eval/run_eval.h"
 #include "dualtune/eval/similarity.h"
 #include "dualtune/util/error.h"
 

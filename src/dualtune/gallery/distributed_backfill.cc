@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dualtune/util/env.h"
 #include "dualtune/util/error.h"
 
 namespace dualtune::gallery {
@@ -69,23 +70,6 @@ bool recv_frame(int fd, uint32_t& type, std::string& payload) {
   payload.resize(len);
   DT_CHECK(len == 0 || recv_all(fd, payload.data(), len), "connection closed inside a frame");
   return true;
-}
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-int env_int(const char* name, int fallback) {
-  const std::string v = env_or(name, "");
-  if (v.empty()) return fallback;
-  try {
-    size_t pos = 0;
-    const int x = std::stoi(v, &pos);
-    if (pos == v.size()) return x;
-  } catch (...) {
-  }
-  DT_THROW("environment variable ", name, ": expected an integer, found '", v, "'");
 }
 
 bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "dualtune/gallery/curve.h"
-#include "dualtune/gallery/embedder.h"
+#include "dualtune/gallery/image_embedder.h"
 #include "dualtune/gallery/merge.h"
 #include "dualtune/gallery/order.h"
 #include "dualtune/gallery/store.h"

@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "dualtune/data/dataset.h"
-#include "dualtune/gallery/embedder.h"
+#include "dualtune/gallery/image_embedder.h"
 
 namespace dualtune::gallery {
 

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "dualtune/gallery/gallery.h"
-#include "dualtune/serve/embedders.h"
+#include "dualtune/serve/embedder_pool.h"
 
 namespace dualtune::serve {
 

@@ -8,7 +8,7 @@
 
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/serve/backfill_runner.h"
-#include "dualtune/serve/embedders.h"
+#include "dualtune/serve/embedder_pool.h"
 #include "dualtune/serve/metrics.h"
 #include "dualtune/serve/service.h"
 #include "dualtune/serve/thumbnails.h"

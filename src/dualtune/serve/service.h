@@ -2,7 +2,7 @@
 // `dualtune serve`: an HTTP service over one gallery directory (docs/API.md) and the web
 // page that reads it. One handler per route (routes_*.cc), JSON errors {"error": "..."}
 // with the right status, limits and the write token checked before any work.
-// No libtorch here: images are embedded through gallery::ImageEmbedder (embedders.h).
+// No libtorch here: images are embedded through gallery::ImageEmbedder (embedder_pool.h).
 //
 // Threading: requests run on a pool of `threads` workers; searches run side by side
 // (Gallery::search is thread-safe), writes are serialised by the gallery, and at most one
@@ -13,7 +13,7 @@
 #include <string>
 
 #include "dualtune/gallery/gallery.h"
-#include "dualtune/serve/embedders.h"
+#include "dualtune/serve/embedder_pool.h"
 
 namespace dualtune::serve {
 

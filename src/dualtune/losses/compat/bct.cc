@@ -1,10 +1,11 @@
 #include "dualtune/losses/compat/bct.h"
+#include "dualtune/losses/cross_entropy.h"
 
 #include "dualtune/util/error.h"
 
 namespace dualtune::losses::compat {
 
-ExtendedClassifier extend_old_classifier(const ClassHead& old_head, const torch::Tensor& prototypes,
+ExtendedClassifier extend_old_classifier(const models::ClassHead& old_head, const torch::Tensor& prototypes,
                                          const std::vector<int64_t>& n2o, bool rescale) {
   const int64_t cn = prototypes.size(0);
   DT_CHECK(static_cast<int64_t>(n2o.size()) == cn, "n2o has ", n2o.size(), " entries, prototypes ", cn, " rows");

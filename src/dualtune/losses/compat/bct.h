@@ -5,12 +5,12 @@
 
 #include <vector>
 
-#include "dualtune/losses/compat/head.h"
+#include "dualtune/models/class_head.h"
 
 namespace dualtune::losses::compat {
 
 struct ExtendedClassifier {
-  ClassHead head;                     ///< (Co + U) × Do
+  models::ClassHead head;                     ///< (Co + U) × Do
   std::vector<int64_t> target;        ///< new label -> row of head (Cn entries)
   int64_t synthesized = 0;            ///< U
   double learned_row_norm = 0.0;      ///< mean ‖Wo_c‖ (0 when Wo is absent)
@@ -23,7 +23,7 @@ struct ExtendedClassifier {
 /// to the mean norm of Wo's rows when rescale (‖row‖ = mean_c ‖Wo_c‖) — without it the
 /// class-mean rows (norms ≫ learned rows) dominate the logits and BCT collapses.
 /// Without Wo every row is the class mean P[c] (the classifier is synthesized whole).
-ExtendedClassifier extend_old_classifier(const ClassHead& old_head, const torch::Tensor& prototypes,
+ExtendedClassifier extend_old_classifier(const models::ClassHead& old_head, const torch::Tensor& prototypes,
                                          const std::vector<int64_t>& n2o, bool rescale);
 
 /// CE(Wo'·en, target[y]) over the batch. en: B × Dn, labels: B new labels.

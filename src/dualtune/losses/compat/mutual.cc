@@ -1,16 +1,17 @@
 #include "dualtune/losses/compat/mutual.h"
+#include "dualtune/losses/cross_entropy.h"
 
 namespace F = torch::nn::functional;
 
 namespace dualtune::losses::compat {
 
-torch::Tensor n2o_loss(const torch::Tensor& en, const ClassHead& old_head, const torch::Tensor& old_targets) {
+torch::Tensor n2o_loss(const torch::Tensor& en, const models::ClassHead& old_head, const torch::Tensor& old_targets) {
   return masked_cross_entropy(old_head.logits(en), old_targets);
 }
 
 torch::Tensor to_new_width(const torch::Tensor& eo, int64_t dn) {
   const int64_t k = std::min(eo.size(1), dn);
-  auto x = first_components(eo, k);
+  auto x = models::first_components(eo, k);
   if (k < dn) x = F::pad(x, F::PadFuncOptions({0, dn - k}));
   return x;
 }

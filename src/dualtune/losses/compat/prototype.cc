@@ -1,7 +1,7 @@
 #include "dualtune/losses/compat/prototype.h"
 
-#include "dualtune/losses/compat/head.h"
 #include "dualtune/losses/compat/l2.h"
+#include "dualtune/models/class_head.h"
 
 namespace F = torch::nn::functional;
 
@@ -11,8 +11,8 @@ torch::Tensor prototype_triplet_loss(const torch::Tensor& en, const torch::Tenso
                                      const torch::Tensor& labels, double margin, double unit) {
   TORCH_CHECK(unit > 0, "prototype distance unit must be > 0, got ", unit);
   const int64_t k = std::min(en.size(1), prototypes.size(1));
-  const auto x = first_components(en, k);
-  const auto p = first_components(prototypes, k);
+  const auto x = models::first_components(en, k);
+  const auto p = models::first_components(prototypes, k);
   const auto sq = (x.pow(2).sum(1, true) + p.pow(2).sum(1).unsqueeze(0) - 2.0 * torch::mm(x, p.t())).clamp_min(1e-12);
   const auto d = sq.sqrt() / unit;  // B × C
   const auto pos_mask = torch::zeros_like(d, torch::kBool).scatter_(1, labels.unsqueeze(1), true);
@@ -26,7 +26,7 @@ torch::Tensor prototype_triplet_loss(const torch::Tensor& en, const torch::Tenso
 double prototype_spacing(const torch::Tensor& prototypes, int64_t components) {
   TORCH_CHECK(prototypes.dim() == 2 && prototypes.size(0) >= 2, "prototype spacing needs at least 2 prototypes, got ",
               prototypes.sizes());
-  const auto p = first_components(prototypes.to(torch::kFloat64), std::min(components, prototypes.size(1)));
+  const auto p = models::first_components(prototypes.to(torch::kFloat64), std::min(components, prototypes.size(1)));
   const int64_t n = p.size(0), block = 1024;  // blocks of rows: C × C distances would not fit for 100k classes
   double sum = 0;
   for (int64_t r = 0; r < n; r += block) {
@@ -41,8 +41,8 @@ double prototype_spacing(const torch::Tensor& prototypes, int64_t components) {
 torch::Tensor prototype_softmax_loss(const torch::Tensor& en, const torch::Tensor& prototypes,
                                      const torch::Tensor& labels, double scale) {
   const int64_t k = std::min(en.size(1), prototypes.size(1));
-  const auto x = F::normalize(first_components(en, k), F::NormalizeFuncOptions().dim(1));
-  const auto p = F::normalize(first_components(prototypes, k), F::NormalizeFuncOptions().dim(1));
+  const auto x = F::normalize(models::first_components(en, k), F::NormalizeFuncOptions().dim(1));
+  const auto p = F::normalize(models::first_components(prototypes, k), F::NormalizeFuncOptions().dim(1));
   return F::cross_entropy(scale * torch::mm(x, p.t()), labels);
 }
 

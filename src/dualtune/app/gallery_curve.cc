@@ -1,4 +1,4 @@
-#include "dualtune/gallery/curve_command.h"
+#include "dualtune/app/gallery_curve.h"
 
 #include <map>
 
@@ -7,16 +7,16 @@
 #include "dualtune/report/backfill_report.h"
 #include "dualtune/util/error.h"
 
-namespace dualtune::gallery {
+namespace dualtune::app {
 
-std::vector<Curve> run_curve_command(const CurveCommandOptions& o, std::ostream& out, std::ostream& warn) {
-  OpenOptions oo;
+std::vector<gallery::Curve> run_curve_command(const CurveCommandOptions& o, std::ostream& out, std::ostream& warn) {
+  gallery::OpenOptions oo;
   oo.read_only = true;
-  auto gal = Gallery::open(o.dir, oo);
+  auto gal = gallery::Gallery::open(o.dir, oo);
   const std::string model = o.model.empty() ? gal->target_model().name : o.model;
-  const ModelInfo m = gal->model(model);
+  const gallery::ModelInfo m = gal->model(model);
   std::vector<int64_t> ids;
-  CurveData data = gal->curve_data(model, &ids);
+  gallery::CurveData data = gal->curve_data(model, &ids);
   if (!o.queries.empty()) {
     const auto q = features::FeatureSet::load(o.queries);
     DT_CHECK(q.d == data.d_new, "gallery curve: queries of ", o.queries, " have dimension ", q.d, ", model '", model,
@@ -44,9 +44,9 @@ std::vector<Curve> run_curve_command(const CurveCommandOptions& o, std::ostream&
     }
   }
   const auto cal_new = gal->calibration(model, m.version_id);
-  ModelInfo dep;
+  gallery::ModelInfo dep;
   for (const auto& x : gal->models())
-    if (x.role == Role::kDeployed) dep = x;
+    if (x.role == gallery::Role::kDeployed) dep = x;
   const auto cal_old = gal->calibration(model, dep.version_id);
   std::vector<std::string> orders = o.orders, merges = o.merges;
   if (orders.empty()) {
@@ -59,15 +59,15 @@ std::vector<Curve> run_curve_command(const CurveCommandOptions& o, std::ostream&
     merges = {"raw", "rank", "aligned"};
     if (cal_new && cal_old) merges.push_back("calibrated");
   }
-  std::vector<CurveSpec> specs;
+  std::vector<gallery::CurveSpec> specs;
   for (const auto& name : orders) {
     const auto order = gal->curve_order(model, name, o.seed, data, ids);
     for (const auto& mname : merges) {
-      CurveSpec s;
+      gallery::CurveSpec s;
       s.order_name = name;
       s.order = order;
-      s.merge = parse_merge(mname);
-      if (s.merge == Merge::kCalibrated) {
+      s.merge = gallery::parse_merge(mname);
+      if (s.merge == gallery::Merge::kCalibrated) {
         DT_CHECK(cal_new && cal_old, "gallery curve: merge 'calibrated' needs the calibrations of '", model,
                  "' (`gallery calibrate`); none is stored");
         s.cal_new = *cal_new;
@@ -76,7 +76,7 @@ std::vector<Curve> run_curve_command(const CurveCommandOptions& o, std::ostream&
       specs.push_back(std::move(s));
     }
   }
-  const auto curves = backfill_curves(data, specs, parse_curve_fractions(o.fractions), o.threads);
+  const auto curves = gallery::backfill_curves(data, specs, gallery::parse_curve_fractions(o.fractions), o.threads);
   const std::string dir = o.out.empty() ? o.dir + "/curve" : o.out;
   const std::string title = "Backfill of '" + model + "' over '" + dep.name + "': " + std::to_string(data.n) +
                             " items, " + std::to_string(data.nq) + " queries";
@@ -86,4 +86,4 @@ std::vector<Curve> run_curve_command(const CurveCommandOptions& o, std::ostream&
   return curves;
 }
 
-}  // namespace dualtune::gallery
+}  // namespace dualtune::app

@@ -9,7 +9,7 @@
 
 #include "dualtune/eval/evaluate.h"
 
-namespace dualtune::eval {
+namespace dualtune::app {
 
 struct EvalCliOptions {
   std::vector<std::string> features;  ///< "NAME=DIR" (loo) or "NAME=QUERY_DIR,GALLERY_DIR" (reid)
@@ -29,7 +29,7 @@ struct EvalCliOptions {
 };
 
 /// Parses "NEW:OLD" or "NEW:OLD:GALLERY"; throws with the expected form on anything else.
-UpgradeSpec parse_upgrade_spec(const std::string& spec);
+eval::UpgradeSpec parse_upgrade_spec(const std::string& spec);
 
 /// Names of the classes in a class map JSON, or in DIR/classes.json when path is a directory.
 std::set<std::string> load_class_names(const std::string& path);
@@ -43,12 +43,9 @@ struct FeatureSpec {
 /// expected form on anything else.
 FeatureSpec parse_feature_spec(const std::string& spec, const std::string& protocol);
 
-/// Parses "0,0.25,0.5" into fractions in [0, 1]; throws naming the bad entry.
-std::vector<double> parse_fractions(const std::string& csv);
-
-/// Loads the features, runs evaluate_compatibility, writes the report into out_dir,
+/// Loads the features, runs eval::evaluate_compatibility, writes the report into out_dir,
 /// prints the Markdown summary and the report path to out. Returns 0; throws
 /// dualtune::Error on bad input.
 int run_eval(const EvalCliOptions& opt, std::ostream& out);
 
-}  // namespace dualtune::eval
+}  // namespace dualtune::app

@@ -1,4 +1,4 @@
-#include "dualtune/serve/embedders.h"
+#include "dualtune/serve/embedder_pool.h"
 
 #include <algorithm>
 

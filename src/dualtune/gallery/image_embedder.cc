@@ -1,4 +1,4 @@
-#include "dualtune/gallery/embedder.h"
+#include "dualtune/gallery/image_embedder.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "dualtune/gallery/embedder.h"
 #include "dualtune/gallery/gallery.h"
+#include "dualtune/gallery/image_embedder.h"
 
 namespace dualtune::serve {
 

@@ -1,4 +1,4 @@
-#include "dualtune/models/forward_transform.h"
+#include "dualtune/models/transform_net.h"
 
 #include "dualtune/util/error.h"
 

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace dualtune::engine {
+namespace dualtune {
 
 struct RunPaths {
   std::string dir;
@@ -31,4 +31,4 @@ bool run_is_complete(const std::string& run_dir, const std::string& hash);
 /// "<version>+git.<revision>" of this build (util/provenance.h).
 std::string code_version();
 
-}  // namespace dualtune::engine
+}  // namespace dualtune

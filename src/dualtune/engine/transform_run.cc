@@ -1,4 +1,4 @@
-#include "dualtune/engine/forward_transform.h"
+#include "dualtune/engine/transform_run.h"
 
 #include <unistd.h>
 
@@ -10,11 +10,11 @@
 
 #include "dualtune/data/loader.h"
 #include "dualtune/engine/extract.h"
-#include "dualtune/engine/run_dir.h"
 #include "dualtune/engine/schedule.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace fs = std::filesystem;
 

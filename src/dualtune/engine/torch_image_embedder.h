@@ -9,7 +9,7 @@
 #include <string>
 
 #include "dualtune/data/transforms.h"
-#include "dualtune/gallery/embedder.h"
+#include "dualtune/gallery/image_embedder.h"
 
 namespace dualtune::engine {
 

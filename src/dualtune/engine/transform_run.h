@@ -1,5 +1,5 @@
 #pragma once
-// Training and applying a forward transformation h (models/forward_transform.h).
+// Training and applying a forward transformation h (models/transform_net.h).
 //
 // A transform run directory:
 //   config.yml       the resolved config: its transform: section, and the data: / augment:
@@ -21,7 +21,7 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/features/feature_set.h"
-#include "dualtune/models/forward_transform.h"
+#include "dualtune/models/transform_net.h"
 
 namespace dualtune::engine {
 

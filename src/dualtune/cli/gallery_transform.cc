@@ -7,8 +7,8 @@
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/gallery_common.h"
 #include "dualtune/config/config.h"
-#include "dualtune/engine/forward_transform.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/engine/transform_run.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 

@@ -9,7 +9,7 @@
 
 #include "dualtune/gallery/curve.h"
 
-namespace dualtune::gallery {
+namespace dualtune::app {
 
 struct CurveCommandOptions {
   std::string dir;               ///< gallery directory
@@ -24,6 +24,6 @@ struct CurveCommandOptions {
 };
 
 /// Runs the curve; returns the curves measured. Throws dualtune::Error on bad input.
-std::vector<Curve> run_curve_command(const CurveCommandOptions& options, std::ostream& out, std::ostream& warn);
+std::vector<gallery::Curve> run_curve_command(const CurveCommandOptions& options, std::ostream& out, std::ostream& warn);
 
-}  // namespace dualtune::gallery
+}  // namespace dualtune::app

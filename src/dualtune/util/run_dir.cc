@@ -1,4 +1,4 @@
-#include "dualtune/engine/run_dir.h"
+#include "dualtune/util/run_dir.h"
 
 #include <filesystem>
 
@@ -6,7 +6,7 @@
 #include "dualtune/util/error.h"
 #include "dualtune/util/provenance.h"
 
-namespace dualtune::engine {
+namespace dualtune {
 
 nlohmann::json read_meta(const std::string& run_dir) {
   const RunPaths p{run_dir};
@@ -26,4 +26,4 @@ bool run_is_complete(const std::string& run_dir, const std::string& hash) {
 
 std::string code_version() { return provenance().version + "+git." + provenance().git_revision; }
 
-}  // namespace dualtune::engine
+}  // namespace dualtune

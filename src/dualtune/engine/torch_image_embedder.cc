@@ -1,4 +1,4 @@
-#include "dualtune/engine/gallery_embedder.h"
+#include "dualtune/engine/torch_image_embedder.h"
 
 #include <torch/torch.h>
 

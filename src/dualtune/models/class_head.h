@@ -1,11 +1,12 @@
 #pragma once
-// Shared pieces of the compatibility losses.
+// A frozen class head (the old model's classifier Wo, or BCT's extension of it) and the
+// component cropping every old-vs-new comparison uses.
 //
 // Dimension mismatch (DESIGN.md): when Dn ≠ Do every old-vs-new comparison uses the
 // first k = min(Dn, Do) components of both sides.
 #include <torch/torch.h>
 
-namespace dualtune::losses::compat {
+namespace dualtune::models {
 
 /// x[:, :k]
 inline torch::Tensor first_components(const torch::Tensor& x, int64_t k) {
@@ -23,7 +24,4 @@ struct ClassHead {
   torch::Tensor logits(const torch::Tensor& e) const;
 };
 
-/// Cross-entropy over the rows whose target is ≥ 0; a zero (still differentiable) loss when none.
-torch::Tensor masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);
-
-}  // namespace dualtune::losses::compat
+}  // namespace dualtune::models

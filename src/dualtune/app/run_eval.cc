@@ -1,4 +1,4 @@
-#include "dualtune/eval/run_eval.h"
+#include "dualtune/app/run_eval.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,6 +9,7 @@
 #include "dualtune/data/class_map.h"
 #include "dualtune/eval/class_diagnostics.h"
 #include "dualtune/eval/evaluate.h"
+#include "dualtune/eval/mixed_gallery.h"
 #include "dualtune/eval/search.h"
 #include "dualtune/features/npy.h"
 #include "dualtune/report/diagnostics.h"
@@ -18,20 +19,20 @@
 
 namespace fs = std::filesystem;
 
-namespace dualtune::eval {
+namespace dualtune::app {
 namespace {
 
 /// Writes the top-k neighbours of every (query model, gallery model) case as
 /// <q>__<g>.indices.npy (int64 nq×k) and .scores.npy (float32 nq×k). For loo the
 /// query itself is removed from its own list.
-void dump_topk(const std::vector<ModelFeatures>& models, bool loo, int64_t k, const std::string& dir) {
+void dump_topk(const std::vector<eval::ModelFeatures>& models, bool loo, int64_t k, const std::string& dir) {
   ensure_writable_dir(dir);
   for (const auto& q : models) {
     for (const auto& g : models) {
       const int64_t kk = std::min<int64_t>(loo ? k + 1 : k, std::max<int64_t>(g.gallery.n, 1));
       std::vector<float> scores;
       std::vector<int64_t> ids;
-      search_topk(q.query.n, q.query.d, q.query.features.data(), g.gallery.n, g.gallery.d, g.gallery.features.data(),
+      eval::search_topk(q.query.n, q.query.d, q.query.features.data(), g.gallery.n, g.gallery.d, g.gallery.features.data(),
                   kk, scores, ids);
       const int64_t out_k = loo ? kk - 1 : kk;
       std::vector<float> s_out(static_cast<size_t>(q.query.n * out_k));
@@ -79,29 +80,7 @@ FeatureSpec parse_feature_spec(const std::string& spec, const std::string& proto
   return f;
 }
 
-std::vector<double> parse_fractions(const std::string& csv) {
-  std::vector<double> out;
-  size_t start = 0;
-  while (start <= csv.size()) {
-    size_t end = csv.find(',', start);
-    if (end == std::string::npos) end = csv.size();
-    const std::string item = csv.substr(start, end - start);
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    DT_CHECK(used > 0 && used == item.size() && v >= 0 && v <= 1,
-             "--mixed: expected comma-separated fractions in [0, 1], found '", item, "'");
-    out.push_back(v);
-    start = end + 1;
-  }
-  return out;
-}
-
-UpgradeSpec parse_upgrade_spec(const std::string& spec) {
+eval::UpgradeSpec parse_upgrade_spec(const std::string& spec) {
   std::vector<std::string> parts;
   size_t start = 0;
   while (true) {
@@ -128,12 +107,12 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   DT_CHECK(!opt.out_dir.empty(), "eval: expected --out DIR, found none");
   DT_CHECK(opt.max_block_mb > 0, "eval: expected --max-block-mb > 0, found ", opt.max_block_mb);
   DT_CHECK(opt.topk >= 0, "eval: expected --topk >= 0, found ", opt.topk);
-  EvalOptions eo;
+  eval::EvalOptions eo;
   eo.protocol = opt.protocol;
   eo.max_block_bytes = opt.max_block_mb << 20;
   eo.seed = opt.seed;
   eo.threads = opt.threads;
-  eo.mixed_fractions = parse_fractions(opt.mixed);
+  eo.mixed_fractions = eval::parse_fractions(opt.mixed);
   eo.progress = [](const std::string& line) { std::cerr << "eval: " << line << "\n"; };
   DT_CHECK(opt.lineage.empty() || opt.upgrades.empty(), "eval: give --lineage or --upgrade, not both");
   for (const auto& u : opt.upgrades) eo.upgrades.push_back(parse_upgrade_spec(u));
@@ -143,8 +122,8 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
     for (std::string name; std::getline(ss, name, ',');) lineage.push_back(name);
     DT_CHECK(lineage.size() >= 2, "--lineage: expected at least two model names, oldest first, found '", opt.lineage,
              "'");
-    eo.upgrades = lineage_upgrades(lineage);
-    eo.generation_mixes = lineage_mixes(lineage);
+    eo.upgrades = eval::lineage_upgrades(lineage);
+    eo.generation_mixes = eval::lineage_mixes(lineage);
   }
   const bool loo = opt.protocol == "loo";
   DT_CHECK(loo || opt.protocol == "reid", "eval: --protocol: expected loo or reid, found '", opt.protocol, "'");
@@ -153,23 +132,23 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   const std::set<std::string> seen = opt.seen_classes.empty() ? std::set<std::string>{} : load_class_names(opt.seen_classes);
   ensure_writable_dir(opt.out_dir);  // fail before the long work
 
-  std::vector<ModelFeatures> models;
+  std::vector<eval::ModelFeatures> models;
   for (const auto& s : opt.features) {
     const FeatureSpec f = parse_feature_spec(s, opt.protocol);
     if (loo) {
-      models.push_back(loo_model(f.name, features::FeatureSet::load(f.query_dir)));
+      models.push_back(eval::loo_model(f.name, features::FeatureSet::load(f.query_dir)));
     } else {
       models.push_back({f.name, features::FeatureSet::load(f.query_dir), features::FeatureSet::load(f.gallery_dir)});
     }
   }
   std::string old_model = opt.old_model;
   if (old_model.empty() && !eo.upgrades.empty()) old_model = eo.upgrades.front().old_model;
-  const CompatibilityReport rep = evaluate_compatibility(models, old_model, eo);
+  const eval::CompatibilityReport rep = eval::evaluate_compatibility(models, old_model, eo);
   report::write_report(rep, opt.out_dir);
   if (opt.topk > 0) dump_topk(models, loo, opt.topk, (fs::path(opt.out_dir) / "topk").string());
   out << report::markdown_summary(rep) << "\nreport: " << (fs::path(opt.out_dir) / "report.md").string() << "\n";
   if (opt.diagnose) {
-    const auto d = diagnose_all(models, rep.old_model, seen, eo);
+    const auto d = eval::diagnose_all(models, rep.old_model, seen, eo);
     report::write_diagnostics(d, opt.out_dir);
     out << "\n" << report::diagnostics_markdown(d) << "\ndiagnostics: "
         << (fs::path(opt.out_dir) / "diagnostics.md").string() << "\n";
@@ -177,4 +156,4 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   return 0;
 }
 
-}  // namespace dualtune::eval
+}  // namespace dualtune::app

@@ -1,7 +1,7 @@
 #pragma once
 // The torch-free seam between the gallery and a model: the gallery decides which items
 // to embed and in which batches; an ImageEmbedder turns their images into vectors.
-// engine/gallery_embedder.h implements it with a dualtune run directory or TorchScript
+// engine/torch_image_embedder.h implements it with a dualtune run directory or TorchScript
 // model (engine::embedder_for) and the dataset readers (data::open_dataset); tests
 // implement it with deterministic functions of the key.
 #include <cstdint>

@@ -1,0 +1,57 @@
+#include "dualtune/engine/open_old_model.h"
+
+#include <filesystem>
+
+#include "dualtune/engine/checkpoint.h"
+#include "dualtune/models/exported_old_model.h"
+#include "dualtune/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace dualtune::engine {
+namespace {
+
+class RunDirOldModel : public models::OldModel {
+ public:
+  explicit RunDirOldModel(const std::string& dir) : dir_(dir), model_(load_run_model(dir)) {
+    classes_ = data::ClassMap::load(dir + "/classes.json");
+    for (auto& p : model_->parameters()) p.requires_grad_(false);
+    model_->eval();
+    head_.weight = model_->classifier->weight.detach();
+    head_.normalized = model_->classifier->normalized;
+    head_.scale = model_->classifier->scale;
+    infer_ = model_->folded_inference();  // frozen: the snapshot stays valid
+  }
+  torch::Tensor embed(const torch::Tensor& x) override {
+    torch::NoGradGuard no_grad;
+    return infer_(x);
+  }
+  int64_t dim() const override { return model_->embedding_dim(); }
+  std::vector<torch::Tensor> state() override {
+    auto s = model_->parameters();
+    for (auto& b : model_->buffers()) s.push_back(b);
+    return s;
+  }
+  std::string describe() const override {
+    return "run " + dir_ + " (" + model_->spec.backbone + ", D=" + std::to_string(dim()) + ", " +
+           std::to_string(classes_.size()) + " classes)";
+  }
+
+ private:
+  std::string dir_;
+  models::EmbeddingModel model_;
+  models::InferenceFn infer_;
+};
+
+}  // namespace
+
+std::shared_ptr<models::OldModel> open_old_model(const std::string& path, const std::string& class_map,
+                                                 const std::string& classifier_npy) {
+  DT_CHECK(!path.empty(), "no old model given (old.path)");
+  DT_CHECK(fs::exists(path), "old model ", path, " does not exist");
+  if (fs::is_directory(path)) return std::make_shared<RunDirOldModel>(path);
+  if (fs::path(path).extension() == ".onnx") return models::open_onnx_old_model(path, class_map, classifier_npy);
+  return models::open_torchscript_old_model(path, class_map, classifier_npy);
+}
+
+}  // namespace dualtune::engine

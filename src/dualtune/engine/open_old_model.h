@@ -1,0 +1,18 @@
+#pragma once
+// Opens the deployed ("old") model a compatible run trains against, or that extraction
+// embeds with: a dualtune run directory (its checkpoint through engine/checkpoint.h), an
+// ONNX file (*.onnx) or a TorchScript file (models/old_model.h, exported_old_model.h).
+#include <memory>
+#include <string>
+
+#include "dualtune/models/old_model.h"
+
+namespace dualtune::engine {
+
+/// Opens `path` (run directory, *.onnx file, else TorchScript file). class_map /
+/// classifier_npy are used for exported models only. Throws dualtune::Error on missing
+/// or mismatching files.
+std::shared_ptr<models::OldModel> open_old_model(const std::string& path, const std::string& class_map = "",
+                                                 const std::string& classifier_npy = "");
+
+}  // namespace dualtune::engine
