@@ -4,6 +4,7 @@
 
 #include "dualtune/config/config.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/util/run_dir.h"
 
 namespace dualtune::cli {
 
@@ -21,7 +22,7 @@ void add_data_options(CLI::App& cmd, DataOptions& o) {
 ResolvedData resolve_data_options(const DataOptions& o, const std::string& model_path) {
   config::Config cfg;
   if (!o.config.empty()) cfg = config::Config::load(o.config);
-  else if (std::filesystem::exists(model_path + "/config.yml")) cfg = config::Config::load(model_path + "/config.yml");
+  else if (std::filesystem::exists(RunPaths{model_path}.config())) cfg = config::Config::load(RunPaths{model_path}.config());
   if (!o.format.empty()) cfg.set("data.format=" + o.format);
   if (!o.root.empty()) cfg.set("data.root=" + o.root);
   ResolvedData r;

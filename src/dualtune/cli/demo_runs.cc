@@ -1,6 +1,5 @@
 #include "dualtune/cli/demo_runs.h"
 
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -123,8 +122,7 @@ int run_trainings(const std::vector<Training>& ts, const DemoOptions& o) {
     }
     DT_CHECK(!running.empty(), "demo: no training can start (internal scheduling error)");
     int st = 0;
-    const pid_t pid = ::waitpid(-1, &st, 0);
-    if (pid < 0 && errno == EINTR) continue;
+    const pid_t pid = wait_child(-1, &st);
     DT_CHECK(pid > 0, "demo: waitpid failed: ", std::strerror(errno));
     const auto it = running.find(pid);
     if (it == running.end()) continue;
@@ -140,12 +138,9 @@ int run_trainings(const std::vector<Training>& ts, const DemoOptions& o) {
     }
   }
   if (failure.empty()) return jobs;
-  for (const auto& [pid, i] : running) ::kill(pid, SIGTERM);
-  for (const auto& [pid, i] : running) {
-    int st = 0;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-  }
+  std::vector<pid_t> others;
+  for (const auto& [pid, i] : running) others.push_back(pid);
+  stop_children(others, std::chrono::seconds(5));
   DT_THROW("demo: ", failure, " (its error is printed above; its run directory keeps the last complete epoch)",
            running.empty() ? "" : "; the other trainings were stopped and resume on the next run");
 }
@@ -156,7 +151,7 @@ std::vector<eval::ModelFeatures> extract_test_features(const std::string& refere
   std::printf("== extracting test features (leave-one-out on %s test images)\n",
               eval_limit > 0 ? std::to_string(eval_limit).c_str() : "all");
   std::fflush(stdout);
-  const auto cfg = config::Config::load(reference_run + "/config.yml");
+  const auto cfg = config::Config::load(RunPaths{reference_run}.config());
   auto spec = engine::dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
   spec.classes = "all";
   spec.limit = eval_limit;

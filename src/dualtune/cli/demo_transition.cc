@@ -14,6 +14,7 @@
 #include "dualtune/features/feature_set.h"
 #include "dualtune/report/backfill_report.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -26,10 +27,10 @@ std::string run_demo_transition(const TransitionInputs& in) {
   std::replace(new_model.begin(), new_model.end(), '@', '.');
   const auto old_test = features::FeatureSet::load(in.seed_dir + "/features/" + in.old_name);
   const auto new_test = features::FeatureSet::load(in.seed_dir + "/features/" + in.new_name);
-  const auto cfg = config::Config::load(old_run + "/config.yml", {"data.root=" + in.data_root});
+  const auto cfg = config::Config::load(RunPaths{old_run}.config(), {"data.root=" + in.data_root});
   // The scenario's own splits (Fashion-MNIST: train / test; open set: the new model's
   // train-new and the unseen test classes).
-  const auto new_cfg = config::Config::load(new_run + "/config.yml", {"data.root=" + in.data_root});
+  const auto new_cfg = config::Config::load(RunPaths{new_run}.config(), {"data.root=" + in.data_root});
   auto test_spec = engine::dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
   auto train_spec = engine::dataset_spec(new_cfg, new_cfg.get<std::string>("data.train_split"));
   train_spec.classes = "all";

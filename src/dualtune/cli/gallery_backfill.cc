@@ -110,21 +110,13 @@ void register_gallery_backfill(CLI::App& gallery) {
       DT_CHECK(ranks.world == 1, "--nproc starts its own ranks: expected RANK/WORLD_SIZE unset, found them set");
       ranks.world = o->nproc;
       ranks.master_port = free_local_port();
-      auto env = environment_without({"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"});
-      env.push_back("MASTER_ADDR=127.0.0.1");
-      env.push_back("MASTER_PORT=" + std::to_string(ranks.master_port));
-      env.push_back("WORLD_SIZE=" + std::to_string(o->nproc));
-      env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(o->nproc));
       const int cores = std::max(1u, std::thread::hardware_concurrency());
       const int threads = o->threads > 0 ? o->threads : std::max(1, cores / o->nproc);
       for (int r = 1; r < o->nproc; ++r) {
-        auto e = env;
-        e.push_back("RANK=" + std::to_string(r));
-        e.push_back("LOCAL_RANK=" + std::to_string(r));
         std::vector<std::string> args{"dualtune", "gallery", "backfill", o->dir, "--threads", std::to_string(threads),
                                       "--workers", std::to_string(o->data.workers), "--quiet"};
         if (!o->data.config.empty()) args.insert(args.end(), {"--data-config", o->data.config});
-        children.push_back(spawn_self(args, e));
+        children.push_back(spawn_self(args, local_rank_environment(r, o->nproc, ranks.master_port)));
       }
       o->threads = threads;
     } else if (ranks.world > 1 && o->threads == 0) {
@@ -161,8 +153,7 @@ void register_gallery_backfill(CLI::App& gallery) {
     }
     for (pid_t pid : children) {
       int st = 0;
-      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-      }
+      wait_child(pid, &st);
       if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) && rep.remaining > 0)
         failures.push_back("worker process " + std::to_string(pid) + " " + describe_status(st));
     }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "dualtune/util/error.h"
 
@@ -45,6 +46,52 @@ pid_t spawn_self(const std::vector<std::string>& args, const std::vector<std::st
     ::_exit(127);
   }
   return pid;
+}
+
+std::vector<std::string> local_rank_environment(int rank, int world, int port) {
+  auto env = environment_without({"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"});
+  env.push_back("MASTER_ADDR=127.0.0.1");
+  env.push_back("MASTER_PORT=" + std::to_string(port));
+  env.push_back("RANK=" + std::to_string(rank));
+  env.push_back("LOCAL_RANK=" + std::to_string(rank));
+  env.push_back("WORLD_SIZE=" + std::to_string(world));
+  env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(world));
+  return env;
+}
+
+pid_t wait_child(pid_t pid, int* status, int options) {
+  pid_t r;
+  while ((r = ::waitpid(pid, status, options)) < 0 && errno == EINTR) {
+  }
+  return r;
+}
+
+void stop_children(std::vector<pid_t>& pids, std::chrono::milliseconds grace,
+                   const std::function<void(size_t, int)>& on_exit) {
+  size_t running = 0;
+  for (pid_t p : pids)
+    if (p > 0) ::kill(p, SIGTERM), ++running;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  bool killed = false;
+  while (running > 0) {
+    int st = 0;
+    const pid_t pid = wait_child(-1, &st, WNOHANG);
+    if (pid < 0) break;  // no child left to reap
+    if (pid > 0) {
+      const auto it = std::find(pids.begin(), pids.end(), pid);
+      if (it == pids.end()) continue;
+      *it = -1;
+      --running;
+      if (on_exit) on_exit(static_cast<size_t>(it - pids.begin()), st);
+      continue;
+    }
+    if (!killed && std::chrono::steady_clock::now() > deadline) {
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGKILL);
+      killed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 int free_local_port() {

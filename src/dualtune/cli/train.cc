@@ -1,13 +1,8 @@
 // dualtune train --config X [section.key=value ...] [--resume] [--nproc N]
-#include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstdio>
+#include <algorithm>
 #include <cstdlib>
-#include <cstring>
-#include <thread>
 
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/subprocess.h"
@@ -26,36 +21,18 @@ void run_local_ranks(int nproc, const std::vector<std::string>& args) {
   DT_CHECK(std::getenv("RANK") == nullptr && std::getenv("WORLD_SIZE") == nullptr,
            "--nproc starts its own ranks: expected RANK/WORLD_SIZE unset in the environment, found them set");
   const int port = free_local_port();
-  const auto base_env =
-      environment_without({"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"});
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
-  for (int r = 0; r < nproc; ++r) {
-    std::vector<std::string> env = base_env;
-    env.push_back("MASTER_ADDR=127.0.0.1");
-    env.push_back("MASTER_PORT=" + std::to_string(port));
-    env.push_back("RANK=" + std::to_string(r));
-    env.push_back("LOCAL_RANK=" + std::to_string(r));
-    env.push_back("WORLD_SIZE=" + std::to_string(nproc));
-    env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(nproc));
-    pids[static_cast<size_t>(r)] = spawn_self(args, env);
-  }
-  auto rank_of = [&](pid_t pid) {
-    for (int r = 0; r < nproc; ++r)
-      if (pids[static_cast<size_t>(r)] == pid) return r;
-    return -1;
-  };
+  for (int r = 0; r < nproc; ++r) pids[static_cast<size_t>(r)] = spawn_self(args, local_rank_environment(r, nproc, port));
   int running = nproc;
   std::string failure;
   while (running > 0) {
     int st = 0;
-    const pid_t pid = ::waitpid(-1, &st, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    const int r = rank_of(pid);
-    if (r < 0) continue;
-    pids[static_cast<size_t>(r)] = -1;
+    const pid_t pid = wait_child(-1, &st);
+    if (pid < 0) break;
+    const auto it = std::find(pids.begin(), pids.end(), pid);
+    if (it == pids.end()) continue;
+    const int r = static_cast<int>(it - pids.begin());
+    *it = -1;
     --running;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
     failure = "rank " + std::to_string(r) + " of " + std::to_string(nproc) + " " + describe_status(st);
@@ -63,27 +40,10 @@ void run_local_ranks(int nproc, const std::vector<std::string>& args) {
   }
   if (failure.empty()) return;
   // Stop the others: SIGTERM, then SIGKILL whoever is still there after 5 s.
-  for (pid_t p : pids)
-    if (p > 0) ::kill(p, SIGTERM);
   std::string others;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (running > 0) {
-    int st = 0;
-    const pid_t pid = ::waitpid(-1, &st, WNOHANG);
-    if (pid > 0) {
-      const int r = rank_of(pid);
-      if (r < 0) continue;
-      pids[static_cast<size_t>(r)] = -1;
-      --running;
-      others += "; rank " + std::to_string(r) + " " + describe_status(st);
-      continue;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      for (pid_t p : pids)
-        if (p > 0) ::kill(p, SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  stop_children(pids, std::chrono::seconds(5), [&](size_t r, int st) {
+    others += "; rank " + std::to_string(r) + " " + describe_status(st);
+  });
   DT_THROW("train --nproc ", nproc, ": ", failure, " (the first to fail; any error it printed is above)", others,
            "; the run directory keeps the last complete epoch");
 }
