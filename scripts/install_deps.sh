@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages dualtune needs (DESIGN.md "Dependencies") that are
+# Installs the Debian packages dualtune needs that are
 # missing on this machine, then the npm packages of the browser test. Idempotent: does
 # nothing when all are present.
 # chromium: the report.html test opens the page headless; the serve page's browser test
