@@ -4,7 +4,7 @@
 # it from its images (`gallery backfill`), on the same Fashion-MNIST test images, the same
 # models and the same threads, measured one after the other in one run.
 #   bench/transform_vs_backfill.sh OLD_RUN NEW_RUN H_RUN [ITEMS=10000] [THREADS=2]
-# e.g. with the runs of scripts/transform_table.sh:
+# e.g. with the runs of experiments/transform_table.sh:
 #   d=transform_out/default/seed0
 #   bench/transform_vs_backfill.sh $d/old $d/independent $d/h_independent
 set -euo pipefail

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages dualtune needs (DESIGN.md "Dependencies") that are
+# Installs the Debian packages dualtune needs that are
 # missing on this machine, then the npm packages of the browser test. Idempotent: does
 # nothing when all are present.
 # chromium: the report.html test opens the page headless; the serve page's browser test
 # drives it with puppeteer-core from npm (Node.js/npm; no browser is downloaded).
 # dpkg-dev: dpkg-shlibdeps for `cpack -G DEB`. binutils: readelf in the install test.
 # libsqlite3-dev: the gallery's store. libcpp-httplib-dev: `dualtune serve`.
-# python3-numpy: scripts/centroid_queries.py and its test (analysis, never at run time).
+# python3-numpy: experiments/centroid_queries.py and its test (analysis, never at run time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scripts/centroid_queries.py against centroids computed by hand (run by ctest)."""
+"""experiments/centroid_queries.py against centroids computed by hand (run by ctest)."""
 import os
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import unittest
 
 import numpy as np
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "centroid_queries.py")
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "experiments", "centroid_queries.py")
 
 
 def write_features(d, features, labels):

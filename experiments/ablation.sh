@@ -2,13 +2,13 @@
 # The Dual-Tuning ablation on the full demo protocol (Fashion-MNIST, old convnet-s on
 # classes 0-4, new convnet-m on all 10, 3 epochs). Every variant reuses the demo's old
 # model and writes OUT/default/summary_<variant>.md; docs/RESULTS.md collects them.
-#   [THREADS=n] [DUALTUNE=binary] scripts/ablation.sh [OUT=demo_out] [SEED=0] [variant ...]
+#   [THREADS=n] [DUALTUNE=binary] experiments/ablation.sh [OUT=demo_out] [SEED=0] [variant ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-demo_out}; seed=${2:-0}; shift $(( $# > 2 ? 2 : $# )) || true
 B=${DUALTUNE:-./build/dualtune}
 declare -A V=(
-  # DESIGN.md defaults, each term off in turn
+  # The first defaults (triplet prototypes λp 0.1, L_n2o 0.2, L_o2n 0.2), each term off in turn
   [tri]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
   [tri-noproto]="compat.proto_form=triplet compat.proto_weight=0 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
   [tri-non2o]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0 compat.o2n_weight=0.2"

@@ -18,7 +18,7 @@ compares with an old model of width K), the centroid→old cell separates the tw
 that gap: where the new model places each class's mean (centroids of its own embeddings)
 and how far single images scatter around it (its new→old cell minus this one).
 
-Usage: scripts/centroid_queries.py [--components K] IN_DIR OUT_DIR      (needs python3-numpy)
+Usage: experiments/centroid_queries.py [--components K] IN_DIR OUT_DIR      (needs python3-numpy)
 """
 import os
 import shutil

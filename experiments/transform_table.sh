@@ -4,7 +4,7 @@
 # fitted from old into the independent model's space and into the dual-tuning model's
 # space, the old test features mapped through each h, and one eval judging
 # new→old (bct, dual-tuning, independent), new→h(old) (independent, dual-tuning).
-#   [DUALTUNE=binary] [H_SET="transform.width=512 ..."] scripts/transform_table.sh \
+#   [DUALTUNE=binary] [H_SET="transform.width=512 ..."] experiments/transform_table.sh \
 #       [OUT=transform_out] [SEEDS=2] [demo options, e.g. --quick --threads 2]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-group diagnostics of demo runs, averaged over seeds, as one Markdown table.
 
-    scripts/diagnostics_table.py [--per-seed] SCENARIO_DIR [TAG ...]
+    experiments/diagnostics_table.py [--per-seed] SCENARIO_DIR [TAG ...]
 
 SCENARIO_DIR is demo_out/<scenario> (holding seed0/, seed1/, ...). For each TAG ("" for
 the demo's own report/, else report_TAG/ of a --variant run) it reads every seed's

@@ -4,7 +4,7 @@
 # imported as deployed, new imported for every item), calibrations and the uncertainty
 # order fitted on N training images embedded by both models, then `gallery curve` over
 # the merges and orders, the random order under each of SEEDS.
-#   scripts/transition_curve.sh SEED_DIR DATA_DIR OUT [N=4000] [build/dualtune]
+#   experiments/transition_curve.sh SEED_DIR DATA_DIR OUT [N=4000] [build/dualtune]
 # SEED_DIR: demo_out/<scenario>/seedK (runs old/ and the new models, and features/).
 # Writes OUT/curve_<model>_seed<s>/curve.{md,json} (one OUT per SEED_DIR). Defaults: the
 # open-set benchmark.
@@ -15,7 +15,7 @@
 # The Fashion-MNIST demo's transition (its 10 steps, orders and merges) on another seed:
 #   FORMAT=idx TRAIN_SPLIT=train MODELS=dual-tuning ORDERS=random,uncertainty \
 #   MERGES=raw,rank,calibrated FRACTIONS=steps:10 SEEDS=0 \
-#   scripts/transition_curve.sh OUT/default/seed1 /usr/share/datasets/fashion-mnist W 5000
+#   experiments/transition_curve.sh OUT/default/seed1 /usr/share/datasets/fashion-mnist W 5000
 set -euo pipefail
 R=$(realpath "$1"); D=$(realpath "$2"); W=$3; N=${4:-4000}; B=$(realpath "${5:-build/dualtune}")
 FORMAT=${FORMAT:-image_folder} TRAIN_SPLIT=${TRAIN_SPLIT:-train-new} TEST_SPLIT=${TEST_SPLIT:-test}

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 # Experiment behind docs/GALLERY.md ("a stratified uncertainty order"), not a product
 # command: writes a stratified uncertainty order as the plan of the rolling-out version
-# (id 2) of a gallery made by scripts/transition_curve.sh, so that `gallery curve
+# (id 2) of a gallery made by experiments/transition_curve.sh, so that `gallery curve
 # --orders plan` measures it. k-means (k clusters, 25 Lloyd iterations, seeded) on the
 # normalised old vectors; within each cluster the stored predictor's ranking; globally by
 # the within-cluster fraction (p + 0.5) / n_c, ties by predicted t desc, then item id.
-#   /usr/bin/python3 scripts/stratified_plan.py GALLERY/gallery.db K SEED   (Debian python3-numpy)
+#   /usr/bin/python3 experiments/stratified_plan.py GALLERY/gallery.db K SEED   (Debian python3-numpy)
 import datetime, json, sqlite3, sys
 
 import numpy as np
