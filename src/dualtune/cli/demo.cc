@@ -247,7 +247,7 @@ void register_demo_command(CLI::App& app) {
   cmd->add_flag("--fresh", o->fresh, "retrain even when a finished run with the same config exists");
   cmd->add_flag("--no-transition", [o](int64_t) { o->transition = false; },
                 "skip the closing gallery transition (ablations, reruns of a seed whose transition exists; "
-                "scripts/transition_curve.sh measures it from the stored features)");
+                "experiments/transition_curve.sh measures it from the stored features)");
   cmd->add_option("--threads", o->threads, "libtorch threads in all (0 = all cores)")->capture_default_str();
   cmd->add_option("--jobs,-j", o->jobs,
                   "trainings run side by side as child processes, each with threads/jobs threads "
