@@ -71,7 +71,7 @@ class ProgressPrinter {
 
 }  // namespace
 
-void register_gallery_backfill(CLI::App& gallery) {
+void add_backfill_command(CLI::App& gallery) {
   struct Opts {
     std::string dir;
     gallery::BackfillOptions bf;

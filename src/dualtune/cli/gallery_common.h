@@ -1,6 +1,7 @@
 #pragma once
 // Pieces shared by the `dualtune gallery` subcommands (one file per group of them:
-// gallery.cc, gallery_search.cc, gallery_backfill.cc, gallery_curve.cc).
+// gallery.cc, gallery_search.cc, gallery_backfill.cc, gallery_curve.cc,
+// gallery_transform.cc). Each add_*_command registers one subcommand of `gallery`.
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -12,9 +13,9 @@
 
 namespace dualtune::cli {
 
-void register_gallery_search(CLI::App& gallery);
-void register_gallery_backfill(CLI::App& gallery);
-void register_gallery_curve(CLI::App& gallery);
+void add_search_command(CLI::App& gallery);
+void add_backfill_command(CLI::App& gallery);
+void add_curve_command(CLI::App& gallery);
 /// `gallery transform` lives with the other uses of h, in transform.cc.
 void register_gallery_transform(CLI::App& gallery);
 

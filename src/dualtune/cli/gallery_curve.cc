@@ -22,7 +22,7 @@ std::vector<std::string> split_csv(const std::string& s) {
 
 }  // namespace
 
-void register_gallery_curve(CLI::App& gallery) {
+void add_curve_command(CLI::App& gallery) {
   auto o = std::make_shared<app::CurveCommandOptions>();
   auto orders = std::make_shared<std::string>(), merges = std::make_shared<std::string>();
   auto* c = gallery.add_subcommand("curve", "Backfill curve: mAP and top-1 of new-model queries as the backfilled "

@@ -8,6 +8,7 @@
 
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -16,7 +17,7 @@ namespace dualtune::gallery {
 std::string model_fingerprint(const std::string& path) {
   DT_CHECK(fs::exists(path), "model ", path, " does not exist (expected a run directory or a TorchScript file)");
   if (fs::is_directory(path)) {
-    const std::string meta = (fs::path(path) / "meta.json").string();
+    const std::string meta = RunPaths{path}.meta();
     DT_CHECK(fs::exists(meta), "model ", path, ": expected a run directory with meta.json, found none");
     nlohmann::json j;
     try {

@@ -23,6 +23,10 @@
 //                                         score calibration and the order predictor
 // Vectors are immutable once written: a different model is a different version.
 //
+// Implementation, one job a file: store.cc (schema, create, open), store_models.cc
+// (models, versions, fits), store_items.cc (sources, items, vectors), store_plans.cc
+// (backfill plans, failures).
+//
 // Threading: a Store is one SQLite connection and is NOT safe for concurrent use; the
 // Gallery serialises access with its own mutexes. Several processes may open the same
 // gallery; SQLite's locks serialise their writers.

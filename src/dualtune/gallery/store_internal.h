@@ -1,0 +1,28 @@
+#pragma once
+// Private to the Store's translation units (store*.cc): helpers for reading rows, and
+// the timestamp format every table's `created` column uses.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dualtune/gallery/sqlite.h"
+
+namespace dualtune::gallery::detail {
+
+/// Now as ISO 8601 UTC, e.g. 2026-01-31T12:00:00Z.
+std::string now_utc();
+
+/// Column 0 of every row the statement yields (ids), in order.
+inline std::vector<int64_t> int_rows(sql::Stmt& s) {
+  std::vector<int64_t> out;
+  while (s.step()) out.push_back(s.column_int(0));
+  return out;
+}
+
+/// Column 0 of the statement's one row (count(*), max(...), a PRAGMA's value).
+inline int64_t int_value(sql::Stmt& s) {
+  s.step();
+  return s.column_int(0);
+}
+
+}  // namespace dualtune::gallery::detail
