@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out=${1:-demo_out}; seed=${2:-0}; shift $(( $# > 2 ? 2 : $# )) || true
 B=${DUALTUNE:-./build/dualtune}
 declare -A V=(
-  # DESIGN.md defaults, each term off in turn
+  # The first defaults (triplet prototypes λp 0.1, L_n2o 0.2, L_o2n 0.2), each term off in turn
   [tri]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
   [tri-noproto]="compat.proto_form=triplet compat.proto_weight=0 compat.n2o_weight=0.2 compat.o2n_weight=0.2"
   [tri-non2o]="compat.proto_form=triplet compat.proto_weight=0.1 compat.n2o_weight=0 compat.o2n_weight=0.2"
