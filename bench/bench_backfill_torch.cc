@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   const int64_t images = argc > 2 ? std::atoll(argv[2]) : 10000;
   const int threads = engine::set_threads(argc > 3 ? std::atoi(argv[3]) : 0);
   const int reps = argc > 4 ? std::atoi(argv[4]) : 3;
-  const std::string root = argc > 5 ? argv[5] : "/usr/share/datasets/fashion-mnist";
+  const std::string root = argc > 5 ? argv[5] : kFashionMnistDir;
   const std::string work = "/tmp/bench_backfill_" + std::to_string(::getpid());
   fs::create_directories(work);
   if (model.empty()) {

@@ -115,7 +115,7 @@ double cli_train_ips(const std::string& env, int threads, int64_t images, const 
 
 int main(int argc, char** argv) {
   const int64_t images = argc > 1 ? std::atoll(argv[1]) : 12000;
-  const std::string root = argc > 2 ? argv[2] : "/usr/share/datasets/fashion-mnist";
+  const std::string root = argc > 2 ? argv[2] : kFashionMnistDir;
   const auto tmp = std::filesystem::temp_directory_path() / ("bench_train_" + std::to_string(::getpid()));
   std::filesystem::create_directories(tmp);
   const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

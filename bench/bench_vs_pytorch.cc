@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   const int64_t images = argc > 2 ? std::atoll(argv[2]) : 12800;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
   const int bf16_rounds = argc > 4 ? std::atoi(argv[4]) : bf16_instructions() ? 1 : 0;
-  const std::string root = argc > 5 ? argv[5] : "/usr/share/datasets/fashion-mnist";
+  const std::string root = argc > 5 ? argv[5] : kFashionMnistDir;
   const auto tmp = std::filesystem::temp_directory_path() / ("bench_vs_pytorch_" + std::to_string(::getpid()));
   std::filesystem::create_directories(tmp);
   const std::string script = python() + " " + source("bench/pytorch_convnet_m.py");

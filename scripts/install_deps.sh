@@ -15,6 +15,10 @@ pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       dataset-fashion-mnist gnuplot-nox libgloo-dev libsqlite3-dev
       clang-14 libclang-rt-14-dev libomp-14-dev
       libcpp-httplib-dev chromium dpkg-dev binutils python3-numpy)
+# The glyph generator's test (tests/scripts/test_make_glyphs.py) renders three faces of
+# fonts-baekmuk with Pillow and fontTools. The full benchmark's fonts (about 260 MB to download) are
+# listed in tools/openset/README.md for whoever generates it; CI does not need them.
+pkgs+=(python3-pil python3-fonttools fonts-baekmuk)
 # Node.js and npm may come from Debian (nodejs, npm) or from elsewhere (NodeSource's
 # nodejs bundles npm): ask Debian only for the commands that are missing.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -58,14 +58,14 @@ TEST(GlyphBenchmark, MissingRootOrManifestNamesTheGenerator) {
   const std::string none = (fs::temp_directory_path() / "dt_test_glyphs_does_not_exist").string();
   const std::string e1 = error_of(none);
   EXPECT_NE(e1.find("no such directory"), std::string::npos) << e1;
-  EXPECT_NE(e1.find("make_hangul.py --out " + none), std::string::npos) << e1;
+  EXPECT_NE(e1.find("make_glyphs.py --out " + none), std::string::npos) << e1;
   EXPECT_NE(e1.find("README.md"), std::string::npos) << e1;
 
   const std::string root = fresh_glyphs("nomanifest");
   fs::remove(root + "/manifest.json");
   const std::string e2 = error_of(root);
   EXPECT_NE(e2.find("manifest.json is missing"), std::string::npos) << e2;
-  EXPECT_NE(e2.find("make_hangul.py"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("make_glyphs.py"), std::string::npos) << e2;
   std::ofstream(root + "/manifest.json") << "{\"counts\": {}}";
   const std::string e3 = error_of(root);
   EXPECT_NE(e3.find("expected counts.train-old.{classes, images}"), std::string::npos) << e3;
@@ -78,7 +78,7 @@ TEST(GlyphBenchmark, IncompleteSplitsAreNamed) {
   const std::string e1 = error_of(root);
   EXPECT_NE(e1.find("train-new has 7 class folders where manifest.json lists 8; missing: ac03"), std::string::npos)
       << e1;
-  EXPECT_NE(e1.find("make_hangul.py"), std::string::npos) << e1;
+  EXPECT_NE(e1.find("make_glyphs.py"), std::string::npos) << e1;
   fs::remove_all(root);
 
   const std::string root2 = fresh_glyphs("image");

@@ -8,6 +8,7 @@
 #include "dualtune/data/dataset.h"
 #include "dualtune/data/idx.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/install_paths.h"
 
 namespace fs = std::filesystem;
 using namespace dualtune::data;
@@ -160,7 +161,7 @@ TEST(Idx, MissingFilesAndBadSplitAreNamed) {
 }
 
 TEST(Idx, ReadsFashionMnistTestSplit) {
-  const std::string root = "/usr/share/datasets/fashion-mnist";
+  const std::string root = dualtune::kFashionMnistDir;
   if (!fs::exists(root + "/t10k-images-idx3-ubyte.gz")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   IdxDataset ds(root, "test");
   EXPECT_EQ(ds.size(), 10000u);

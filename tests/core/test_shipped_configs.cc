@@ -18,7 +18,7 @@ TEST(ShippedConfigs, AllLoadAndValidate) {
 }
 
 TEST(ShippedConfigs, DemoConfigsMatchTheReferenceProtocol) {
-  // DESIGN.md "Reference results": old convnet-s, 6 epochs, classes 0-4, Adam 1e-3,
+  // The reference protocol (docs/RESULTS.md): old convnet-s, 6 epochs, classes 0-4, Adam 1e-3,
   // wd 5e-4, batch 128, cosine, label smoothing 0.1, pad 2 + flip; new convnet-m, 3 epochs, D 128.
   const std::string dir = std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist/";
   const auto old_cfg = Config::load(dir + "old_convnet_s.yml");
@@ -38,7 +38,7 @@ TEST(ShippedConfigs, DemoConfigsMatchTheReferenceProtocol) {
 TEST(ShippedConfigs, GlyphConfigsDescribeTheOpenSetBenchmarkAndMirrorTheMethods) {
   const std::string glyphs = std::string(DUALTUNE_SOURCE_DIR) + "/configs/glyphs/";
   const std::string fmnist = std::string(DUALTUNE_SOURCE_DIR) + "/configs/fmnist/";
-  // The benchmark's layout and pixel statistics (../shared/openset/README.md), no flips.
+  // The benchmark's layout and pixel statistics (tools/openset/README.md), no flips.
   const auto old_cfg = Config::load(glyphs + "old_convnet_s.yml");
   EXPECT_EQ(old_cfg.get<std::string>("data.format"), "image_folder");
   EXPECT_EQ(old_cfg.get<std::string>("data.train_split"), "train-old");

@@ -68,12 +68,12 @@ TEST(OpensetDemo, MissingOrIncompleteDataRootIsAClearErrorBeforeAnyWork) {
   EXPECT_NE(none.find("expected --data-root DIR, the generated open-set glyph benchmark, found none"),
             std::string::npos)
       << none;
-  EXPECT_NE(none.find("make_hangul.py --out DIR"), std::string::npos) << none;
+  EXPECT_NE(none.find("make_glyphs.py --out DIR"), std::string::npos) << none;
 
   const auto missing = testdata::run_command(demo + " --data-root " + dir + "/glyphs", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(missing.find(dir + "/glyphs: no such directory"), std::string::npos) << missing;
-  EXPECT_NE(missing.find("make_hangul.py --out " + dir + "/glyphs"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("make_glyphs.py --out " + dir + "/glyphs"), std::string::npos) << missing;
 
   testdata::write_tiny_glyphs(dir + "/glyphs");
   fs::remove_all(dir + "/glyphs/train-new/ac05");

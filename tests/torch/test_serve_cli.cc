@@ -27,6 +27,7 @@
 #include "dualtune/data/dataset.h"
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/atomic_file.h"
+#include "dualtune/util/install_paths.h"
 #include "../core/gallery_fixtures.h"
 #include "tiny_data.h"
 
@@ -37,7 +38,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kFmnist = "/usr/share/datasets/fashion-mnist";
+const std::string kFmnist = kFashionMnistDir;
 const std::string kToken = "serve-cli-token-0123456789";
 
 /// A `dualtune serve` child process; its stdout and stderr go to files in dir.

@@ -48,12 +48,12 @@ struct Scenario {
 
 const std::map<std::string, Scenario>& scenarios() {
   static const std::map<std::string, Scenario> s{
-      {"default", {"fmnist", "/usr/share/datasets/fashion-mnist", "the Fashion-MNIST test set", {}}},
+      {"default", {"fmnist", kFashionMnistDir, "the Fashion-MNIST test set", {}}},
       {"arch",
-       {"fmnist", "/usr/share/datasets/fashion-mnist", "the Fashion-MNIST test set",
+       {"fmnist", kFashionMnistDir, "the Fashion-MNIST test set",
         {"model.backbone=resnet18", "model.embedding_dim=256"}}},
       {"loss",
-       {"fmnist", "/usr/share/datasets/fashion-mnist", "the Fashion-MNIST test set",
+       {"fmnist", kFashionMnistDir, "the Fashion-MNIST test set",
         {"loss.type=arcface", "loss.label_smoothing=0.0"}}},
       {"openset",
        {"glyphs", nullptr, "the open-set glyph test split (classes neither model trained on)", {}, 8600, 25800}},
@@ -231,8 +231,8 @@ void register_demo_command(CLI::App& app) {
                   "directory of the demo configs (default: the shipped configs/fmnist, openset: configs/glyphs; "
                   "shipped configs: " + (shipped.empty() ? std::string("not found") : shipped) + ")");
   cmd->add_option("--data-root", o->data_root,
-                  "Fashion-MNIST IDX directory (default /usr/share/datasets/fashion-mnist); for openset, required: "
-                  "the directory make_hangul.py generated");
+                  std::string("Fashion-MNIST IDX directory (default ") + kFashionMnistDir + "); for openset, required: "
+                  "the directory tools/openset/make_glyphs.py generated");
   cmd->add_option("--scenario", o->scenario,
                   "default | arch (new model resnet18, D=256) | loss (new model trained with ArcFace) | openset "
                   "(open-set glyph benchmark: old model on train-old, new on train-new, test classes unseen) | generations "

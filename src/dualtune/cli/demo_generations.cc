@@ -109,7 +109,7 @@ int run_generations_demo(DemoOptions o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (o.configs.empty()) o.configs = require_shipped_dir("configs") + "/generations";
   DT_CHECK(fs::is_directory(o.configs), "demo: configs directory ", o.configs, " does not exist");
-  if (o.data_root.empty()) o.data_root = "/usr/share/datasets/fashion-mnist";
+  if (o.data_root.empty()) o.data_root = kFashionMnistDir;
   if (o.methods == DemoOptions{}.methods) o.methods = {"bct", "dual-tuning"};
   for (const auto& m : o.methods) {
     DT_CHECK(m == "bct" || m == "dual-tuning", "demo --scenario generations: unknown method '", m,

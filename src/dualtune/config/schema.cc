@@ -1,11 +1,14 @@
+#include <string>
+
 #include "dualtune/config/config.h"
+#include "dualtune/util/install_paths.h"
 
 namespace dualtune::config {
 
 // Every key a training config may set, with its default. validate() in config.cc
-// holds the allowed ranges and enum values.
+// holds the allowed ranges and enum values. data.root defaults to kFashionMnistDir.
 const char* schema_yaml() {
-  return R"YAML(
+  static const std::string yaml = std::string(R"YAML(
 seed: 0
 threads: 0                 # libtorch intra-op threads; 0 = all cores
 output_dir: runs/default   # the run directory
@@ -13,7 +16,7 @@ log_every: 50              # steps between progress lines / JSON log records
 test_accuracy: true        # top-1 classification on data.test_split after each epoch
 data:
   format: idx              # idx | image_folder | market1501
-  root: /usr/share/datasets/fashion-mnist
+  root: )YAML") + kFashionMnistDir + R"YAML(
   train_split: train       # idx: train|test; image_folder: subfolder; market1501: train
   test_split: test         # split used by extract/eval when none is given
   classes: all             # all | "0-4" | "0,2,7" | "fraction:0.5" (of the sorted class names)
@@ -90,6 +93,7 @@ transform:                 # forward transformation h (dualtune transform train;
   side_info: ""            # side-information model (run directory or TorchScript), "" = none
   side_dim: 0              # components of the side-information embedding kept (0 = all)
 )YAML";
+  return yaml.c_str();
 }
 
 }  // namespace dualtune::config

@@ -21,8 +21,8 @@ const char* const kSplits[] = {"train-old", "train-new", "test"};
 
 [[noreturn]] void fail(const std::string& root, const std::string& problem) {
   DT_THROW("open-set glyph benchmark at ", root, ": ", problem, ". Generate it with `/usr/bin/python3 ",
-           kGlyphGenerator, " --out ", root, "` (about 3 minutes; the Debian font packages it needs, its layout and ",
-           "counts are in ", kGlyphGeneratorReadme, ")");
+           kGlyphGenerator, " --out ", root, "` in a dualtune source tree (about 3 minutes; the Debian font packages ",
+           "it needs, its layout and counts are in ", kGlyphGeneratorReadme, ")");
 }
 
 /// "a, b, c and 7 more"

@@ -1,6 +1,6 @@
 #pragma once
 // The open-set glyph benchmark's data root, as its generator writes it
-// (make_hangul.py; layout, counts and pixel statistics in the README beside it):
+// (tools/openset/make_glyphs.py; layout, counts and pixel statistics in tools/openset/README.md):
 //
 //   ROOT/train-old/<class_hex>/<n>.png   the old model's training classes
 //   ROOT/train-new/<class_hex>/<n>.png   the new models' classes, a superset of train-old's
@@ -15,9 +15,9 @@
 
 namespace dualtune::data {
 
-/// Where the generator lives, for error messages.
-inline constexpr const char* kGlyphGenerator = "/work/shared/openset/make_hangul.py";
-inline constexpr const char* kGlyphGeneratorReadme = "/work/shared/openset/README.md";
+/// Where the generator lives in a dualtune source tree (relative to its root), for error messages.
+inline constexpr const char* kGlyphGenerator = "tools/openset/make_glyphs.py";
+inline constexpr const char* kGlyphGeneratorReadme = "tools/openset/README.md";
 
 /// Class and image counts of one split, as found on disk.
 struct GlyphSplitCounts {

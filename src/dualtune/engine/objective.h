@@ -1,6 +1,6 @@
 #pragma once
 // The training objective: the task loss terms of `loss:` plus the compatibility terms
-// of `compat:` (DESIGN.md "Methods"). Each term is returned by name with its weight so
+// of `compat:` (formulas in losses/compat/*.h). Each term is returned by name with its weight so
 // the trainer can log it, check it for NaN/Inf, and sum  L = Σ weight · term.
 #include <torch/torch.h>
 

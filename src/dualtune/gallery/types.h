@@ -19,7 +19,7 @@
 
 namespace dualtune::gallery {
 
-/// Lifecycle of a model in a gallery (DESIGN.md "Gallery transition").
+/// Lifecycle of a model in a gallery (the transition: docs/GALLERY.md, docs/ARCHITECTURE.md).
 enum class Role {
   kDeployed,    ///< serves today's queries; every item has its embedding
   kRollingOut,  ///< new queries use it; items are being backfilled with it

@@ -2,7 +2,7 @@
 // A frozen class head (the old model's classifier Wo, or BCT's extension of it) and the
 // component cropping every old-vs-new comparison uses.
 //
-// Dimension mismatch (DESIGN.md): when Dn ≠ Do every old-vs-new comparison uses the
+// Dimension mismatch (new Dn vs old Do): when Dn ≠ Do every old-vs-new comparison uses the
 // first k = min(Dn, Do) components of both sides.
 #include <torch/torch.h>
 

@@ -8,6 +8,10 @@
 
 namespace dualtune {
 
+/// Where Debian's dataset-fashion-mnist installs the Fashion-MNIST IDX files: the default
+/// data.root (config/schema.cc) and the data of the demo's Fashion-MNIST scenarios.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
 /// Directory of the running executable (resolved /proc/self/exe), "" if unknown.
 std::string executable_dir();
 
