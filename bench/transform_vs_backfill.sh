@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a forward transformation saves (issue 14): upgrading a gallery through h from its
+# What a forward transformation saves: upgrading a gallery through h from its
 # stored old embeddings (`gallery transform`, no image, no backbone) against re-embedding
 # it from its images (`gallery backfill`), on the same Fashion-MNIST test images, the same
 # models and the same threads, measured one after the other in one run.

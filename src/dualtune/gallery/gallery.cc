@@ -62,7 +62,7 @@ std::vector<VersionInfo> Gallery::precedence(const std::string& name) {
   std::vector<VersionInfo> out;
   for (const auto& v : versions)
     if (v.id == m.version_id) out.push_back(v);
-  // Derived versions in this model's space, newest first (issue 14: transformed vectors).
+  // Derived versions in this model's space, newest first (transformed vectors).
   for (auto it = versions.rbegin(); it != versions.rend(); ++it)
     if (it->model_id == m.id && it->derived_from != 0) out.push_back(*it);
   if (m.role == Role::kRollingOut) {

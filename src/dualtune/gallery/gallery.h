@@ -108,7 +108,7 @@ class Gallery {
                        bool skip_existing, const std::function<void(int64_t, int64_t)>& progress = {},
                        const std::atomic<bool>* cancel = nullptr);
 
-  /// Forward transformation of the stored gallery (issue 14, FCT): maps every item's
+  /// Forward transformation of the stored gallery (FCT): maps every item's
   /// deployed-model vector through h into the rolling-out model's space and stores it as
   /// a derived version (types.h), which that model's queries then score until the item
   /// is backfilled from its image. No image and no backbone run. Items already

@@ -96,7 +96,7 @@ class Store {
   ModelInfo add_model(const std::string& name, int64_t dim, const std::string& path, const std::string& config_hash,
                       Role role);
   void set_role(int64_t model_id, Role role);
-  /// Registers a derived version in model_id's space (issue 14): vectors mapped from
+  /// Registers a derived version in model_id's space: vectors mapped from
   /// version `derived_from` by `transform`.
   VersionInfo add_derived_version(const std::string& name, int64_t model_id, int64_t dim, int64_t derived_from,
                                   const std::string& transform);

@@ -7,7 +7,7 @@
 //
 // An embedding *version* is a set of vectors, one per item at most, that live in one
 // model's space. A model's native version holds what that model embedded from the
-// images (version name = model name). A derived version (issue 14, forward
+// images (version name = model name). A derived version (forward
 // transformation: "new@h") holds vectors of another version mapped into this model's
 // space without an image: VersionInfo::derived_from names its source. A query of model M
 // scores each item against the first version it has in M's precedence list
