@@ -2,7 +2,11 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "dualtune/serve/http_error.h"
 
@@ -29,6 +33,56 @@ Context::Context(gallery::Gallery& g, EmbedderFactory f, ServiceOptions o)
 Context::~Context() {
   std::error_code ec;
   fs::remove_all(tmp_dir, ec);
+}
+
+namespace {
+/// The absolute, normalised form of a path, without a trailing separator.
+std::string absolute_dir(const std::string& path) {
+  std::error_code ec;
+  std::string s = fs::absolute(path, ec).lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+std::string base_name(const std::string& path) { return fs::path(absolute_dir(path)).filename().string(); }
+}  // namespace
+
+std::string Context::name() const { return base_name(gallery.dir()); }
+
+std::string Context::public_text(std::string text) const {
+  // (absolute path, what a visitor sees instead); the longest first, so a model file
+  // inside the gallery becomes its base name, not "<gallery>/models/...".
+  std::vector<std::pair<std::string, std::string>> map;
+  auto add = [&map](const std::string& path, const std::string& shown) {
+    if (path.empty()) return;
+    const std::string a = absolute_dir(path);
+    if (a.size() > 1) map.emplace_back(a, shown);  // never "/" itself
+  };
+  add(gallery.dir(), name());
+  if (!options.report_dir.empty()) add(options.report_dir, base_name(options.report_dir));
+  if (!options.curve_file.empty()) add(fs::path(options.curve_file).parent_path().string(), "curve");
+  try {
+    for (const auto& m : gallery.models()) add(m.path, base_name(m.path));
+  } catch (const std::exception&) {  // an answer about a broken gallery still goes out
+  }
+  map.emplace_back(tmp_dir, "upload");
+  std::error_code ec;
+  const std::string cwd = fs::current_path(ec).string();
+  if (!ec && cwd.size() > 1) map.emplace_back(cwd + "/", "");
+  std::stable_sort(map.begin(), map.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  auto name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; };
+  for (const auto& [path, shown] : map) {
+    size_t at = text.find(path);
+    while (at != std::string::npos) {
+      const size_t end = at + path.size();
+      if (path.back() == '/' || end == text.size() || !name_char(text[end])) {  // "/a/g" is not in "/a/g2"
+        text.replace(at, path.size(), shown);
+        at = text.find(path, at + shown.size());
+      } else {
+        at = text.find(path, at + 1);
+      }
+    }
+  }
+  return text;
 }
 
 std::string Context::report_dir() const {

@@ -34,6 +34,14 @@ struct Context {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<bool> stopping{false};  ///< shutdown began: no new backfill starts
 
+  /// The gallery's name for visitors: its directory's base name ("g" for /srv/data/g/).
+  /// The page and the read routes show it instead of the server's file system.
+  std::string name() const;
+  /// `text` (an answer's message or a file it names) with the server's absolute paths
+  /// replaced by names: the gallery directory by name(), the report directory, the
+  /// curve's directory and the model files by their base names, the working directory
+  /// and the upload directory dropped. Paths outside these are left as they are.
+  std::string public_text(std::string text) const;
   /// report.json's directory ("" when there is none).
   std::string report_dir() const;
   /// curve.json's path ("" when there is none).

@@ -40,23 +40,24 @@ void get_backfill(Context& ctx, const httplib::Request&, httplib::Response& res)
 void post_backfill(Context& ctx, const httplib::Request& req, httplib::Response& res) {
   HTTP_CHECK(!ctx.stopping, 503, "the server is shutting down; no backfill starts now");
   const auto body = req.body.empty() ? nlohmann::json::object() : json_body(req);
+  const JsonFields f(body);
   gallery::BackfillOptions o;
-  const std::string name = json_string(body, "model");
+  const std::string name = f.string("model");
   const gallery::ModelInfo m = name.empty() ? ctx.gallery.target_model() : ctx.model(name);
   HTTP_CHECK(m.role == gallery::Role::kRollingOut, 409, "model '", m.name, "' is ", gallery::role_name(m.role),
              "; a backfill fills in the embeddings of the model that is rolling out",
              name.empty() ? " and none is (expected `gallery rollout` first)" : "");
-  o.order = json_string(body, "order");
+  o.order = f.string("order");
   HTTP_CHECK(o.order.empty() || o.order == "random" || o.order == "uncertainty", 400, "\"order\" must be random or "
              "uncertainty, found '", o.order, "'");
   HTTP_CHECK(o.order != "uncertainty" || ctx.gallery.order_predictor(m.name), 409, "order 'uncertainty' needs the "
              "predictor fitted by `gallery calibrate --model ", m.name, "`; none is stored (expected it, or order random)");
-  o.seed = static_cast<uint64_t>(json_int(body, "seed", 0, 0, std::numeric_limits<int64_t>::max()));
-  o.batch_size = json_int(body, "batch_size", 256, 1, ctx.options.limits.max_batch_size);
-  o.max_items = json_int(body, "max_items", 0, 0, std::numeric_limits<int64_t>::max());
-  o.max_seconds = json_seconds(body, "max_seconds", 0);
-  o.replan = json_bool(body, "replan", false);
-  o.retry_failed = json_bool(body, "retry_failed", false);
+  o.seed = static_cast<uint64_t>(f.integer("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+  o.batch_size = f.integer("batch_size", 256, 1, ctx.options.limits.max_batch_size);
+  o.max_items = f.integer("max_items", 0, 0, std::numeric_limits<int64_t>::max());
+  o.max_seconds = f.seconds("max_seconds", 0);
+  o.replan = f.boolean("replan", false);
+  o.retry_failed = f.boolean("retry_failed", false);
   ctx.backfill.start(o, m);
   send_json(res, backfill_json(ctx), 202);
 }

@@ -33,11 +33,14 @@ nlohmann::json add_report_json(const gallery::AddReport& rep) {
 /// POST /api/items with JSON: {"model", "items": [{"key", "label"?, "vector": [...]}], "skip_existing"?}.
 void add_vectors(Context& ctx, const nlohmann::json& body, httplib::Response& res) {
   const auto& L = ctx.options.limits;
-  const gallery::ModelInfo m = ctx.model(json_string(body, "model", ctx.gallery.target_model().name));
+  const JsonFields f(body);
+  const gallery::ModelInfo m = ctx.model(f.string("model", ctx.gallery.target_model().name));
   HTTP_CHECK(m.role != gallery::Role::kRetired, 409, "model '", m.name, "' is retired; expected a deployed or rolling-out model");
+  const bool skip_existing = f.boolean("skip_existing", false);
   const auto it = body.find("items");
   HTTP_CHECK(it != body.end() && it->is_array() && !it->empty(), 400,
-             "expected \"items\": a non-empty array of {\"key\", \"label\", \"vector\"}");
+             "expected \"items\": a non-empty array of {\"key\", \"label\", \"vector\"}, found ",
+             it == body.end() ? "none" : describe(*it));
   HTTP_CHECK(static_cast<int64_t>(it->size()) <= L.max_add_items, 413, "expected at most ", L.max_add_items,
              " items per request, found ", it->size());
   std::vector<gallery::ItemRecord> records;
@@ -45,24 +48,22 @@ void add_vectors(Context& ctx, const nlohmann::json& body, httplib::Response& re
   std::set<std::string> keys;
   for (size_t i = 0; i < it->size(); ++i) {
     const auto& item = (*it)[i];
-    HTTP_CHECK(item.is_object(), 400, "items[", i, "]: expected an object {\"key\", \"label\", \"vector\"}, found ", item.dump());
-    const std::string key = json_string(item, "key");
-    HTTP_CHECK(!key.empty(), 400, "items[", i, "]: expected a non-empty \"key\"");
-    HTTP_CHECK(keys.insert(key).second, 400, "items[", i, "]: key '", key, "' appears twice in the request");
+    const std::string where = "items[" + std::to_string(i) + "]: ";
+    HTTP_CHECK(item.is_object(), 400, where, "expected an object {\"key\", \"label\", \"vector\"}, found ", describe(item));
+    const JsonFields fi(item, where);
+    const std::string key = fi.string("key");
+    HTTP_CHECK(!key.empty(), 400, where, "expected a non-empty \"key\"");
+    HTTP_CHECK(keys.insert(key).second, 400, where, "key '", key, "' appears twice in the request");
     const auto v = item.find("vector");
-    HTTP_CHECK(v != item.end() && v->is_array() && static_cast<int64_t>(v->size()) == m.dim, 400, "items[", i,
-               "]: expected \"vector\" with ", m.dim, " numbers (model '", m.name, "' embeds ", m.dim, "), found ",
-               v == item.end() ? "none" : v->is_array() ? std::to_string(v->size()) + " values" : v->type_name());
-    for (const auto& x : *v) {
-      HTTP_CHECK(x.is_number() && std::isfinite(x.get<float>()), 400, "items[", i, "]: \"vector\" holds ", x.dump(),
-                 "; expected finite numbers (float32)");
-      vectors.push_back(x.get<float>());
-    }
-    records.push_back({key, json_string(item, "label"), -1, 0});
+    HTTP_CHECK(v != item.end() && v->is_array() && static_cast<int64_t>(v->size()) == m.dim, 400, where,
+               "expected \"vector\" with ", m.dim, " numbers (model '", m.name, "' embeds ", m.dim, "), found ",
+               v == item.end() ? "none" : v->is_array() ? std::to_string(v->size()) + " values" : describe(*v));
+    append_float32(*v, where + "\"vector\"", vectors);
+    records.push_back({key, fi.string("label"), -1, 0});
   }
   gallery::AddReport rep;
   try {
-    rep = ctx.writer.import_vectors(m.name, records, m.dim, vectors.data(), json_bool(body, "skip_existing", false));
+    rep = ctx.writer.import_vectors(m.name, records, m.dim, vectors.data(), skip_existing);
   } catch (const Error& e) {
     HTTP_THROW(409, e.what());  // e.g. a key already in the gallery, a new key for a non-deployed model
   }
@@ -162,7 +163,7 @@ void get_status(Context& ctx, const httplib::Request&, httplib::Response& res) {
                   {"derived_from", from.empty() ? nlohmann::json(nullptr) : nlohmann::json(from)},
                   {"embeddings", v.embeddings}});
   }
-  send_json(res, {{"gallery", {{"dir", st.dir}, {"uuid", st.uuid}, {"items", st.items}}},
+  send_json(res, {{"gallery", {{"name", ctx.name()}, {"uuid", st.uuid}, {"items", st.items}}},
                   {"models", jm},
                   {"versions", jv},
                   {"query_model", ctx.gallery.target_model().name},

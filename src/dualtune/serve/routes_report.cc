@@ -71,7 +71,7 @@ void get_curve(Context& ctx, const httplib::Request&, httplib::Response& res) {
   for (const auto& m : st.models)
     if (m.model.name == model) fraction = m.backfilled;
   const bool plot = fs::exists(fs::path(file).parent_path() / "plots/backfill_map.png");
-  send_json(res, {{"source", file},
+  send_json(res, {{"source", ctx.public_text(file)},
                   {"title", j.value("title", std::string())},
                   {"curves", j.value("curves", nlohmann::json::array())},
                   {"current", {{"model", model}, {"fraction", fraction}}},
@@ -112,7 +112,7 @@ void get_report(Context& ctx, const httplib::Request&, httplib::Response& res) {
                {"old_model", old_model},
                {"compatible", upgrade["verdict"]["map"].value("compatible", false)},
                {"text", verdict_text(upgrade, old_model)}};
-  send_json(res, {{"source", dir + "/report.json"},
+  send_json(res, {{"source", ctx.public_text(dir + "/report.json")},
                   {"plots", plots},
                   {"upgrade", upgrade},
                   {"verdict", verdict},

@@ -98,7 +98,8 @@ void answer(Context& ctx, const Query& q, int64_t nq, const std::vector<float>& 
 std::vector<float> posted_vectors(Context& ctx, const nlohmann::json& body, const gallery::ModelInfo& m, int64_t& nq) {
   const bool one = body.contains("vector");
   const nlohmann::json list = one ? nlohmann::json::array({body.at("vector")}) : body.at("vectors");
-  HTTP_CHECK(list.is_array() && !list.empty(), 400, "\"vectors\" must be a non-empty array of vectors");
+  HTTP_CHECK(list.is_array() && !list.empty(), 400, "\"vectors\" must be a non-empty array of vectors of ", m.dim,
+             " numbers, found ", describe(list));
   HTTP_CHECK(static_cast<int64_t>(list.size()) <= ctx.options.limits.max_queries, 413, "expected at most ",
              ctx.options.limits.max_queries, " query vectors per request, found ", list.size());
   std::vector<float> out;
@@ -106,14 +107,10 @@ std::vector<float> posted_vectors(Context& ctx, const nlohmann::json& body, cons
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& v = list[i];
     const std::string which = one ? "\"vector\"" : "vector " + std::to_string(i);
-    HTTP_CHECK(v.is_array(), 400, which, " must be an array of ", m.dim, " numbers, found ", v.type_name());
+    HTTP_CHECK(v.is_array(), 400, which, " must be an array of ", m.dim, " numbers, found ", describe(v));
     HTTP_CHECK(static_cast<int64_t>(v.size()) == m.dim, 400, which, " has dimension ", v.size(), "; model '", m.name,
                "' embeds ", m.dim, " (expected ", m.dim, " numbers)");
-    for (const auto& x : v) {
-      HTTP_CHECK(x.is_number() && std::isfinite(x.get<float>()), 400, which, " holds ", x.dump(),
-                 "; expected finite numbers (float32)");
-      out.push_back(x.get<float>());
-    }
+    append_float32(v, which, out);
   }
   nq = static_cast<int64_t>(list.size());
   return out;
@@ -173,13 +170,14 @@ std::string check_image_bytes(const std::string& bytes) {
 
 void post_search(Context& ctx, const httplib::Request& req, httplib::Response& res) {
   const auto body = json_body(req);
+  const JsonFields f(body);
   const int n_forms = int(body.contains("vector")) + int(body.contains("vectors")) + int(body.contains("item"));
   HTTP_CHECK(n_forms == 1, 400, "expected exactly one query: \"vector\": [...], \"vectors\": [[...], ...] or \"item\": "
              "<id> (a gallery item's image), found ", n_forms);
-  const int64_t k = json_int(body, "k", 10, 1, ctx.options.limits.max_k);
-  const Query q = read_query(ctx, json_string(body, "model"), k, json_string(body, "merge"), json_string(body, "index", "flat"));
+  const int64_t k = f.integer("k", 10, 1, ctx.options.limits.max_k);
+  const Query q = read_query(ctx, f.string("model"), k, f.string("merge"), f.string("index", "flat"));
   if (body.contains("item")) {
-    const int64_t id = json_int(body, "item", 0, 0, std::numeric_limits<int64_t>::max());
+    const int64_t id = f.integer("item", 0, std::numeric_limits<int64_t>::max());
     std::vector<gallery::ImageRef> refs;
     try {
       refs = ctx.gallery.image_refs({id});

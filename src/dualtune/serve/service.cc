@@ -121,7 +121,41 @@ struct Service::Impl {
       record(res.status);
       return httplib::Server::HandlerResponse::Handled;
     }
+    if (bodiless_post(*r, req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
+  }
+
+  /// Runs the route's handler; its HttpError (or any other exception, as 500) becomes
+  /// the JSON error answer.
+  void dispatch(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    try {
+      // A body sent without Content-Length (chunked) is measured once read.
+      const int64_t limit = route.max_body ? ctx.options.limits.*(route.max_body) : 0;
+      const int64_t slack = req.is_multipart_form_data() && route.handler == post_search_image ? kMultipartOverhead : 0;
+      HTTP_CHECK(static_cast<int64_t>(req.body.size()) <= limit + slack, 413, "request body of ", req.body.size(),
+                 " bytes is larger than the limit of ", limit, " bytes of ", route.name);
+      route.handler(ctx, req, res);
+    } catch (const HttpError& e) {
+      send_error(res, e.status, ctx.public_text(e.what()));
+    } catch (const std::exception& e) {
+      send_error(res, 500, ctx.public_text(e.what()));
+    }
+    record(res.status);
+  }
+
+  /// A POST with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
+  /// §6.3: "If this is a request message and none of the above are true, then the
+  /// message body length is zero"), and it is what curl 7.88 sends for `curl -X POST
+  /// URL`. Debian's cpp-httplib 0.11.4 instead reads such a body until the connection
+  /// closes: the client waits for the answer, httplib for the close, until its read
+  /// timeout (5 s) makes it answer 400 (later cpp-httplib releases read no body). So the
+  /// request is answered here, before httplib reads, with the empty body it has.
+  bool bodiless_post(const Route& route, const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "POST" || req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) return false;
+    httplib::Request copy = req;  // the pre-routing step sees the request before httplib matched its path
+    std::regex_match(copy.path, copy.matches, patterns[static_cast<size_t>(&route - routes().data())]);
+    dispatch(route, copy, res);
+    return true;
   }
 
   /// Counts the request in the metrics before its answer is sent, so a client that
@@ -167,21 +201,7 @@ Service::Service(gallery::Gallery& gallery, EmbedderFactory embedders, ServiceOp
   for (const auto& r : routes()) im.patterns.emplace_back(r.pattern);
   for (const auto& r : routes()) {
     const Route* route = &r;
-    auto run = [&im, route](const httplib::Request& req, httplib::Response& res) {
-      try {
-        // A body sent without Content-Length (chunked) is measured once read.
-        const int64_t limit = route->max_body ? im.ctx.options.limits.*(route->max_body) : 0;
-        const int64_t slack = req.is_multipart_form_data() && route->handler == post_search_image ? kMultipartOverhead : 0;
-        HTTP_CHECK(static_cast<int64_t>(req.body.size()) <= limit + slack, 413, "request body of ", req.body.size(),
-                   " bytes is larger than the limit of ", limit, " bytes of ", route->name);
-        route->handler(im.ctx, req, res);
-      } catch (const HttpError& e) {
-        send_error(res, e.status, e.what());
-      } catch (const std::exception& e) {
-        send_error(res, 500, e.what());
-      }
-      im.record(res.status);
-    };
+    auto run = [&im, route](const httplib::Request& req, httplib::Response& res) { im.dispatch(*route, req, res); };
     if (std::string(r.method) == "GET") im.server.Get(r.pattern, run);
     else im.server.Post(r.pattern, run);
   }

@@ -144,7 +144,7 @@ async function refreshStatus() {
   try {
     const st = await api("/api/status");
     state.status = st;
-    $("health").textContent = st.gallery.items.toLocaleString("en-US") + " items · " + st.gallery.dir;
+    $("health").textContent = st.gallery.items.toLocaleString("en-US") + " items · " + st.gallery.name;
     $("health").className = "health ok";
     renderModels(st);
     renderBackfill(st.backfill, st);
