@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dualtune/app/gallery_status.h"
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/gallery_common.h"
 #include "dualtune/data/image_decode.h"
@@ -85,47 +86,6 @@ gallery::ModelRegistration registration(const std::string& name, const std::stri
   r.dim = e->dim();
   r.config_hash = e->fingerprint();
   return r;
-}
-
-void print_status(const gallery::GalleryStatus& st, bool json) {
-  if (json) {
-    nlohmann::json j{{"dir", st.dir}, {"uuid", st.uuid}, {"items", st.items}};
-    for (const auto& m : st.models)
-      j["models"].push_back({{"name", m.model.name}, {"dim", m.model.dim}, {"role", gallery::role_name(m.model.role)},
-                             {"path", m.model.path}, {"fingerprint", m.model.config_hash},
-                             {"embeddings", m.embeddings}, {"backfilled", m.backfilled}});
-    for (const auto& v : st.versions)
-      j["versions"].push_back({{"name", v.version.name}, {"dim", v.version.dim}, {"derived_from", v.version.derived_from},
-                               {"embeddings", v.embeddings}});
-    j["backfill"] = {{"model", st.backfill.model}, {"order", st.backfill.order}, {"planned", st.backfill.planned},
-                     {"done", st.backfill.done}, {"failed", st.backfill.failed}, {"running", st.backfill.running}};
-    std::cout << j.dump(2) << "\n";
-    return;
-  }
-  std::printf("gallery %s (uuid %s): %lld items\n", st.dir.c_str(), st.uuid.c_str(), static_cast<long long>(st.items));
-  std::printf("%-16s %-12s %6s %12s %10s  %s\n", "model", "role", "dim", "embeddings", "backfilled", "path");
-  for (const auto& m : st.models)
-    std::printf("%-16s %-12s %6lld %12lld %9.1f%%  %s\n", m.model.name.c_str(), gallery::role_name(m.model.role),
-                static_cast<long long>(m.model.dim), static_cast<long long>(m.embeddings), 100 * m.backfilled,
-                m.model.path.empty() ? "(imported)" : m.model.path.c_str());
-  for (const auto& v : st.versions) {
-    if (v.version.derived_from == 0) continue;
-    std::string from;
-    for (const auto& w : st.versions)
-      if (w.version.id == v.version.derived_from) from = w.version.name;
-    std::printf("%-16s %-12s %6lld %12lld %9.1f%%  h(%s), %s\n", v.version.name.c_str(), "transformed",
-                static_cast<long long>(v.version.dim), static_cast<long long>(v.embeddings),
-                st.items > 0 ? 100.0 * double(v.embeddings) / double(st.items) : 0.0, from.c_str(),
-                v.version.transform.c_str());
-  }
-  if (!st.backfill.model.empty()) {
-    std::printf("backfill of %s: ", st.backfill.model.c_str());
-    if (st.backfill.planned == 0) std::printf("not planned yet\n");
-    else
-      std::printf("order %s, %lld of %lld planned items done, %lld failed%s\n", st.backfill.order.c_str(),
-                  static_cast<long long>(st.backfill.done), static_cast<long long>(st.backfill.planned),
-                  static_cast<long long>(st.backfill.failed), st.backfill.running ? ", running" : "");
-  }
 }
 
 // --- create, rollout ------------------------------------------------------------------
@@ -285,7 +245,7 @@ struct StatusOptions {
 
 void run_status(const StatusOptions& o) {
   auto gal = open_gallery(o.dir, true);
-  print_status(gal->status(), o.json);
+  std::cout << app::gallery_status_text(gal->status(), o.json);
   if (o.check) {
     auto store = gallery::Store::open(o.dir, true);
     const std::string r = store->integrity_check();
@@ -346,7 +306,7 @@ struct RetireOptions {
 void run_retire(const RetireOptions& o) {
   auto gal = open_gallery(o.dir);
   gal->retire(o.model);
-  print_status(gal->status(), false);
+  std::cout << app::gallery_status_text(gal->status(), false);
 }
 
 void add_retire_command(CLI::App& gallery) {
