@@ -2,8 +2,6 @@
 // The training objective: the task loss terms of `loss:` plus the compatibility terms
 // of `compat:` (DESIGN.md "Methods"). Each term is returned by name with its weight so
 // the trainer can log it, check it for NaN/Inf, and sum  L = Σ weight · term.
-// The options mirror those config sections (defaults = the schema's); settings.h fills
-// them from a Config.
 #include <torch/torch.h>
 
 #include <memory>
@@ -20,6 +18,9 @@
 #include "dualtune/models/old_model.h"
 
 namespace dualtune::engine {
+
+// The options mirror the config sections `loss:`, `compat:` and `old:` (defaults = the
+// schema's); settings.h fills them from a Config.
 
 /// `loss:` — the task loss of the new model's own classifier.
 struct TaskLossOptions {
