@@ -56,7 +56,7 @@ double compute_only_train(const config::Config& cfg, int64_t images, const std::
   for (auto& p : model->parameters())
     if (p.requires_grad()) params.push_back(p);
   engine::FusedAdam opt(params, torch::optim::AdamOptions(1e-3).weight_decay(5e-4));
-  engine::Objective objective(cfg, train_set, run_dir, [](const std::string&) {});
+  engine::Objective objective(engine::objective_options(cfg), train_set, run_dir, [](const std::string&) {});
   const int64_t b = cfg.get<int64_t>("optim.batch_size");
   const int64_t steps = (images + b - 1) / b;
   std::vector<torch::Tensor> xs, ys;

@@ -104,7 +104,7 @@ TEST_F(CompatRun, OldModelNeverChanges) {
                                          {"compat.method=dual-tuning", "old.path=" + dir + "/old",
                                           "compat.mix_weight=1.0", "compat.o2n_weight=1.0"});
   auto train_set = data::open_dataset(engine::dataset_spec(cfg));
-  engine::Objective objective(cfg, train_set, dir + "/new", [](const std::string&) {});
+  engine::Objective objective(engine::objective_options(cfg), train_set, dir + "/new", [](const std::string&) {});
   std::vector<torch::Tensor> before;
   for (auto& t : objective.old_model()->state()) before.push_back(t.clone());
   ASSERT_GT(before.size(), 10u);
@@ -190,7 +190,8 @@ TEST_F(CompatRun, TheSpacingUnitIsTheOldPrototypesNearestNeighbourDistance) {
         {"compat.method=dual-tuning", "old.path=" + dir + "/old", "compat.prototypes=" + dir + "/line_protos",
          "compat.proto_margin=0.5", "compat.proto_margin_unit=" + unit, "compat.n2o_weight=0", "compat.o2n_weight=0"});
     auto train_set = data::open_dataset(engine::dataset_spec(cfg));
-    engine::Objective objective(cfg, train_set, dir + "/spacing_" + unit, [](const std::string&) {});
+    engine::Objective objective(engine::objective_options(cfg), train_set, dir + "/spacing_" + unit,
+                                [](const std::string&) {});
     EXPECT_NEAR(objective.old_models().front().proto_unit, u, 1e-6) << unit;
     const auto terms = objective.terms(x, e, y, *model);
     const auto proto = std::find_if(terms.begin(), terms.end(), [](const auto& t) { return t.name == "proto"; });
@@ -214,7 +215,7 @@ TEST_F(CompatRun, TheRegressFormPullsEachEmbeddingOntoItsClassPrototypeDirection
       {"compat.method=dual-tuning", "old.path=" + dir + "/old", "compat.prototypes=" + dir + "/axis_protos",
        "compat.proto_form=regress", "compat.n2o_weight=0", "compat.o2n_weight=0"});
   auto train_set = data::open_dataset(engine::dataset_spec(cfg));
-  engine::Objective objective(cfg, train_set, dir + "/regress", [](const std::string&) {});
+  engine::Objective objective(engine::objective_options(cfg), train_set, dir + "/regress", [](const std::string&) {});
   const auto y = torch::tensor(std::vector<int64_t>{3, 0, 7, 3});
   const auto e = torch::randn({4, 16});
   auto model = small_model(8);

@@ -153,7 +153,8 @@ TEST_P(TwoRanks, EqualOneProcessAccumulatingTheirHalfBatches) {
     // the same float expression; FusedAdam against torch's Adam is test_fused_adam.cc.
     opt_ptr = std::make_unique<engine::FusedAdam>(params, torch::optim::AdamOptions(lr0).weight_decay(wd));
   auto& opt = *opt_ptr;
-  engine::Objective objective(cfg, train_set, dir + "/reference", [](const std::string&) {});
+  engine::Objective objective(engine::objective_options(cfg), train_set, dir + "/reference",
+                              [](const std::string&) {});
   std::vector<std::unique_ptr<data::Loader>> halves;
   for (int r = 0; r < 2; ++r) {
     auto lo = engine::loader_options(cfg, true);

@@ -62,8 +62,9 @@ TEST_F(MultiOld, EachOldModelAddsItsOwnWeightedTermsEqualToTheSingleOldTerms) {
   const auto only_v1 = config("dual-tuning", "{path: " + dir + "/v1}", "only_v1");
   auto train_set = data::open_dataset(engine::dataset_spec(both));
   auto quiet = [](const std::string&) {};
-  engine::Objective ob(both, train_set, dir + "/both", quiet), o2(only_v2, train_set, dir + "/only_v2", quiet),
-      o1(only_v1, train_set, dir + "/only_v1", quiet);
+  engine::Objective ob(engine::objective_options(both), train_set, dir + "/both", quiet),
+      o2(engine::objective_options(only_v2), train_set, dir + "/only_v2", quiet),
+      o1(engine::objective_options(only_v1), train_set, dir + "/only_v1", quiet);
   ASSERT_EQ(ob.old_models().size(), 2u);
   EXPECT_EQ(ob.old_models()[1].model->dim(), 12);
 
@@ -104,7 +105,7 @@ TEST_F(MultiOld, EachOldModelAddsItsOwnWeightedTermsEqualToTheSingleOldTerms) {
 TEST_F(MultiOld, GradientsReachOnlyTheNewModel) {
   const auto cfg = config("bct", "[{path: " + dir + "/v2}, {path: " + dir + "/v1}]", "grad");
   auto train_set = data::open_dataset(engine::dataset_spec(cfg));
-  engine::Objective ob(cfg, train_set, dir + "/grad", [](const std::string&) {});
+  engine::Objective ob(engine::objective_options(cfg), train_set, dir + "/grad", [](const std::string&) {});
   models::ModelSpec spec;
   spec.embedding_dim = 16;
   spec.num_classes = 8;

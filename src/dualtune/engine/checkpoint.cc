@@ -1,17 +1,23 @@
 #include "dualtune/engine/checkpoint.h"
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
 
 #include "dualtune/config/config.h"
 #include "dualtune/data/class_map.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/run_dir.h"
 
 namespace dualtune::engine {
+
+void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path, const std::string& what) {
+  try {
+    write_path_atomic(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  } catch (const c10::Error& e) {
+    DT_THROW("cannot write ", what, path, ": ", e.what_without_backtrace());
+  }
+}
 
 void save_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer,
                      int64_t epochs_done) {
@@ -23,17 +29,7 @@ void save_checkpoint(const std::string& path, models::EmbeddingModel& model, tor
     archive.write("optimizer", optim_archive);
   }
   archive.write("epoch", torch::tensor(epochs_done));
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    archive.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    DT_THROW("cannot write checkpoint ", path, ": ", e.what_without_backtrace());
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    DT_THROW("cannot rename ", tmp, " to ", path);
-  }
+  save_archive_atomic(archive, path, "checkpoint ");
 }
 
 int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer) {

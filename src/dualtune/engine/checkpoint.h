@@ -1,7 +1,8 @@
 #pragma once
 // checkpoint.pt: one torch archive {"model": module state, "optimizer": optimizer
-// state, "epoch": finished epochs}, written to a temporary file and renamed, so the
-// file on disk is always a complete checkpoint of the last finished epoch.
+// state, "epoch": finished epochs}, written to a temporary file, fsynced and renamed
+// (util/atomic_file.h), so the file on disk is always a complete checkpoint of the
+// last finished epoch.
 #include <torch/torch.h>
 
 #include <string>
@@ -9,6 +10,10 @@
 #include "dualtune/models/embedding_model.h"
 
 namespace dualtune::engine {
+
+/// Writes archive to path atomically (util/atomic_file.h). A torch error becomes
+/// dualtune::Error "cannot write <what><path>: ...".
+void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path, const std::string& what);
 
 void save_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer,
                      int64_t epochs_done);

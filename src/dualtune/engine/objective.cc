@@ -24,18 +24,18 @@ namespace compat = losses::compat;
 
 namespace {
 
-// Opens old model `index` of cfg's old: list and prepares what its terms need.
-OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
+// Opens old model `index` of the old: list and prepares what its terms need.
+OldContext old_context(const ObjectiveOptions& o, int64_t index, int64_t count,
                        const std::shared_ptr<const data::Dataset>& train_set, const std::string& run_dir,
                        const std::function<void(const std::string&)>& log, Distributed* dist) {
-  const std::string method = cfg.get<std::string>("compat.method");
-  const std::string at = "old." + std::to_string(index) + ".";
+  const std::string& method = o.compat.method;
+  const OldModelOptions& entry = o.old[static_cast<size_t>(index)];
   OldContext ctx;
   ctx.suffix = count > 1 ? "@" + std::to_string(index) : "";
-  ctx.weight = cfg.get<double>(at + "weight");
-  const auto old_path = cfg.get<std::string>(at + "path");
-  ctx.model = open_old_model(old_path, cfg.get<std::string>(at + "class_map"), cfg.get<std::string>(at + "classifier"));
-  check_same_input(cfg, old_path, "old model");
+  ctx.weight = entry.weight;
+  const auto& old_path = entry.path;
+  ctx.model = open_old_model(old_path, entry.class_map, entry.classifier);
+  check_same_input(o.input, old_path, "old model");
   const std::string who = count > 1 ? "old model " + std::to_string(index) : "old model";
   log(who + ": " + ctx.model->describe() + (count > 1 ? ", weight " + std::to_string(ctx.weight) : ""));
 
@@ -49,7 +49,7 @@ OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
 
   const bool need_prototypes = method == "bct" || method == "dual-tuning";
   if (need_prototypes) {
-    const auto given = index == 0 ? cfg.get<std::string>("compat.prototypes") : std::string();
+    const auto given = index == 0 ? o.compat.prototypes : std::string();
     if (!given.empty()) {
       ctx.prototypes = load_prototypes(given, classes);
       DT_CHECK(ctx.model->dim() < 0 || ctx.prototypes.matrix.size(1) == ctx.model->dim(), given, ": prototypes have ",
@@ -62,7 +62,7 @@ OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
       const bool sharded = dist && dist->enabled();
       const auto shard = sharded ? data::apply_shard(train_set, dist->rank(), dist->world_size()) : train_set;
       const auto fs = extract_features([old](const torch::Tensor& x) { return old->embed(x); }, shard,
-                                       transform_options(cfg, false), 256, cfg.get<int>("data.workers"));
+                                       o.prototype_transform, 256, o.workers);
       auto sums = class_sums(fs);
       if (sharded) {
         dist->all_reduce_sum(sums.sum, "all-reduce of the prototype sums");
@@ -72,15 +72,14 @@ OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
     }
     const std::string dir = RunPaths{run_dir}.prototypes() + (index > 0 ? "_" + std::to_string(index) : "");
     if (!dist || dist->is_main()) save_prototypes(dir, ctx.prototypes);
-    if (method == "dual-tuning" && cfg.get<std::string>("compat.proto_form") == "triplet" &&
-        cfg.get<std::string>("compat.proto_margin_unit") == "spacing") {
+    if (method == "dual-tuning" && o.compat.proto_form == "triplet" && o.compat.proto_margin_unit == "spacing") {
       DT_CHECK(ctx.prototypes.matrix.size(0) >= 2, "compat.proto_margin_unit: spacing needs at least 2 classes, the ",
                who, "'s prototypes have ", ctx.prototypes.matrix.size(0));
-      const auto dn = cfg.get<int64_t>("model.embedding_dim");
+      const auto dn = o.embedding_dim;
       ctx.proto_unit = compat::prototype_spacing(ctx.prototypes.matrix, dn > 0 ? dn : ctx.prototypes.matrix.size(1));
       char buf[160];
       std::snprintf(buf, sizeof buf, "prototype distances in units of the %s's class spacing %.4g (margin %g of it)",
-                    who.c_str(), ctx.proto_unit, cfg.get<double>("compat.proto_margin"));
+                    who.c_str(), ctx.proto_unit, o.compat.proto_margin);
       log(buf);
     }
   }
@@ -98,12 +97,12 @@ OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
     }
     log("no old classifier weights given: using the synthesized classifier (old-space class means)");
   }
-  if (method == "bct" || (method == "dual-tuning" && cfg.get<bool>("compat.n2o_extended"))) {
+  if (method == "bct" || (method == "dual-tuning" && o.compat.n2o_extended)) {
     ctx.extended = compat::extend_old_classifier(ctx.model->head().weight.defined() ? ctx.head : models::ClassHead{},
-                                                 ctx.prototypes.matrix, ctx.n2o, cfg.get<bool>("compat.bct_rescale"));
+                                                 ctx.prototypes.matrix, ctx.n2o, o.compat.bct_rescale);
     log("extended old classifier: " + std::to_string(ctx.extended.head.weight.size(0)) + " rows (" +
         std::to_string(ctx.extended.synthesized) + " synthesized" +
-        (cfg.get<bool>("compat.bct_rescale") ? ", rescaled to the mean learned-row norm " +
+        (o.compat.bct_rescale ? ", rescaled to the mean learned-row norm " +
                                                    std::to_string(ctx.extended.learned_row_norm)
                                              : ", not rescaled") +
         ")");
@@ -113,13 +112,13 @@ OldContext old_context(const config::Config& cfg, int64_t index, int64_t count,
 
 }  // namespace
 
-Objective::Objective(const config::Config& cfg, std::shared_ptr<const data::Dataset> train_set,
+Objective::Objective(ObjectiveOptions options, std::shared_ptr<const data::Dataset> train_set,
                      const std::string& run_dir, const std::function<void(const std::string&)>& log,
                      Distributed* dist)
-    : cfg_(cfg), method_(cfg.get<std::string>("compat.method")) {
-  if (method_ == "independent") return;
-  const int64_t count = cfg.entries("old");
-  for (int64_t i = 0; i < count; ++i) olds_.push_back(old_context(cfg, i, count, train_set, run_dir, log, dist));
+    : options_(std::move(options)) {
+  if (method() == "independent") return;
+  const auto count = static_cast<int64_t>(options_.old.size());
+  for (int64_t i = 0; i < count; ++i) olds_.push_back(old_context(options_, i, count, train_set, run_dir, log, dist));
 }
 
 std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tensor& e, const torch::Tensor& labels,
@@ -129,16 +128,16 @@ std::vector<LossTerm> Objective::terms(const torch::Tensor& x, const torch::Tens
     if (weight > 0) out.push_back({name, weight, f()});
   };
   // Task loss.
-  const auto type = cfg_.get<std::string>("loss.type");
-  const double s = cfg_.get<double>("loss.scale"), m = cfg_.get<double>("loss.margin");
-  add(type, cfg_.get<double>("loss.weight"), [&] {
+  const TaskLossOptions& loss = options_.loss;
+  const std::string& type = loss.type;
+  const double s = loss.scale, m = loss.margin;
+  add(type, loss.weight, [&] {
     if (type == "cosface") return losses::cosface_loss(model.classifier->cosine(e), labels, s, m);
     if (type == "arcface") return losses::arcface_loss(model.classifier->cosine(e), labels, s, m);
     return losses::label_smoothing_cross_entropy(model.classifier->forward(e), labels,
-                                                 cfg_.get<double>("loss.label_smoothing"));
+                                                 loss.label_smoothing);
   });
-  add("triplet", cfg_.get<double>("loss.triplet"),
-      [&] { return losses::batch_hard_triplet_loss(e, labels, cfg_.get<double>("loss.triplet_margin")); });
+  add("triplet", loss.triplet, [&] { return losses::batch_hard_triplet_loss(e, labels, loss.triplet_margin); });
   for (const auto& old : olds_) add_terms(old, x, e, labels, model, out);
   return out;
 }
@@ -153,33 +152,29 @@ void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const t
   // An exported (TorchScript / ONNX) old model tells its width only now: precomputed prototypes must match it.
   DT_CHECK(!old.prototypes.matrix.defined() || old.prototypes.matrix.size(1) == eo.size(1), "prototypes have ",
            old.prototypes.matrix.size(1), " components but the old model's embedding has ", eo.size(1));
-  if (method_ == "l2") {
-    add("l2", cfg_.get<double>("compat.l2_weight"), [&] { return compat::l2_loss(e, eo); });
-  } else if (method_ == "bct") {
-    add("bct", cfg_.get<double>("compat.bct_weight"), [&] { return compat::bct_loss(e, labels, old.extended); });
+  const CompatOptions& c = options_.compat;
+  if (c.method == "l2") {
+    add("l2", c.l2_weight, [&] { return compat::l2_loss(e, eo); });
+  } else if (c.method == "bct") {
+    add("bct", c.bct_weight, [&] { return compat::bct_loss(e, labels, old.extended); });
   } else {  // dual-tuning
     const auto old_targets = compat::map_labels(labels, old.n2o);
-    add("proto", cfg_.get<double>("compat.proto_weight"), [&] {
-      const auto form = cfg_.get<std::string>("compat.proto_form");
-      if (form == "softmax")
-        return compat::prototype_softmax_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_scale"));
-      if (form == "regress") return compat::prototype_regression_loss(e, old.prototypes.matrix, labels);
-      return compat::prototype_triplet_loss(e, old.prototypes.matrix, labels, cfg_.get<double>("compat.proto_margin"),
-                                            old.proto_unit);
+    add("proto", c.proto_weight, [&] {
+      if (c.proto_form == "softmax")
+        return compat::prototype_softmax_loss(e, old.prototypes.matrix, labels, c.proto_scale);
+      if (c.proto_form == "regress") return compat::prototype_regression_loss(e, old.prototypes.matrix, labels);
+      return compat::prototype_triplet_loss(e, old.prototypes.matrix, labels, c.proto_margin, old.proto_unit);
     });
-    add("n2o", cfg_.get<double>("compat.n2o_weight"), [&] {
-      if (cfg_.get<bool>("compat.n2o_extended")) return compat::bct_loss(e, labels, old.extended);
+    add("n2o", c.n2o_weight, [&] {
+      if (c.n2o_extended) return compat::bct_loss(e, labels, old.extended);
       return compat::n2o_loss(e, old.head, old_targets);
     });
-    add("o2n", cfg_.get<double>("compat.o2n_weight"), [&] { return compat::o2n_loss(eo, *model.classifier, labels); });
-    add("contrast", cfg_.get<double>("compat.contrast_weight"), [&] {
-      return compat::cross_model_contrastive_loss(e, eo, labels, cfg_.get<double>("compat.contrast_temperature"),
-                                                  cfg_.get<bool>("compat.contrast_new_negatives"));
+    add("o2n", c.o2n_weight, [&] { return compat::o2n_loss(eo, *model.classifier, labels); });
+    add("contrast", c.contrast_weight, [&] {
+      return compat::cross_model_contrastive_loss(e, eo, labels, c.contrast_temperature, c.contrast_new_negatives);
     });
-    add("mix", cfg_.get<double>("compat.mix_weight"), [&] {
-      return compat::mix_loss(e, eo, *model.classifier, old.head, labels, old_targets,
-                              cfg_.get<double>("compat.mix_rho"));
-    });
+    add("mix", c.mix_weight,
+        [&] { return compat::mix_loss(e, eo, *model.classifier, old.head, labels, old_targets, c.mix_rho); });
   }
 }
 

@@ -5,6 +5,7 @@
 #include "dualtune/engine/checkpoint.h"
 #include "dualtune/models/exported_old_model.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -14,7 +15,7 @@ namespace {
 class RunDirOldModel : public models::OldModel {
  public:
   explicit RunDirOldModel(const std::string& dir) : dir_(dir), model_(load_run_model(dir)) {
-    classes_ = data::ClassMap::load(dir + "/classes.json");
+    classes_ = data::ClassMap::load(RunPaths{dir}.classes());
     for (auto& p : model_->parameters()) p.requires_grad_(false);
     model_->eval();
     head_.weight = model_->classifier->weight.detach();

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -37,14 +39,14 @@ std::string fmt_duration(double s) {
   return buf;
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const config::Config& cfg, models::EmbeddingModel& model) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& o, models::EmbeddingModel& model) {
   std::vector<torch::Tensor> params;
   for (auto& p : model->parameters())
     if (p.requires_grad()) params.push_back(p);
-  const double lr = cfg.get<double>("optim.lr"), wd = cfg.get<double>("optim.weight_decay");
-  if (cfg.get<std::string>("optim.name") == "sgd")
+  const double lr = o.lr, wd = o.weight_decay;
+  if (o.name == "sgd")
     return std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(lr).momentum(cfg.get<double>("optim.momentum")).weight_decay(wd).nesterov(true));
+        params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(wd).nesterov(true));
   return std::make_unique<FusedAdam>(params, torch::optim::AdamOptions(lr).weight_decay(wd));
 }
 
@@ -70,9 +72,9 @@ nlohmann::json dataset_fingerprint(const data::Dataset& ds) {
 // Top-1 accuracy of the model's own classifier on the test split (classes matched by name).
 // [distributed] each rank scores its shard of the test set with the same model (rank 0's
 // buffers were broadcast); correct/total are summed over the ranks.
-double test_accuracy(const config::Config& cfg, models::EmbeddingModel& model, const data::ClassMap& train_classes,
+double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, const data::ClassMap& train_classes,
                      Distributed& dist) {
-  const auto full = data::open_dataset(dataset_spec(cfg, cfg.get<std::string>("data.test_split")));
+  const auto full = data::open_dataset(s.test_data);
   const auto test = dist.enabled() ? data::apply_shard(full, dist.rank(), dist.world_size()) : full;
   std::vector<int64_t> to_train(test->classes().size(), -1);
   for (size_t c = 0; c < to_train.size(); ++c)
@@ -80,8 +82,8 @@ double test_accuracy(const config::Config& cfg, models::EmbeddingModel& model, c
   data::LoaderOptions lo;
   lo.batch_size = 256;
   lo.shuffle = false;
-  lo.workers = cfg.get<int>("data.workers");
-  data::Loader loader(test, transform_options(cfg, false), lo);
+  lo.workers = s.loader.workers;
+  data::Loader loader(test, s.test_transform, lo);
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model->eval();
@@ -104,221 +106,309 @@ double test_accuracy(const config::Config& cfg, models::EmbeddingModel& model, c
   return total ? static_cast<double>(correct) / static_cast<double>(total) : -1.0;
 }
 
-}  // namespace
 
-TrainResult train(const config::Config& cfg, const TrainOptions& options) {
-  // [distributed] world 1 without RANK/WORLD_SIZE (distributed.h); only rank 0 writes
-  // config, classes, meta, log and checkpoint, and prints progress.
-  Distributed dist = Distributed::from_env();
-  const bool main_rank = dist.is_main();
-  // [distributed] threads = 0 means all cores shared by the ranks on this machine.
-  int threads = cfg.get<int>("threads");
-  if (threads == 0 && dist.local_world_size() > 1)
-    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist.local_world_size());
-  threads = set_threads(threads);
-  const std::string dir = cfg.get<std::string>("output_dir");
-  ensure_writable_dir(dir);
-  const RunPaths paths{dir};
-  auto say = [&](const std::string& line) {
-    if (!options.quiet && main_rank) std::printf("[%s] %s\n", dir.c_str(), line.c_str()), std::fflush(stdout);
+// One training run, in the order it happens: the constructor sets up (threads and run
+// directory, data, model, optimizer and objective, meta.json, loader and log); run()
+// trains epoch by epoch (train_epoch, then finish_epoch: test accuracy, checkpoint,
+// meta, log) and finish() marks the run complete.
+// [distributed] world 1 without RANK/WORLD_SIZE (distributed.h); only rank 0 writes
+// config, classes, meta, log and checkpoint, and prints progress.
+class TrainingRun {
+ public:
+  TrainingRun(const TrainSettings& settings, const TrainOptions& options);
+  TrainResult run();
+
+ private:
+  struct EpochStats {
+    std::map<std::string, double> sums;  ///< per term (and "total"): Σ value · batch size
+    int64_t seen = 0;                    ///< images
+    double seconds = 0;
   };
 
+  void say(const std::string& line) const;
+  void set_up_run_dir();
+  void set_up_model();
+  void write_initial_meta();
+  void set_up_loader();
+  EpochStats train_epoch(int64_t epoch);
+  void train_step(data::Batch& batch, int64_t epoch, int64_t step, Clock::time_point epoch_start, EpochStats& stats);
+  void finish_epoch(int64_t epoch, const EpochStats& stats);
+  void finish();
+
+  const TrainSettings& s_;
+  const TrainOptions options_;
+  Distributed dist_;
+  const bool main_rank_;
+  const RunPaths paths_;
+  int threads_ = 0;
+  bool split_batch_ = false;
+  int64_t start_epoch_ = 0;
+  std::shared_ptr<data::Dataset> train_set_;
+  models::EmbeddingModel model_{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<Objective> objective_;
+  nlohmann::json meta_;
+  std::unique_ptr<data::Loader> loader_;
+  int64_t iters_ = 0, total_iters_ = 0, warmup_iters_ = 0, log_every_ = 1;
+  std::ofstream log_;
+  std::vector<torch::Tensor> trainable_;  // [distributed] gradients to average, in a fixed order
+  TrainResult result_;
+  Clock::time_point run_start_;
+};
+
+TrainingRun::TrainingRun(const TrainSettings& settings, const TrainOptions& options)
+    : s_(settings),
+      options_(options),
+      dist_(Distributed::from_env()),
+      main_rank_(dist_.is_main()),
+      paths_{settings.run.output_dir} {
+  set_up_run_dir();
+  set_up_model();
+  write_initial_meta();
+  set_up_loader();
+}
+
+void TrainingRun::say(const std::string& line) const {
+  if (!options_.quiet && main_rank_) std::printf("[%s] %s\n", paths_.dir.c_str(), line.c_str()), std::fflush(stdout);
+}
+
+// Threads, the run directory, the --resume checks and the per-rank batch.
+void TrainingRun::set_up_run_dir() {
+  // [distributed] threads = 0 means all cores shared by the ranks on this machine.
+  int threads = s_.run.threads;
+  if (threads == 0 && dist_.local_world_size() > 1)
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist_.local_world_size());
+  threads_ = set_threads(threads);
+  const std::string& dir = paths_.dir;
+  ensure_writable_dir(dir);
+
   const auto meta_before = read_meta(dir);
-  const std::string hash = cfg.hash();
-  int64_t start_epoch = 0;
-  if (options.resume) {
-    DT_CHECK(std::filesystem::exists(paths.checkpoint()), "--resume: no checkpoint in ", dir);
+  const std::string& hash = s_.run.config_hash;
+  if (options_.resume) {
+    DT_CHECK(std::filesystem::exists(paths_.checkpoint()), "--resume: no checkpoint in ", dir);
     DT_CHECK(meta_before.value("config_hash", std::string()) == hash, "--resume: the config differs from the one ",
              dir, " was started with (hash ", meta_before.value("config_hash", std::string("?")), " vs ", hash, ")");
     // [distributed] the shards, per-rank batch and BN statistics depend on the world size.
     const int64_t world_before = meta_before.value("world_size", int64_t{1});
-    DT_CHECK(world_before == dist.world_size(), "--resume: ", dir, " was trained with world size ", world_before,
-             " but this run has world size ", dist.world_size(), ": resume with the same number of ranks");
+    DT_CHECK(world_before == dist_.world_size(), "--resume: ", dir, " was trained with world size ", world_before,
+             " but this run has world size ", dist_.world_size(), ": resume with the same number of ranks");
   }
   // [distributed] random sampler: every rank gets optim.batch_size / world items per step.
   // P×K sampler: every rank takes whole P×K batches (global batch world·P·K).
-  const int64_t global_batch = cfg.get<int64_t>("optim.batch_size");
-  const bool split_batch = cfg.get<std::string>("data.sampler") == "random";
-  DT_CHECK(!split_batch || global_batch % dist.world_size() == 0, "optim.batch_size ", global_batch,
-           " must be divisible by the world size ", dist.world_size(), " (each rank takes an equal part)");
+  const int64_t global_batch = s_.loader.batch_size;
+  split_batch_ = s_.loader.sampler == "random";
+  DT_CHECK(!split_batch_ || global_batch % dist_.world_size() == 0, "optim.batch_size ", global_batch,
+           " must be divisible by the world size ", dist_.world_size(), " (each rank takes an equal part)");
+}
 
-  const auto train_set = data::open_dataset(dataset_spec(cfg));
-  const auto& classes = train_set->classes();
-  const std::string precision = cfg.get<std::string>("optim.precision");
-  say("training set: " + std::to_string(train_set->size()) + " images, " + std::to_string(classes.size()) +
-      " classes; " + std::to_string(threads) + " threads" +
-      (precision == "fp32" ? "" : ", " + precision) +
-      (dist.enabled() ? " per rank, " + std::to_string(dist.world_size()) + " ranks" : ""));
-  if (main_rank) {
-    cfg.save(paths.config());
-    classes.save(paths.classes());
+// The training set (and config.yml, classes.json), the model, its optimizer (restored on
+// --resume) and the objective.
+void TrainingRun::set_up_model() {
+  train_set_ = data::open_dataset(s_.train_data);
+  const auto& classes = train_set_->classes();
+  const std::string& precision = s_.optim.precision;
+  say("training set: " + std::to_string(train_set_->size()) + " images, " + std::to_string(classes.size()) +
+      " classes; " + std::to_string(threads_) + " threads" + (precision == "fp32" ? "" : ", " + precision) +
+      (dist_.enabled() ? " per rank, " + std::to_string(dist_.world_size()) + " ranks" : ""));
+  if (main_rank_) {
+    if (!s_.run.config_yaml.empty()) write_text_atomic(paths_.config(), s_.run.config_yaml);
+    classes.save(paths_.classes());
   }
 
-  const auto seed = static_cast<uint64_t>(cfg.get<int64_t>("seed"));
-  torch::manual_seed(seed);
-  models::EmbeddingModel model(model_spec(cfg, static_cast<int64_t>(classes.size())));
-  auto optimizer = make_optimizer(cfg, model);
-  if (options.resume) {
-    start_epoch = load_checkpoint(paths.checkpoint(), model, optimizer.get());
-    say("resuming after epoch " + std::to_string(start_epoch));
+  torch::manual_seed(s_.run.seed);
+  models::ModelSpec spec = s_.model;
+  spec.num_classes = static_cast<int64_t>(classes.size());
+  model_ = models::EmbeddingModel(spec);
+  optimizer_ = make_optimizer(s_.optim, model_);
+  if (options_.resume) {
+    start_epoch_ = load_checkpoint(paths_.checkpoint(), model_, optimizer_.get());
+    say("resuming after epoch " + std::to_string(start_epoch_));
   }
-  dist.broadcast_parameters(*model);  // [distributed] identical start on every rank
-  Objective objective(cfg, train_set, dir, say, &dist);
+  dist_.broadcast_parameters(*model_);  // [distributed] identical start on every rank
+  objective_ = std::make_unique<Objective>(s_.objective, train_set_, paths_.dir,
+                                           [this](const std::string& line) { say(line); }, &dist_);
+}
 
-  nlohmann::json meta = {{"backbone", model->spec.backbone},
-                         {"embedding_dim", model->embedding_dim()},
-                         {"num_classes", classes.size()},
-                         {"loss", cfg.get<std::string>("loss.type")},
-                         {"compat_method", objective.method()},
-                         {"dataset", dataset_fingerprint(*train_set)},
-                         {"code_version", code_version()},
-                         {"provenance", provenance_json()},
-                         {"config_hash", hash},
-                         {"precision", precision},
-                         {"world_size", dist.world_size()},
-                         {"epochs_done", start_epoch},
-                         {"complete", false}};
+void TrainingRun::write_initial_meta() {
+  meta_ = {{"backbone", model_->spec.backbone},
+           {"embedding_dim", model_->embedding_dim()},
+           {"num_classes", train_set_->classes().size()},
+           {"loss", s_.objective.loss.type},
+           {"compat_method", objective_->method()},
+           {"dataset", dataset_fingerprint(*train_set_)},
+           {"code_version", code_version()},
+           {"provenance", provenance_json()},
+           {"config_hash", s_.run.config_hash},
+           {"precision", s_.optim.precision},
+           {"world_size", dist_.world_size()},
+           {"epochs_done", start_epoch_},
+           {"complete", false}};
   // The old runs this one is compatible with: if one is retrained, this one is stale.
-  if (objective.method() != "independent") {
+  if (objective_->method() != "independent") {
     nlohmann::json hashes = nlohmann::json::array();
-    for (int64_t i = 0; i < cfg.entries("old"); ++i) {
-      const auto path = cfg.get<std::string>("old." + std::to_string(i) + ".path");
-      hashes.push_back(std::filesystem::is_directory(path) ? read_meta(path).value("config_hash", std::string())
-                                                           : std::string());
+    for (const auto& old : s_.objective.old) {
+      hashes.push_back(std::filesystem::is_directory(old.path) ? read_meta(old.path).value("config_hash", std::string())
+                                                               : std::string());
     }
-    if (!hashes[0].get<std::string>().empty()) meta["old_config_hash"] = hashes[0];
-    if (hashes.size() > 1) meta["old_config_hashes"] = hashes;
+    if (!hashes.empty() && !hashes[0].get<std::string>().empty()) meta_["old_config_hash"] = hashes[0];
+    if (hashes.size() > 1) meta_["old_config_hashes"] = hashes;
   }
-  if (main_rank) write_text_atomic(paths.meta(), meta.dump(2));
+  if (main_rank_) write_text_atomic(paths_.meta(), meta_.dump(2));
+}
 
-  const int64_t epochs = cfg.get<int64_t>("optim.epochs");
-  data::LoaderOptions loader_opts = loader_options(cfg, true);
-  loader_opts.rank = dist.rank();  // [distributed] this rank's shard of every epoch
-  loader_opts.world_size = dist.world_size();
-  if (split_batch) loader_opts.batch_size = global_batch / dist.world_size();
-  data::Loader loader(train_set, transform_options(cfg, true), loader_opts);
-  const int64_t iters = loader.batches_per_epoch();
-  DT_CHECK(iters > 0, "training set of ", train_set->size(), " images gives no batch");
-  const int64_t total_iters = epochs * iters;
-  const int64_t warmup = static_cast<int64_t>(cfg.get<double>("optim.warmup_epochs") * static_cast<double>(iters));
-  const auto milestones = cfg.get<std::vector<int64_t>>("optim.milestones");
-  const int64_t log_every = std::max<int64_t>(1, cfg.get<int64_t>("log_every"));
+// This rank's loader, the schedule's lengths in iterations, and train_log.jsonl.
+void TrainingRun::set_up_loader() {
+  data::LoaderOptions loader_opts = s_.loader;
+  loader_opts.rank = dist_.rank();  // [distributed] this rank's shard of every epoch
+  loader_opts.world_size = dist_.world_size();
+  if (split_batch_) loader_opts.batch_size = s_.loader.batch_size / dist_.world_size();
+  loader_ = std::make_unique<data::Loader>(train_set_, s_.train_transform, loader_opts);
+  iters_ = loader_->batches_per_epoch();
+  DT_CHECK(iters_ > 0, "training set of ", train_set_->size(), " images gives no batch");
+  total_iters_ = s_.optim.epochs * iters_;
+  warmup_iters_ = static_cast<int64_t>(s_.optim.warmup_epochs * static_cast<double>(iters_));
+  log_every_ = std::max<int64_t>(1, s_.log_every);
 
-  std::ofstream log;
-  if (main_rank) {
-    log.open(paths.log(), options.resume ? std::ios::app : std::ios::trunc);
-    DT_CHECK(log.good(), "cannot write ", paths.log());
+  if (main_rank_) {
+    log_.open(paths_.log(), options_.resume ? std::ios::app : std::ios::trunc);
+    DT_CHECK(log_.good(), "cannot write ", paths_.log());
   }
-  std::vector<torch::Tensor> trainable;  // [distributed] gradients to average, in a fixed order
-  for (auto& p : model->parameters())
-    if (p.requires_grad()) trainable.push_back(p);
-  TrainResult result;
-  result.run_dir = dir;
-  const auto run_start = Clock::now();
-  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
-    // Every random draw of the epoch derives from (seed, epoch): resume is exact.
-    torch::manual_seed(seed * 1000003ull + static_cast<uint64_t>(epoch));
-    model->train();
-    loader.start_epoch(epoch);
-    std::map<std::string, double> sums;
-    int64_t seen = 0, step = 0;
-    const auto epoch_start = Clock::now();
-    data::Batch batch;
-    while (loader.next(batch)) {
-      const int64_t it = epoch * iters + step;
-      const double lr = learning_rate(cfg.get<std::string>("optim.schedule"), cfg.get<double>("optim.lr"), it,
-                                      total_iters, warmup, iters, milestones, cfg.get<double>("optim.gamma"));
-      set_lr(*optimizer, lr);
-      const auto x = torch::from_blob(batch.images.data(), {batch.n, batch.c, batch.h, batch.w});
-      const auto y = torch::from_blob(batch.labels.data(), {batch.n}, torch::kInt64);
-      torch::Tensor e;
-      {
-        ForwardPrecision cast(precision);
-        e = model->forward(x);
-      }
-      e = e.to(torch::kFloat);  // losses in float32 (a no-op in fp32)
-      const auto terms = objective.terms(x, e, y, *model);
-      torch::Tensor total = torch::zeros({});
-      nlohmann::json rec = {{"epoch", epoch + 1}, {"step", step + 1}, {"iter", it + 1}, {"lr", lr}};
-      for (const auto& t : terms) {
-        const double v = t.value.item<double>();
-        DT_CHECK(std::isfinite(v), "loss term '", t.name, "' is ", v, " at epoch ", epoch + 1, " step ", step + 1,
-                 " (iteration ", it + 1, "); stopping. The last good checkpoint is ", paths.checkpoint(),
-                 " (epoch ", epoch, ")");
-        total = total + t.weight * t.value;
-        sums[t.name] += v * static_cast<double>(batch.n);
-        rec[t.name] = v;
-      }
-      optimizer->zero_grad();
-      total.backward();
-      dist.all_reduce_gradients(trainable);  // [distributed] average over the ranks
-      optimizer->step();
-      seen += batch.n;
-      ++step;
-      sums["total"] += total.item<double>() * static_cast<double>(batch.n);
-      rec["total"] = total.item<double>();
-      if (step % log_every == 0 || step == iters) {
-        const double el = seconds_since(epoch_start);
-        const double ips = static_cast<double>(seen * dist.world_size()) / std::max(el, 1e-9);
-        const double eta = static_cast<double>((total_iters - it - 1) * cfg.get<int64_t>("optim.batch_size")) / ips;
-        rec["img_per_s"] = ips;
-        if (main_rank) log << rec.dump() << '\n';
-        std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " step " +
-                           std::to_string(step) + "/" + std::to_string(iters);
-        char buf[64];
-        std::snprintf(buf, sizeof buf, " loss %.4f", total.item<double>());
-        line += buf;
-        for (const auto& t : terms) {
-          std::snprintf(buf, sizeof buf, " %s %.4f", t.name.c_str(), t.value.item<double>());
-          line += buf;
-        }
-        std::snprintf(buf, sizeof buf, " lr %.2e %.0f img/s ETA %s", lr, ips, fmt_duration(eta).c_str());
-        say(line + buf);
-      }
-    }
-    // [distributed] epoch means over all ranks' items; BN running statistics from rank 0
-    // (what is saved), so every rank evaluates the same model.
-    if (dist.enabled()) {
-      std::vector<double> v{static_cast<double>(seen)};
-      for (auto& kv : sums) v.push_back(kv.second);
-      auto t = torch::tensor(v, torch::kFloat64);
-      dist.all_reduce_sum(t, "all-reduce of the epoch loss sums");
-      seen = static_cast<int64_t>(t[0].item<double>());
-      int64_t k = 1;
-      for (auto& kv : sums) kv.second = t[k++].item<double>();
-      dist.broadcast_buffers(*model);
-    }
-    result.epoch_seconds = seconds_since(epoch_start);
-    result.images_per_second = static_cast<double>(seen) / result.epoch_seconds;
-    nlohmann::json er = {{"epoch", epoch + 1}, {"images", seen}, {"seconds", result.epoch_seconds},
-                         {"img_per_s", result.images_per_second}};
-    for (auto& [k, v] : sums) er["mean_" + k] = v / static_cast<double>(std::max<int64_t>(1, seen));
-    if (cfg.get<bool>("test_accuracy")) {
-      result.test_accuracy = test_accuracy(cfg, model, classes, dist);
-      er["test_top1"] = result.test_accuracy;
-    }
-    meta["epochs_done"] = epoch + 1;
-    if (main_rank) {
-      save_checkpoint(paths.checkpoint(), model, optimizer.get(), epoch + 1);
-      write_text_atomic(paths.meta(), meta.dump(2));
-      log << er.dump() << '\n';
-      log.flush();
-    }
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "epoch %lld done in %.1f s (%.0f img/s)%s", static_cast<long long>(epoch + 1),
-                  result.epoch_seconds, result.images_per_second,
-                  result.test_accuracy >= 0
-                      ? (", test top-1 " + std::to_string(100.0 * result.test_accuracy).substr(0, 5) + "%").c_str()
-                      : "");
-    say(buf);
+  for (auto& p : model_->parameters())
+    if (p.requires_grad()) trainable_.push_back(p);
+  result_.run_dir = paths_.dir;
+}
+
+TrainResult TrainingRun::run() {
+  run_start_ = Clock::now();
+  for (int64_t epoch = start_epoch_; epoch < s_.optim.epochs; ++epoch) finish_epoch(epoch, train_epoch(epoch));
+  finish();
+  return result_;
+}
+
+TrainingRun::EpochStats TrainingRun::train_epoch(int64_t epoch) {
+  // Every random draw of the epoch derives from (seed, epoch): resume is exact.
+  torch::manual_seed(s_.run.seed * 1000003ull + static_cast<uint64_t>(epoch));
+  model_->train();
+  loader_->start_epoch(epoch);
+  EpochStats stats;
+  const auto epoch_start = Clock::now();
+  data::Batch batch;
+  for (int64_t step = 0; loader_->next(batch); ++step) train_step(batch, epoch, step, epoch_start, stats);
+  // [distributed] epoch means over all ranks' items; BN running statistics from rank 0
+  // (what is saved), so every rank evaluates the same model.
+  if (dist_.enabled()) {
+    std::vector<double> v{static_cast<double>(stats.seen)};
+    for (auto& kv : stats.sums) v.push_back(kv.second);
+    auto t = torch::tensor(v, torch::kFloat64);
+    dist_.all_reduce_sum(t, "all-reduce of the epoch loss sums");
+    stats.seen = static_cast<int64_t>(t[0].item<double>());
+    int64_t k = 1;
+    for (auto& kv : stats.sums) kv.second = t[k++].item<double>();
+    dist_.broadcast_buffers(*model_);
   }
-  result.epochs = epochs;
-  meta["complete"] = true;
-  meta["train_seconds"] = seconds_since(run_start);
-  if (main_rank) write_text_atomic(paths.meta(), meta.dump(2));
+  stats.seconds = seconds_since(epoch_start);
+  return stats;
+}
+
+// One optimizer step on `batch` (step-th of the epoch, from 0); every log_every steps a
+// JSON record and a progress line.
+void TrainingRun::train_step(data::Batch& batch, int64_t epoch, int64_t step, Clock::time_point epoch_start,
+                             EpochStats& stats) {
+  const OptimizerOptions& o = s_.optim;
+  const int64_t it = epoch * iters_ + step;
+  const double lr = learning_rate(o.schedule, o.lr, it, total_iters_, warmup_iters_, iters_, o.milestones, o.gamma);
+  set_lr(*optimizer_, lr);
+  const auto x = torch::from_blob(batch.images.data(), {batch.n, batch.c, batch.h, batch.w});
+  const auto y = torch::from_blob(batch.labels.data(), {batch.n}, torch::kInt64);
+  torch::Tensor e;
+  {
+    ForwardPrecision cast(o.precision);
+    e = model_->forward(x);
+  }
+  e = e.to(torch::kFloat);  // losses in float32 (a no-op in fp32)
+  const auto terms = objective_->terms(x, e, y, *model_);
+  torch::Tensor total = torch::zeros({});
+  nlohmann::json rec = {{"epoch", epoch + 1}, {"step", step + 1}, {"iter", it + 1}, {"lr", lr}};
+  for (const auto& t : terms) {
+    const double v = t.value.item<double>();
+    DT_CHECK(std::isfinite(v), "loss term '", t.name, "' is ", v, " at epoch ", epoch + 1, " step ", step + 1,
+             " (iteration ", it + 1, "); stopping. The last good checkpoint is ", paths_.checkpoint(), " (epoch ",
+             epoch, ")");
+    total = total + t.weight * t.value;
+    stats.sums[t.name] += v * static_cast<double>(batch.n);
+    rec[t.name] = v;
+  }
+  optimizer_->zero_grad();
+  total.backward();
+  dist_.all_reduce_gradients(trainable_);  // [distributed] average over the ranks
+  optimizer_->step();
+  stats.seen += batch.n;
+  const int64_t done = step + 1;
+  stats.sums["total"] += total.item<double>() * static_cast<double>(batch.n);
+  rec["total"] = total.item<double>();
+  if (done % log_every_ != 0 && done != iters_) return;
+  const double el = seconds_since(epoch_start);
+  const double ips = static_cast<double>(stats.seen * dist_.world_size()) / std::max(el, 1e-9);
+  const double eta = static_cast<double>((total_iters_ - it - 1) * s_.loader.batch_size) / ips;
+  rec["img_per_s"] = ips;
+  if (main_rank_) log_ << rec.dump() << '\n';
+  std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs) + " step " +
+                     std::to_string(done) + "/" + std::to_string(iters_);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, " loss %.4f", total.item<double>());
+  line += buf;
+  for (const auto& t : terms) {
+    std::snprintf(buf, sizeof buf, " %s %.4f", t.name.c_str(), t.value.item<double>());
+    line += buf;
+  }
+  std::snprintf(buf, sizeof buf, " lr %.2e %.0f img/s ETA %s", lr, ips, fmt_duration(eta).c_str());
+  say(line + buf);
+}
+
+// The epoch's record and test accuracy; checkpoint, meta.json and log on disk.
+void TrainingRun::finish_epoch(int64_t epoch, const EpochStats& stats) {
+  result_.epoch_seconds = stats.seconds;
+  result_.images_per_second = static_cast<double>(stats.seen) / result_.epoch_seconds;
+  nlohmann::json er = {{"epoch", epoch + 1}, {"images", stats.seen}, {"seconds", result_.epoch_seconds},
+                       {"img_per_s", result_.images_per_second}};
+  for (auto& [k, v] : stats.sums) er["mean_" + k] = v / static_cast<double>(std::max<int64_t>(1, stats.seen));
+  if (s_.test_accuracy) {
+    result_.test_accuracy = test_accuracy(s_, model_, train_set_->classes(), dist_);
+    er["test_top1"] = result_.test_accuracy;
+  }
+  meta_["epochs_done"] = epoch + 1;
+  if (main_rank_) {
+    save_checkpoint(paths_.checkpoint(), model_, optimizer_.get(), epoch + 1);
+    write_text_atomic(paths_.meta(), meta_.dump(2));
+    log_ << er.dump() << '\n';
+    log_.flush();
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "epoch %lld done in %.1f s (%.0f img/s)%s", static_cast<long long>(epoch + 1),
+                result_.epoch_seconds, result_.images_per_second,
+                result_.test_accuracy >= 0
+                    ? (", test top-1 " + std::to_string(100.0 * result_.test_accuracy).substr(0, 5) + "%").c_str()
+                    : "");
+  say(buf);
+}
+
+void TrainingRun::finish() {
+  result_.epochs = s_.optim.epochs;
+  meta_["complete"] = true;
+  meta_["train_seconds"] = seconds_since(run_start_);
+  if (main_rank_) write_text_atomic(paths_.meta(), meta_.dump(2));
   // [distributed] no rank reports success before rank 0's checkpoint and meta are on disk.
-  dist.barrier("final barrier (waiting for rank 0 to write the run directory)");
-  return result;
+  dist_.barrier("final barrier (waiting for rank 0 to write the run directory)");
+}
+
+}  // namespace
+
+TrainResult train(const TrainSettings& settings, const TrainOptions& options) {
+  return TrainingRun(settings, options).run();
+}
+
+TrainResult train(const config::Config& cfg, const TrainOptions& options) {
+  return train(train_settings(cfg), options);
 }
 
 }  // namespace dualtune::engine

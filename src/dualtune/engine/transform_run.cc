@@ -1,7 +1,5 @@
 #include "dualtune/engine/transform_run.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +7,7 @@
 #include <fstream>
 
 #include "dualtune/data/loader.h"
+#include "dualtune/engine/checkpoint.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/schedule.h"
 #include "dualtune/engine/settings.h"
@@ -20,8 +19,6 @@ namespace fs = std::filesystem;
 
 namespace dualtune::engine {
 namespace {
-
-constexpr const char* kTransformFile = "transform.pt";
 
 double mse(const torch::Tensor& pred, const torch::Tensor& target) {
   return torch::mse_loss(pred, target).item<double>();
@@ -52,17 +49,7 @@ void save_transform(const std::string& path, models::ForwardTransform& h) {
   archive.write("model", model_archive);
   const auto& s = h->spec;
   archive.write("spec", torch::tensor({s.old_dim, s.new_dim, s.side_dim, s.width, s.depth}, torch::kInt64));
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    archive.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    DT_THROW("cannot write ", path, ": ", e.what_without_backtrace());
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    DT_THROW("cannot rename ", tmp, " to ", path);
-  }
+  save_archive_atomic(archive, path, "");
 }
 
 }  // namespace
@@ -131,21 +118,26 @@ TransformFit fit_forward_transform(const EmbeddingPairs& pairs, const models::Fo
 
 void train_transform_run(const config::Config& cfg, const std::string& old_model, const std::string& new_model,
                          const std::function<void(const std::string&)>& log) {
-  const std::string dir = cfg.get<std::string>("output_dir");
-  ensure_writable_dir(dir);
-  set_threads(cfg.get<int>("threads"));
-  const std::string side_model = cfg.get<std::string>("transform.side_info");
-  check_same_input(cfg, old_model, "old model");
-  check_same_input(cfg, new_model, "new model");
-  if (!side_model.empty()) check_same_input(cfg, side_model, "side-information model");
+  train_transform_run(transform_run_options(cfg), old_model, new_model, log);
+}
+
+void train_transform_run(const TransformRunOptions& o, const std::string& old_model, const std::string& new_model,
+                         const std::function<void(const std::string&)>& log) {
+  const RunPaths paths{o.run.output_dir};
+  ensure_writable_dir(paths.dir);
+  set_threads(o.run.threads);
+  const std::string& side_model = o.side_info;
+  check_same_input(o.input, old_model, "old model");
+  check_same_input(o.input, new_model, "new model");
+  if (!side_model.empty()) check_same_input(o.input, side_model, "side-information model");
   const auto embed_old = embedder_for(old_model), embed_new = embedder_for(new_model);
   const Embedder embed_side = side_model.empty() ? Embedder() : embedder_for(side_model);
 
   // Pairs: one test-time pass plus augmented passes over the training set, each batch
   // decoded once and embedded by every model.
-  const auto dataset = data::open_dataset(dataset_spec(cfg));
-  const int64_t passes = 1 + cfg.get<int64_t>("transform.augmented_passes");
-  const auto seed = static_cast<uint64_t>(cfg.get<int64_t>("seed"));
+  const auto dataset = data::open_dataset(o.data);
+  const int64_t passes = 1 + o.augmented_passes;
+  const uint64_t seed = o.run.seed;
   log("embedding pairs: " + std::to_string(dataset->size()) + " training images x " + std::to_string(passes) +
       " pass" + (passes > 1 ? "es (1 test-time, " + std::to_string(passes - 1) + " augmented)" : " (test-time)"));
   std::vector<torch::Tensor> olds, news, sides;
@@ -155,9 +147,9 @@ void train_transform_run(const config::Config& cfg, const std::string& old_model
       data::LoaderOptions lo;
       lo.batch_size = 256;
       lo.shuffle = false;
-      lo.workers = cfg.get<int>("data.workers");
+      lo.workers = o.workers;
       lo.seed = seed + static_cast<uint64_t>(pass);
-      data::Loader loader(dataset, transform_options(cfg, pass > 0), lo);
+      data::Loader loader(dataset, pass > 0 ? o.train_transform : o.test_transform, lo);
       loader.start_epoch(pass);
       data::Batch b;
       while (loader.next(b)) {
@@ -172,31 +164,24 @@ void train_transform_run(const config::Config& cfg, const std::string& old_model
   models::ForwardTransformSpec spec;
   spec.old_dim = pairs.old.size(1);
   spec.new_dim = pairs.target.size(1);
-  spec.width = cfg.get<int64_t>("transform.width");
-  spec.depth = cfg.get<int64_t>("transform.depth");
+  spec.width = o.width;
+  spec.depth = o.depth;
   if (pairs.side.defined()) {
-    const int64_t keep = cfg.get<int64_t>("transform.side_dim");
+    const int64_t keep = o.side_dim;
     DT_CHECK(keep <= pairs.side.size(1), "transform.side_dim = ", keep, " but the side-information model ",
              side_model, " gives ", pairs.side.size(1), " components");
     if (keep > 0) pairs.side = pairs.side.narrow(1, 0, keep).contiguous();
     spec.side_dim = pairs.side.size(1);
   }
-  TransformFitOptions fo;
-  fo.epochs = cfg.get<int64_t>("transform.epochs");
-  fo.batch_size = cfg.get<int64_t>("transform.batch_size");
-  fo.lr = cfg.get<double>("transform.lr");
-  fo.weight_decay = cfg.get<double>("transform.weight_decay");
-  fo.holdout = cfg.get<double>("transform.holdout");
-  fo.seed = seed;
   log("fitting h: " + std::to_string(spec.old_dim) + (spec.side_dim ? " + side " + std::to_string(spec.side_dim) : "") +
       " -> " + std::to_string(spec.new_dim) + ", width " + std::to_string(spec.width) + ", depth " +
       std::to_string(spec.depth) + ", " + std::to_string(pairs.old.size(0)) + " pairs");
   const auto t0 = std::chrono::steady_clock::now();
-  auto fit = fit_forward_transform(pairs, spec, fo, log);
+  auto fit = fit_forward_transform(pairs, spec, o.fit, log);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  cfg.save(dir + "/config.yml");
-  save_transform(dir + "/" + kTransformFile, fit.h);
+  if (!o.run.config_yaml.empty()) write_text_atomic(paths.config(), o.run.config_yaml);
+  save_transform(paths.transform(), fit.h);
   auto model_json = [](const std::string& path, int64_t dim) {
     return nlohmann::json{{"path", fs::absolute(path).string()}, {"config_hash", model_hash(path)}, {"dim", dim}};
   };
@@ -208,7 +193,7 @@ void train_transform_run(const config::Config& cfg, const std::string& old_model
                          {"holdout_mse", fit.holdout_mse.back()},
                          {"train_mse", fit.train_mse.back()},
                          {"fit_seconds", seconds},
-                         {"config_hash", cfg.hash()},
+                         {"config_hash", o.run.config_hash},
                          {"code_version", code_version()}};
   meta["side_info"] = side_model.empty() ? nlohmann::json() : model_json(side_model, spec.side_dim);
   std::string lines;
@@ -216,15 +201,16 @@ void train_transform_run(const config::Config& cfg, const std::string& old_model
     lines += nlohmann::json{{"epoch", e + 1}, {"train_mse", fit.train_mse[e]}, {"holdout_mse", fit.holdout_mse[e]}}
                  .dump() +
              "\n";
-  write_text_atomic(dir + "/train_log.jsonl", lines);
-  write_text_atomic(dir + "/meta.json", meta.dump(2));  // last: its presence marks a finished run
+  write_text_atomic(paths.log(), lines);
+  write_text_atomic(paths.meta(), meta.dump(2));  // last: its presence marks a finished run
 }
 
 TransformRun load_transform_run(const std::string& dir) {
-  const std::string meta_path = dir + "/meta.json", weights = dir + "/" + kTransformFile;
+  const RunPaths paths{dir};
+  const std::string meta_path = paths.meta(), weights = paths.transform();
   DT_CHECK(fs::is_directory(dir), "transform ", dir, " is not a directory");
-  DT_CHECK(fs::exists(meta_path) && fs::exists(weights), dir,
-           " is not a finished transform run: expected meta.json and ", kTransformFile);
+  DT_CHECK(fs::exists(meta_path) && fs::exists(weights), dir, " is not a finished transform run: expected ",
+           fs::path(meta_path).filename().string(), " and ", fs::path(weights).filename().string());
   TransformRun run;
   try {
     run.meta = nlohmann::json::parse(read_file(meta_path));

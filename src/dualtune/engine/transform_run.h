@@ -20,6 +20,9 @@
 #include <nlohmann/json.hpp>
 
 #include "dualtune/config/config.h"
+#include "dualtune/data/dataset.h"
+#include "dualtune/data/transforms.h"
+#include "dualtune/engine/settings.h"
 #include "dualtune/features/feature_set.h"
 #include "dualtune/models/transform_net.h"
 
@@ -30,6 +33,7 @@ struct EmbeddingPairs {
   torch::Tensor old, target, side;
 };
 
+/// transform: epochs, batch_size, lr, weight_decay, holdout (defaults = the schema's).
 struct TransformFitOptions {
   int64_t epochs = 30;
   int64_t batch_size = 256;
@@ -51,9 +55,27 @@ TransformFit fit_forward_transform(const EmbeddingPairs& pairs, const models::Fo
                                    const TransformFitOptions& options,
                                    const std::function<void(const std::string&)>& log);
 
-/// `dualtune transform train`: embeds pairs over cfg's training set with the old and new
+/// What `dualtune transform train` reads of a config: seed, threads, output_dir, the
+/// training set of data: / augment:, and transform: (settings.h fills it).
+struct TransformRunOptions {
+  RunSettings run;  ///< run.seed: augmentation draws (pass p uses seed + p); fit.seed is the same
+  int workers = 2;  ///< decoding threads
+  data::DatasetSpec data;                   ///< the training set the pairs are embedded over
+  InputSpec input;                          ///< every model run directory must share it
+  data::TransformOptions train_transform, test_transform;
+  int64_t augmented_passes = 2;  ///< passes with the training augmentation (plus one test-time pass)
+  std::string side_info;         ///< side-information model, "" = none
+  int64_t side_dim = 0;          ///< components of the side-information embedding kept (0 = all)
+  int64_t width = 2048, depth = 2;  ///< h's hidden blocks
+  TransformFitOptions fit;
+};
+
+/// `dualtune transform train`: embeds pairs over the training set with the old and new
 /// models (run directories or TorchScript files) and the side-information model of
-/// transform.side_info if any, fits h, and writes the run directory cfg's output_dir.
+/// options.side_info if any, fits h, and writes the run directory options.output_dir.
+void train_transform_run(const TransformRunOptions& options, const std::string& old_model,
+                         const std::string& new_model, const std::function<void(const std::string&)>& log);
+/// train_transform_run(transform_run_options(cfg), ...).
 void train_transform_run(const config::Config& cfg, const std::string& old_model, const std::string& new_model,
                          const std::function<void(const std::string&)>& log);
 

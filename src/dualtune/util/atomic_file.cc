@@ -16,16 +16,10 @@ namespace fs = std::filesystem;
 
 namespace dualtune {
 
-void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+void write_path_atomic(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
-    {
-      std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-      DT_CHECK(os.good(), "cannot create ", tmp, ": ", std::strerror(errno));
-      write(os);
-      os.flush();
-      DT_CHECK(os.good(), "writing ", path, " failed (disk full?)");
-    }
+    write(tmp);
     int fd = ::open(tmp.c_str(), O_RDONLY);
     if (fd >= 0) {
       ::fsync(fd);
@@ -37,6 +31,16 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
     std::remove(tmp.c_str());
     throw;
   }
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  write_path_atomic(path, [&](const std::string& tmp) {
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    DT_CHECK(os.good(), "cannot create ", tmp, ": ", std::strerror(errno));
+    write(os);
+    os.flush();
+    DT_CHECK(os.good(), "writing ", path, " failed (disk full?)");
+  });
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {

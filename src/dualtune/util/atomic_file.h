@@ -8,6 +8,12 @@
 
 namespace dualtune {
 
+/// Calls write(tmp) with a temporary path beside path (for writers that need a file
+/// name, e.g. torch archives), fsyncs the file written there, then renames it to path.
+/// On any failure (exception from write, rename error) the temporary file is removed
+/// and the exception rethrown, or dualtune::Error thrown naming path.
+void write_path_atomic(const std::string& path, const std::function<void(const std::string& tmp)>& write);
+
 /// Calls write(os) on a temporary file beside path, fsyncs it, then renames it to path.
 /// On any failure (exception from write, stream error, rename error) the temporary
 /// file is removed and dualtune::Error is thrown naming path.

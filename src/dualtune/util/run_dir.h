@@ -8,6 +8,8 @@
 //                     epochs done, complete flag
 //   train_log.jsonl   one JSON record per logged step and per epoch
 //   prototypes/       (compatible runs) prototypes.npy + classes.json actually used
+// A forward-transform run directory has config.yml, meta.json, train_log.jsonl and
+// transform.pt instead (engine/transform_run.h).
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +24,8 @@ struct RunPaths {
   std::string meta() const { return dir + "/meta.json"; }
   std::string log() const { return dir + "/train_log.jsonl"; }
   std::string prototypes() const { return dir + "/prototypes"; }
+  /// Forward-transform runs (engine/transform_run.h): h's weights and spec.
+  std::string transform() const { return dir + "/transform.pt"; }
 };
 
 /// meta.json of a run, or an empty object if absent. Throws on a corrupt file.
