@@ -26,7 +26,7 @@ ResolvedData resolve_data_options(const DataOptions& o, const std::string& model
   if (!o.format.empty()) cfg.set("data.format=" + o.format);
   if (!o.root.empty()) cfg.set("data.root=" + o.root);
   ResolvedData r;
-  r.spec = engine::dataset_spec(cfg, o.split.empty() ? cfg.get<std::string>("data.test_split") : o.split);
+  r.spec = o.split.empty() ? engine::test_dataset_spec(cfg) : engine::dataset_spec(cfg, o.split);
   r.spec.classes = o.classes.empty() ? "all" : o.classes;
   r.spec.limit = o.limit;
   r.transform = engine::transform_options(cfg, false);

@@ -79,7 +79,7 @@ void fit_transform(const std::string& config, std::vector<std::string> overrides
   auto hash_of = [](const std::string& run) { return read_meta(run).value("config_hash", std::string()); };
   if (!fresh && meta.value("config_hash", std::string()) == cfg.hash() && meta.contains("old") &&
       meta["old"].value("config_hash", std::string()) == hash_of(v1) &&
-      meta["new"].value("config_hash", std::string()) == hash_of(v3) && fs::exists(run_dir + "/transform.pt")) {
+      meta["new"].value("config_hash", std::string()) == hash_of(v3) && fs::exists(RunPaths{run_dir}.transform())) {
     std::printf("== reusing %s (finished, same config hash %s)\n", run_dir.c_str(), cfg.hash().c_str());
     return;
   }

@@ -152,14 +152,14 @@ std::vector<eval::ModelFeatures> extract_test_features(const std::string& refere
               eval_limit > 0 ? std::to_string(eval_limit).c_str() : "all");
   std::fflush(stdout);
   const auto cfg = config::Config::load(RunPaths{reference_run}.config());
-  auto spec = engine::dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
+  auto spec = engine::test_dataset_spec(cfg);
   spec.classes = "all";
   spec.limit = eval_limit;
   const auto test_set = data::open_dataset(spec);
   std::vector<eval::ModelFeatures> models;
   for (const auto& [name, dir] : runs) {
     auto feats = engine::extract_features(engine::embedder_for(dir), test_set, engine::transform_options(cfg, false),
-                                          256, cfg.get<int>("data.workers"));
+                                          256, engine::loader_options(cfg, false).workers);
     feats.save(features_dir + "/" + name);
     models.push_back(eval::loo_model(name, std::move(feats)));
   }

@@ -31,8 +31,8 @@ std::string run_demo_transition(const TransitionInputs& in) {
   // The scenario's own splits (Fashion-MNIST: train / test; open set: the new model's
   // train-new and the unseen test classes).
   const auto new_cfg = config::Config::load(RunPaths{new_run}.config(), {"data.root=" + in.data_root});
-  auto test_spec = engine::dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
-  auto train_spec = engine::dataset_spec(new_cfg, new_cfg.get<std::string>("data.train_split"));
+  auto test_spec = engine::test_dataset_spec(cfg);
+  auto train_spec = engine::dataset_spec(new_cfg);
   train_spec.classes = "all";
   train_spec.limit = in.calibration_images;
   std::printf("== gallery transition: %lld test images, old '%s' -> new '%s'; fits on %lld training images\n",
@@ -42,7 +42,7 @@ std::string run_demo_transition(const TransitionInputs& in) {
   // Calibration and order predictor: training images embedded by both models.
   const auto train_set = data::open_dataset(train_spec);
   const auto tf = engine::transform_options(cfg, false);
-  const int workers = cfg.get<int>("data.workers");
+  const int workers = engine::loader_options(cfg, false).workers;
   const auto old_train = engine::extract_features(engine::embedder_for(old_run), train_set, tf, 256, workers);
   const auto new_train = engine::extract_features(engine::embedder_for(new_run), train_set, tf, 256, workers);
 

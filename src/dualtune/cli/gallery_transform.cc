@@ -11,6 +11,7 @@
 #include "dualtune/engine/transform_run.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
+#include "dualtune/util/run_dir.h"
 
 namespace dualtune::cli {
 
@@ -38,7 +39,7 @@ void register_transform_command(CLI::App& app) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     });
-    std::printf("transform run: %s\n", cfg.get<std::string>("output_dir").c_str());
+    std::printf("transform run: %s\n", engine::run_settings(cfg).output_dir.c_str());
   });
 
   auto* apply = cmd->add_subcommand("apply", "Map stored old features into the new space: h(old) feature files");
@@ -116,7 +117,7 @@ void register_gallery_transform(CLI::App& gallery) {
     auto run = engine::load_transform_run(o->transform);
     auto g = open_gallery(o->dir);
     gallery::TransformOptions t = o->t;
-    const std::string weights = std::filesystem::canonical(o->transform).string() + "/transform.pt";
+    const std::string weights = RunPaths{std::filesystem::canonical(o->transform).string()}.transform();
     t.transform = gallery::model_fingerprint(weights) + " " + weights;
     gallery::ModelInfo from, to;
     t.check = [&](const gallery::ModelInfo& f, const gallery::ModelInfo& m) {

@@ -7,6 +7,7 @@
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
+#include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/util/error.h"
 
@@ -70,8 +71,9 @@ void register_train_command(CLI::App& app) {
   cmd->callback([opts] {
     if (opts->nproc > 1) {
       const auto cfg = config::Config::load(opts->config, opts->overrides);  // a bad config fails here, once
-      const auto batch = cfg.get<int64_t>("optim.batch_size");
-      DT_CHECK(cfg.get<std::string>("data.sampler") != "random" || batch % opts->nproc == 0, "optim.batch_size ",
+      const auto loader = engine::loader_options(cfg, true);
+      const auto batch = loader.batch_size;
+      DT_CHECK(loader.sampler != "random" || batch % opts->nproc == 0, "optim.batch_size ",
                batch, " must be divisible by --nproc ", opts->nproc,
                " (each rank takes an equal part of the global batch)");
       std::vector<std::string> args{"dualtune", "train", "-c", opts->config};

@@ -5,7 +5,7 @@
 
 namespace dualtune::config {
 
-// Every key a training config may set, with its default. validate() in config.cc
+// Every key a training config may set, with its default. validate() in validate.cc
 // holds the allowed ranges and enum values. data.root defaults to kFashionMnistDir.
 const char* schema_yaml() {
   static const std::string yaml = std::string(R"YAML(

@@ -45,6 +45,10 @@ data::DatasetSpec dataset_spec(const config::Config& cfg, const std::string& spl
   return s;
 }
 
+data::DatasetSpec test_dataset_spec(const config::Config& cfg) {
+  return dataset_spec(cfg, cfg.get<std::string>("data.test_split"));
+}
+
 InputSpec input_spec(const config::Config& cfg) {
   InputSpec in;
   for (const auto& [key, field] : kInputSizes) in.*field = cfg.get<int64_t>(key);

@@ -42,6 +42,8 @@ struct InputSpec {
 RunSettings run_settings(const config::Config& cfg);
 /// split: "" = data.train_split.
 data::DatasetSpec dataset_spec(const config::Config& cfg, const std::string& split = "");
+/// The data section's test split (data.test_split), every class of the subset, no limit.
+data::DatasetSpec test_dataset_spec(const config::Config& cfg);
 InputSpec input_spec(const config::Config& cfg);
 /// train = true: the augmentations of `augment:`; false: test-time transform.
 data::TransformOptions transform_options(const config::Config& cfg, bool train);
