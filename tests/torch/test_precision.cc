@@ -1,10 +1,12 @@
 // optim.precision: the bf16 scope casts convolutions and matrix products to bfloat16
 // and restores float32 on exit; a bf16 training run learns the tiny classes and
-// records its precision; any other value is refused.
+// records its precision; auto runs bf16 exactly where the CPU has bf16 instructions
+// (both branches through the DUALTUNE_CPU_BF16 override); any other value is refused.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 #include "dualtune/config/config.h"
 #include "dualtune/engine/precision.h"
 #include "dualtune/engine/trainer.h"
+#include "dualtune/util/cpu_features.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/run_dir.h"
 #include "tiny_data.h"
@@ -44,11 +47,81 @@ TEST(ForwardPrecision, Bf16ScopeCastsConvolutionsAndRestoresFloat) {
   }
 }
 
-TEST(ForwardPrecision, ConfigAcceptsFp32AndBf16Only) {
+namespace {
+
+// Sets DUALTUNE_CPU_BF16 for one scope ("" = unset), as if the CPU had (or lacked) bf16.
+class CpuBf16Override {
+ public:
+  explicit CpuBf16Override(const char* value) {
+    const char* was = std::getenv("DUALTUNE_CPU_BF16");
+    had_ = was != nullptr;
+    if (had_) was_ = was;
+    if (*value) ::setenv("DUALTUNE_CPU_BF16", value, 1);
+    else ::unsetenv("DUALTUNE_CPU_BF16");
+  }
+  ~CpuBf16Override() {
+    if (had_) ::setenv("DUALTUNE_CPU_BF16", was_.c_str(), 1);
+    else ::unsetenv("DUALTUNE_CPU_BF16");
+  }
+
+ private:
+  bool had_ = false;
+  std::string was_;
+};
+
+}  // namespace
+
+TEST(ForwardPrecision, AutoIsBf16ExactlyWhereTheCpuHasBf16Instructions) {
+  {
+    CpuBf16Override cpu("1");
+    const auto r = engine::resolve_precision("auto");
+    EXPECT_EQ(r.name, "bf16");
+    EXPECT_NE(r.reason.find("DUALTUNE_CPU_BF16=1"), std::string::npos) << r.reason;
+  }
+  {
+    CpuBf16Override cpu("0");
+    const auto r = engine::resolve_precision("auto");
+    EXPECT_EQ(r.name, "fp32");
+    EXPECT_NE(r.reason.find("no bf16 instructions"), std::string::npos) << r.reason;
+  }
+  // Explicit values run as asked, whatever the CPU.
+  for (const char* cpu_value : {"0", "1"}) {
+    CpuBf16Override cpu(cpu_value);
+    EXPECT_EQ(engine::resolve_precision("fp32").name, "fp32");
+    EXPECT_EQ(engine::resolve_precision("bf16").name, "bf16");
+  }
+  // Without the override, auto follows this machine's /proc/cpuinfo.
+  CpuBf16Override none("");
+  EXPECT_EQ(engine::resolve_precision("auto").name, cpu_bf16().fast ? "bf16" : "fp32");
+  EXPECT_THROW(engine::resolve_precision("fp16"), Error);
+}
+
+// A run with optim.precision: auto records what ran and why in meta.json.
+TEST(ForwardPrecision, AutoRunRecordsThePrecisionThatRanAndWhy) {
+  const auto dir = testdata::temp_dir("auto");
+  testdata::write_tiny_idx(dir + "/data", 64, 16, 4);
+  for (const std::string cpu_value : {"0", "1"}) {
+    CpuBf16Override cpu(cpu_value.c_str());
+    const std::string out = dir + "/cpu" + cpu_value;
+    const auto cfg = config::Config::from_string(
+        "data:\n  root: " + dir + "/data\n  workers: 0\n  classes: 0-3\nmodel:\n  backbone: convnet-s\n"
+        "  embedding_dim: 8\noptim:\n  epochs: 1\n  batch_size: 32\n"
+        "test_accuracy: false\nthreads: 1\noutput_dir: " + out + "\n",
+        {"optim.precision=auto"});
+    EXPECT_EQ(engine::train(cfg, {false, true}).epochs, 1);
+    const auto meta = read_meta(out);
+    EXPECT_EQ(meta.value("precision", std::string()), cpu_value == "1" ? "bf16" : "fp32");
+    EXPECT_NE(meta.value("precision_reason", std::string()).find("auto: "), std::string::npos) << meta.dump();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ForwardPrecision, ConfigAcceptsFp32Bf16AndAutoOnly) {
   const auto fp32 = config::Config::from_string("", {});
   EXPECT_EQ(fp32.get<std::string>("optim.precision"), "fp32");  // the default
   EXPECT_EQ(config::Config::from_string("", {"optim.precision=fp32"}).hash(), fp32.hash());
   EXPECT_NE(config::Config::from_string("", {"optim.precision=bf16"}).hash(), fp32.hash());
+  EXPECT_NE(config::Config::from_string("", {"optim.precision=auto"}).hash(), fp32.hash());
   try {
     config::Config::from_string("", {"optim.precision=fp16"});
     FAIL() << "fp16 accepted";

@@ -20,6 +20,7 @@
 #include "dualtune/config/config.h"
 #include "dualtune/data/glyph_benchmark.h"
 #include "dualtune/engine/extract.h"
+#include "dualtune/engine/precision.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/eval/class_diagnostics.h"
 #include "dualtune/eval/evaluate.h"
@@ -206,8 +207,10 @@ int run_demo(DemoOptions o) {
                 o.scenario.c_str(), o.seeds, o.seeds > 1 ? "s" : "", o.quick ? ", quick" : "", scenario.test_set,
                 eval_limit > 0 ? (" (a seeded subset of " + std::to_string(eval_limit) + " images)").c_str() : "",
                 minutes);
+  const auto precision = engine::resolve_precision(o.precision);
   const std::string summary =
-      std::string(head) + memory + (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
+      std::string(head) + memory + "\nTraining precision: " + precision.name + " (" + precision.reason + ")." +
+      (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
       (transition.empty() ? "" : "\n" + transition);
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
   write_text_atomic(summary_path, summary);
@@ -257,6 +260,11 @@ void register_demo_command(CLI::App& app) {
   cmd->add_option("--train-limit", o->train_limit, "train new models on N images (old: N/2); 0 = all");
   cmd->add_option("--epochs-old", o->epochs_old, "override the old model's epochs");
   cmd->add_option("--epochs-new", o->epochs_new, "override the new models' epochs");
+  cmd->add_option("--precision", o->precision,
+                  "optim.precision of every training: auto (bf16 where the CPU has avx512_bf16 or AMX, else fp32), "
+                  "fp32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--set", o->overrides, "extra override section.key=value for every new model (repeatable)");
   cmd->add_option("--variant", o->variant,
                   "ablation tag: new runs are named <method>@TAG (with --set overrides) and get their own summary");

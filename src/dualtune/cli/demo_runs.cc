@@ -40,6 +40,8 @@ std::pair<std::vector<std::string>, std::vector<std::string>> budget_overrides(c
                                                                                int64_t quick_new) {
   std::vector<std::string> common{"data.root=" + o.data_root};
   if (o.threads > 0) common.push_back("threads=" + std::to_string(o.threads));
+  // fp32 leaves the config hash as it was (a neutral value), so fp32 runs stay reusable.
+  common.push_back("optim.precision=" + o.precision);
   std::vector<std::string> old_ov = common, new_ov = common;
   if (o.quick) {
     old_ov.insert(old_ov.end(), {"data.limit=" + std::to_string(quick_old), "optim.epochs=2"});

@@ -28,12 +28,13 @@ struct DemoOptions {
   int64_t eval_limit = 0;
   int64_t train_limit = 0;
   int64_t epochs_old = 0, epochs_new = 0;
+  std::string precision = "auto";      ///< optim.precision of every training (engine/precision.h)
   std::vector<std::string> overrides;  ///< applied to every new model
   std::string variant;                 ///< ablation tag: runs "<method>@<variant>", own summary
 };
 
 /// Overrides of the first model (old) and of every later one (new) for o's budget:
-/// data root, threads, --quick subsets (quick_old / quick_new images, 2 / 1 epochs),
+/// data root, threads, precision, --quick subsets (quick_old / quick_new images, 2 / 1 epochs),
 /// --train-limit, --epochs-old / --epochs-new, then o.overrides on the new models.
 std::pair<std::vector<std::string>, std::vector<std::string>> budget_overrides(const DemoOptions& o,
                                                                                int64_t quick_old,

@@ -56,7 +56,7 @@ optim:
   warmup_epochs: 0
   milestones: []
   gamma: 0.1
-  precision: fp32          # fp32 | bf16 (CPU autocast of the model's forward; fast only with avx512_bf16/AMX)
+  precision: fp32          # fp32 | bf16 | auto (bf16 = CPU autocast of the forward, fast only with avx512_bf16/AMX; auto = bf16 there)
 old:                       # the old model, or a list of them (compat terms summed over the list)
   path: ""                 # old model: a dualtune run directory, a TorchScript file or an ONNX file (*.onnx)
   class_map: ""            # TorchScript / ONNX: class map JSON of the old model

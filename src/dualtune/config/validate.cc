@@ -130,7 +130,7 @@ void Config::validate() const {
   one_of("loss.type", {"softmax", "cosface", "arcface"});
   one_of("optim.name", {"adam", "sgd"});
   one_of("optim.schedule", {"cosine", "multistep", "constant"});
-  one_of("optim.precision", {"fp32", "bf16"});
+  one_of("optim.precision", {"fp32", "bf16", "auto"});
   one_of("compat.method", {"independent", "l2", "bct", "dual-tuning"});
   one_of("compat.proto_form", {"triplet", "softmax", "regress"});
   one_of("compat.proto_margin_unit", {"absolute", "spacing"});

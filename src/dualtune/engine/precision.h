@@ -8,12 +8,25 @@
 //         CPUs with bf16 instructions (avx512_bf16, AMX); without them libtorch 1.13 runs
 //         bf16 convolutions outside oneDNN, an order of magnitude slower than fp32
 //         (docs/PERFORMANCE.md, measured on an AVX2-only Zen 3).
+//   auto  bf16 where the CPU has bf16 instructions (util/cpu_features.h), else fp32;
+//         the run's meta.json records what ran and why.
 #include <string>
 
 namespace dualtune::engine {
 
+/// What a requested precision runs as on this machine.
+struct ResolvedPrecision {
+  std::string name;    ///< fp32 | bf16
+  std::string reason;  ///< one line: why (asked for, or what auto found on the CPU)
+};
+
+/// fp32 and bf16 run as asked; auto runs bf16 when cpu_bf16().fast, else fp32. Throws
+/// dualtune::Error on any other value.
+ResolvedPrecision resolve_precision(const std::string& requested);
+
 /// Scope of the forward pass: enables CPU autocast to bf16 on this thread when
-/// precision == "bf16", restores the previous state on exit.
+/// precision == "bf16", restores the previous state on exit. `precision` is resolved
+/// (fp32 or bf16, not auto).
 class ForwardPrecision {
  public:
   explicit ForwardPrecision(const std::string& precision);

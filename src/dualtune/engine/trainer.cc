@@ -140,6 +140,7 @@ class TrainingRun {
   Distributed dist_;
   const bool main_rank_;
   const RunPaths paths_;
+  const ResolvedPrecision precision_;  // optim.precision as it runs here (auto resolved)
   int threads_ = 0;
   bool split_batch_ = false;
   int64_t start_epoch_ = 0;
@@ -161,7 +162,8 @@ TrainingRun::TrainingRun(const TrainSettings& settings, const TrainOptions& opti
       options_(options),
       dist_(Distributed::from_env()),
       main_rank_(dist_.is_main()),
-      paths_{settings.run.output_dir} {
+      paths_{settings.run.output_dir},
+      precision_(resolve_precision(settings.optim.precision)) {
   set_up_run_dir();
   set_up_model();
   write_initial_meta();
@@ -206,9 +208,10 @@ void TrainingRun::set_up_run_dir() {
 void TrainingRun::set_up_model() {
   train_set_ = data::open_dataset(s_.train_data);
   const auto& classes = train_set_->classes();
-  const std::string& precision = s_.optim.precision;
+  const std::string& requested = s_.optim.precision;
+  const std::string precision = requested == "fp32" ? "" : ", " + precision_.name + (requested == "auto" ? " (auto)" : "");
   say("training set: " + std::to_string(train_set_->size()) + " images, " + std::to_string(classes.size()) +
-      " classes; " + std::to_string(threads_) + " threads" + (precision == "fp32" ? "" : ", " + precision) +
+      " classes; " + std::to_string(threads_) + " threads" + precision +
       (dist_.enabled() ? " per rank, " + std::to_string(dist_.world_size()) + " ranks" : ""));
   if (main_rank_) {
     if (!s_.run.config_yaml.empty()) write_text_atomic(paths_.config(), s_.run.config_yaml);
@@ -239,7 +242,8 @@ void TrainingRun::write_initial_meta() {
            {"code_version", code_version()},
            {"provenance", provenance_json()},
            {"config_hash", s_.run.config_hash},
-           {"precision", s_.optim.precision},
+           {"precision", precision_.name},
+           {"precision_reason", precision_.reason},
            {"world_size", dist_.world_size()},
            {"epochs_done", start_epoch_},
            {"complete", false}};
@@ -322,7 +326,7 @@ void TrainingRun::train_step(data::Batch& batch, int64_t epoch, int64_t step, Cl
   const auto y = torch::from_blob(batch.labels.data(), {batch.n}, torch::kInt64);
   torch::Tensor e;
   {
-    ForwardPrecision cast(o.precision);
+    ForwardPrecision cast(precision_.name);
     e = model_->forward(x);
   }
   e = e.to(torch::kFloat);  // losses in float32 (a no-op in fp32)
