@@ -12,11 +12,15 @@
 // The CPU's bf16 support and the instruction set oneDNN dispatches to (from its verbose
 // output) are printed first: bf16 is only fast with avx512_bf16 or AMX.
 //
-// bf16 rows are measured in the first `bf16_rounds` rounds only (0: none; default 1 with
-// avx512_bf16 or AMX, else 0): without them libtorch 1.13 runs bf16 convolutions outside
-// oneDNN, an order of magnitude slower than fp32 (docs/PERFORMANCE.md).
+// A warm-up round runs first on both sides and is discarded (PyTorch's first rounds are
+// often slower on a shared machine, which flattered dualtune's ratios); then `rounds`
+// measured rounds. Each row prints min / median / max over them, and each ratio is given
+// both as the median of per-round ratios and against the other side's best round.
+// bf16 rows are measured in the first `bf16_rounds` measured rounds only (default: all
+// with avx512_bf16 or AMX, else 0): without them libtorch 1.13 runs bf16 convolutions
+// outside oneDNN, an order of magnitude slower than fp32 (docs/PERFORMANCE.md).
 //
-//   bench_vs_pytorch [rounds=3] [images=12800] [threads=2] [bf16_rounds]
+//   bench_vs_pytorch [rounds=5] [images=12800] [threads=2] [bf16_rounds]
 //                    [data_root=/usr/share/datasets/fashion-mnist]
 //   environment: PYTHON (default /usr/bin/python3, Debian's python3-torch);
 //                BEFORE=<another dualtune binary>: its fp32 training joins every round
@@ -36,6 +40,7 @@
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/util/cpu_features.h"
 #include "dualtune/util/install_paths.h"
 
 using namespace dualtune;
@@ -76,17 +81,15 @@ double number_after(const std::string& out, const std::string& key) {
   return std::atof(out.c_str() + at + key.size());
 }
 
-double median(std::vector<double> v) {
+// Median (the mean of the two middle values for an even count), min and max.
+struct Spread {
+  double min = -1, median = -1, max = -1;
+};
+Spread spread(std::vector<double> v) {
+  if (v.empty()) return {};
   std::sort(v.begin(), v.end());
-  return v.empty() ? -1 : v[v.size() / 2];
-}
-
-bool bf16_instructions() {
-  std::ifstream is("/proc/cpuinfo");
-  for (std::string line; std::getline(is, line);)
-    if (line.rfind("flags", 0) == 0)
-      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
-  return false;
+  const size_t n = v.size();
+  return {v.front(), n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.back()};
 }
 
 std::string cpu_flags() {
@@ -109,10 +112,10 @@ std::string cpu_flags() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int rounds = argc > 1 ? std::atoi(argv[1]) : 3;
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
   const int64_t images = argc > 2 ? std::atoll(argv[2]) : 12800;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
-  const int bf16_rounds = argc > 4 ? std::atoi(argv[4]) : bf16_instructions() ? 1 : 0;
+  const int bf16_rounds = argc > 4 ? std::atoi(argv[4]) : cpu_bf16().fast ? rounds : 0;
   const std::string root = argc > 5 ? argv[5] : kFashionMnistDir;
   const auto tmp = std::filesystem::temp_directory_path() / ("bench_vs_pytorch_" + std::to_string(::getpid()));
   std::filesystem::create_directories(tmp);
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("PyTorch %s", py_version.c_str());
-  std::printf("convnet-m, batch 128, %d threads, %lld Fashion-MNIST images, %d alternating rounds, bf16 in %d\n\n",
+  std::printf("convnet-m, batch 128, %d threads, %lld Fashion-MNIST images, a warm-up round (discarded) and %d "
+              "alternating rounds, bf16 in %d\n\n",
               threads, static_cast<long long>(images), rounds, std::min(rounds, bf16_rounds));
   std::fflush(stdout);
 
@@ -183,41 +187,50 @@ int main(int argc, char** argv) {
                                        "PyTorch extract fp32 channels-last"};
   if (before) names.push_back("BEFORE binary: dualtune train fp32");
   std::map<std::string, std::vector<double>> ips;
-  for (int r = 0; r < rounds; ++r) {
+  // Round 0 is the warm-up: measured like the others, then dropped from every row.
+  for (int r = 0; r <= rounds; ++r) {
     ips[names[0]].push_back(dualtune_train("fp32", r == 0 ? run_dir : (tmp / ("fp32_" + std::to_string(r))).string()));
     ips[names[1]].push_back(pytorch("train", "--channels-last", images, 128));
     ips[names[2]].push_back(pytorch("train", "", images, 128));
-    if (r < bf16_rounds) {
+    if (r <= bf16_rounds && bf16_rounds > 0) {
       ips[names[3]].push_back(dualtune_train("bf16", (tmp / ("bf16_" + std::to_string(r))).string()));
       ips[names[4]].push_back(pytorch("train", "--channels-last --bf16", images, 128));
     }
     ips[names[5]].push_back(dualtune_extract());
     ips[names[6]].push_back(pytorch("extract", "--channels-last", static_cast<int64_t>(test_set->size()), 256));
     if (before) ips[names[7]].push_back(dualtune_train("", (tmp / ("before_" + std::to_string(r))).string(), before));
-    std::printf("round %d:", r + 1);
-    for (const auto& n : names) std::printf(" %s", ips[n].size() > static_cast<size_t>(r) ? std::to_string(static_cast<int>(ips[n].back())).c_str() : "-");
+    std::printf(r == 0 ? "warm-up:" : "round %d:", r);
+    for (const auto& n : names)
+      std::printf(" %s", ips[n].size() > static_cast<size_t>(r) ? std::to_string(static_cast<int>(ips[n].back())).c_str()
+                                                                 : "-");
     std::printf("\n");
     std::fflush(stdout);
   }
+  for (auto& [name, v] : ips)
+    if (!v.empty()) v.erase(v.begin());  // the warm-up round
 
-  std::printf("\n%-40s %10s   %s\n", "img/s", "median", "rounds");
+  std::printf("\n%-40s %8s %8s %8s   %s\n", "img/s", "min", "median", "max", "rounds");
   for (const auto& n : names) {
     if (ips[n].empty()) {  // bf16 without bf16 rounds, BEFORE without a binary
-      std::printf("%-40s %10s\n", n.c_str(), "not measured");
+      std::printf("%-40s %8s\n", n.c_str(), "not measured");
       continue;
     }
-    std::printf("%-40s %10.0f  ", n.c_str(), median(ips[n]));
+    const Spread sp = spread(ips[n]);
+    std::printf("%-40s %8.0f %8.0f %8.0f  ", n.c_str(), sp.min, sp.median, sp.max);
     for (double v : ips[n]) std::printf(" %.0f", v);
     std::printf("\n");
   }
-  // Median of the per-round ratios (both measured minutes apart); rows without
-  // measurements of both sides are left out.
+  // Per-round ratios (both sides measured minutes apart) and the ratio of a's median to
+  // b's best round (the fairest to b); rows without measurements of both sides are left out.
   auto print_ratio = [&](const std::string& label, const std::string& a, const std::string& b) {
     std::vector<double> r;
     for (size_t i = 0; i < std::min(ips[a].size(), ips[b].size()); ++i) r.push_back(ips[a][i] / ips[b][i]);
-    if (!r.empty()) std::printf("  %-50s %.2f\n", label.c_str(), median(r));
+    if (r.empty()) return;
+    const Spread sp = spread(r);
+    std::printf("  %-50s %5.2f  (%.2f-%.2f)  %5.2f\n", label.c_str(), sp.median, sp.min, sp.max,
+                spread(ips[a]).median / spread(ips[b]).max);
   };
-  std::printf("\nratios (median of the per-round ratios):\n");
+  std::printf("\nratios: median of the per-round ratios (min-max), and a's median over b's best round\n");
   print_ratio("dualtune train fp32 / PyTorch fp32 channels-last", names[0], names[1]);
   print_ratio("dualtune train fp32 / PyTorch fp32 default layout", names[0], names[2]);
   print_ratio("dualtune train bf16 / PyTorch bf16", names[3], names[4]);
