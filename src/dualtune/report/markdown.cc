@@ -1,4 +1,5 @@
 #include <cmath>
+#include <functional>
 #include <iomanip>
 #include <sstream>
 
@@ -37,6 +38,24 @@ void matrix_table(std::ostringstream& os, const eval::CompatibilityReport& rep, 
 }
 
 /// "negative / positive" flip rates in %.
+// One row per upgrade, one column per old fraction r of the mixed gallery (none when
+// the report has no mixed galleries).
+void mixed_table(std::ostringstream& os, const eval::CompatibilityReport& rep, const char* what,
+                 const std::function<std::string(const eval::MixedPoint&)>& cell) {
+  const auto& first = rep.upgrades.front();
+  if (first.mixed.empty()) return;
+  os << "\n### Mixed gallery: " << what << " when a fraction r of the gallery is still old\n\n| new model |";
+  for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
+  os << "\n|---|";
+  for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
+  os << "\n";
+  for (const auto& u : rep.upgrades) {
+    os << "| " << upgrade_label(rep, u) << " |";
+    for (const auto& p : u.mixed) os << " " << cell(p) << " |";
+    os << "\n";
+  }
+}
+
 std::string flips_str(const eval::FlipRates& f) { return percent(f.negative) + " / " + percent(f.positive); }
 
 void flip_tables(std::ostringstream& os, const eval::CompatibilityReport& rep) {
@@ -51,19 +70,8 @@ void flip_tables(std::ostringstream& os, const eval::CompatibilityReport& rep) {
        << percent(u.flips_new_old.positive) << " | " << percent(u.flips_new_new.negative) << " | "
        << percent(u.flips_new_new.positive) << " |\n";
   }
-  const auto& first = rep.upgrades.front();
-  if (first.mixed.empty()) return;
-  os << "\n### Mixed gallery: negative / positive flip rate (%) when a fraction r of the gallery is still old\n\n"
-     << "| new model |";
-  for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
-  os << "\n|---|";
-  for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
-  os << "\n";
-  for (const auto& u : rep.upgrades) {
-    os << "| " << upgrade_label(rep, u) << " |";
-    for (const auto& p : u.mixed) os << " " << flips_str(p.flips) << " |";
-    os << "\n";
-  }
+  mixed_table(os, rep, "negative / positive flip rate (%)",
+              [](const eval::MixedPoint& p) { return flips_str(p.flips); });
 }
 
 }  // namespace
@@ -118,20 +126,8 @@ std::string markdown_summary(const eval::CompatibilityReport& rep) {
     os << "| " << upgrade_label(rep, u) << " | " << eval::verdict_word(u.map) << " | " << gain_str(u.map.gain) << " | "
        << eval::verdict_word(u.rank1) << " | " << gain_str(u.rank1.gain) << " |\n";
   }
-  const auto& first = rep.upgrades.front();
-  if (!first.mixed.empty()) {
-    os << "\n### Mixed gallery: mAP (%) of new-model queries when a fraction r of the gallery is still old\n\n"
-       << "| new model |";
-    for (const auto& p : first.mixed) os << " r = " << r_str(p.old_fraction) << " |";
-    os << "\n|---|";
-    for (size_t i = 0; i < first.mixed.size(); ++i) os << "---:|";
-    os << "\n";
-    for (const auto& u : rep.upgrades) {
-      os << "| " << upgrade_label(rep, u) << " |";
-      for (const auto& p : u.mixed) os << " " << percent(p.metrics.map) << " |";
-      os << "\n";
-    }
-  }
+  mixed_table(os, rep, "mAP (%) of new-model queries",
+              [](const eval::MixedPoint& p) { return percent(p.metrics.map); });
   flip_tables(os, rep);
   if (!rep.generation_mixes.empty()) {
     os << "\n### Galleries of several generations (%): the items hold the listed models' features in the given "
