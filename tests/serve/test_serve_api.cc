@@ -320,3 +320,74 @@ TEST_F(ServeApi, ThePageIsServedFromTheBinaryAndLoadsNothingFromElsewhere) {
   }
   EXPECT_EQ(page->body, c.Get("/index.html")->body);
 }
+
+// What the page says about the merge and the backfill order comes from /api/status: the
+// fits stored for each model, the merge its searches use by default (the one a search
+// without "merge" answers with) and the order a backfill without "order" would use.
+TEST_F(ServeApi, StatusSaysWhichMergeAndBackfillOrderTheFitsDecide) {
+  TestServer s(*g, options());
+  auto c = s.client();
+  const json q{{"k", 3}, {"vector", pixel_vector(image(5), 24)}};
+  const auto model = [](const json& st, const std::string& name) {
+    for (const auto& m : st["models"])
+      if (m["name"] == name) return m;
+    ADD_FAILURE() << "no model " << name << " in " << st.dump();
+    return json();
+  };
+  // Nothing fitted: raw merge, random order.
+  json st = body_json(c.Get("/api/status"));
+  EXPECT_EQ(model(st, "new")["calibrated"], false);
+  EXPECT_EQ(model(st, "new")["order_predictor"], false);
+  EXPECT_EQ(model(st, "new")["merge"], "raw");
+  EXPECT_EQ(st["backfill_order"], (json{{"model", "new"}, {"order", "random"}, {"from", "no_predictor"}}));
+  EXPECT_EQ(search(c, q)["merge"], "raw");
+
+  // The predictor alone (an unlabelled training set): uncertainty order, still raw merge.
+  std::vector<float> old_t, new_t;
+  std::vector<int64_t> labels;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    for (float x : pixel_vector(image(i), 16)) old_t.push_back(x);
+    for (float x : pixel_vector(image(i), 24)) new_t.push_back(x);
+    labels.push_back(static_cast<int64_t>(i / 6));
+  }
+  const auto n = static_cast<int64_t>(paths.size());
+  g->fit_transition("new", n, old_t.data(), new_t.data(), nullptr);
+  st = body_json(c.Get("/api/status"));
+  EXPECT_EQ(model(st, "new")["calibrated"], false);
+  EXPECT_EQ(model(st, "new")["order_predictor"], true);
+  EXPECT_EQ(model(st, "new")["merge"], "raw");
+  EXPECT_EQ(st["backfill_order"], (json{{"model", "new"}, {"order", "uncertainty"}, {"from", "predictor"}}));
+
+  // Both fits (`gallery calibrate` on labelled features): calibrated merge; old queries
+  // meet only old embeddings and keep the raw one.
+  g->fit_transition("new", n, old_t.data(), new_t.data(), labels.data());
+  st = body_json(c.Get("/api/status"));
+  EXPECT_EQ(model(st, "new")["calibrated"], true);
+  EXPECT_EQ(model(st, "new")["merge"], "calibrated");
+  EXPECT_EQ(model(st, "old")["calibrated"], false);
+  EXPECT_EQ(model(st, "old")["order_predictor"], false);
+  EXPECT_EQ(model(st, "old")["merge"], "raw");
+  EXPECT_EQ(st["backfill_order"]["order"], "uncertainty");
+  EXPECT_EQ(search(c, q)["merge"], "calibrated");
+  EXPECT_EQ(search(c, json{{"model", "old"}, {"k", 3}, {"vector", pixel_vector(image(5), 16)}})["merge"], "raw");
+
+  // A stored plan decides the order of the next backfill, whatever is fitted.
+  auto r = c.Post("/api/backfill", bearer(kToken), json{{"order", "random"}, {"max_items", 4}, {"batch_size", 4}}.dump(),
+                  "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  wait_backfill(c);
+  st = body_json(c.Get("/api/status"));
+  EXPECT_EQ(st["backfill"]["order"], "random");
+  EXPECT_EQ(st["backfill_order"], (json{{"model", "new"}, {"order", "random"}, {"from", "plan"}}));
+
+  // Nothing rolls out once the old model is retired: no backfill order.
+  wait_backfill(c);
+  ASSERT_EQ(c.Post("/api/backfill", bearer(kToken), json{{"batch_size", 4}}.dump(), "application/json")->status, 202);
+  wait_backfill(c);
+  ASSERT_EQ(c.Post("/api/models/old/retire", bearer(kToken), "", "application/json")->status, 200);
+  st = body_json(c.Get("/api/status"));
+  EXPECT_EQ(st["backfill_order"], nullptr);
+  EXPECT_EQ(model(st, "new")["merge"], search(c, q)["merge"]);  // one version: the merge changes nothing
+  EXPECT_EQ(model(st, "old")["merge"], nullptr);
+}

@@ -1,5 +1,6 @@
 // GET /api/status, GET /api/items, GET /api/items/{id}/image, POST /api/items,
 // POST /api/models/{name}/retire.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -122,6 +123,37 @@ void add_images(Context& ctx, const httplib::Request& req, httplib::Response& re
   send_json(res, j);
 }
 
+/// What the stored fits (`gallery calibrate`) decide for a model: whether its queries
+/// have a score calibration against every version they score (then their default merge
+/// is calibrated, else raw: Gallery::resolve_merge) and whether the uncertainty order's
+/// predictor is fitted for it.
+struct Fits {
+  bool calibrated = false;
+  bool order_predictor = false;
+};
+
+Fits fits_of(gallery::Gallery& g, const gallery::ModelInfo& m) {
+  Fits f;
+  if (m.role == gallery::Role::kRetired) return f;  // queries nothing
+  const auto versions = g.precedence(m.name);
+  f.calibrated = std::all_of(versions.begin(), versions.end(),
+                             [&](const gallery::VersionInfo& v) { return g.calibration(m.name, v.id).has_value(); });
+  f.order_predictor = g.order_predictor(m.name).has_value();
+  return f;
+}
+
+/// The order POST /api/backfill (and `gallery backfill`) uses when none is named, as
+/// Gallery::plan_backfill decides it: the stored plan's ("plan"), else uncertainty when
+/// the order predictor is fitted ("predictor"), else random ("no_predictor").
+nlohmann::json backfill_order_json(const gallery::GalleryStatus& st, const gallery::ModelInfo* rolling, const Fits& fits) {
+  if (!rolling) return nullptr;
+  if (!st.backfill.order.empty())
+    return {{"model", rolling->name}, {"order", st.backfill.order}, {"from", "plan"}};
+  return {{"model", rolling->name},
+          {"order", fits.order_predictor ? "uncertainty" : "random"},
+          {"from", fits.order_predictor ? "predictor" : "no_predictor"}};
+}
+
 }  // namespace
 
 std::string embedding_kind(const gallery::VersionInfo& v, const std::vector<gallery::ModelInfo>& models) {
@@ -142,13 +174,23 @@ void get_status(Context& ctx, const httplib::Request&, httplib::Response& res) {
   std::vector<gallery::ModelInfo> models;
   for (const auto& m : st.models) models.push_back(m.model);
   nlohmann::json jm = nlohmann::json::array(), jv = nlohmann::json::array();
-  for (const auto& m : st.models)
+  const gallery::ModelInfo* rolling = nullptr;
+  Fits rolling_fits;
+  for (const auto& m : st.models) {
+    const Fits fits = fits_of(ctx.gallery, m.model);
+    if (m.model.role == gallery::Role::kRollingOut) rolling = &m.model, rolling_fits = fits;
     jm.push_back({{"name", m.model.name},
                   {"role", gallery::role_name(m.model.role)},
                   {"dim", m.model.dim},
                   {"embeddings", m.embeddings},
                   {"backfilled", m.backfilled},
-                  {"can_embed", !m.model.path.empty()}});
+                  {"can_embed", !m.model.path.empty()},
+                  {"calibrated", fits.calibrated},
+                  {"order_predictor", fits.order_predictor},
+                  {"merge", m.model.role == gallery::Role::kRetired ? nlohmann::json(nullptr)
+                            : nlohmann::json(gallery::merge_name(fits.calibrated ? gallery::default_merge()
+                                                                                 : gallery::Merge::kRaw))}});
+  }
   for (const auto& v : st.versions) {
     std::string model;
     for (const auto& m : models)
@@ -168,6 +210,7 @@ void get_status(Context& ctx, const httplib::Request&, httplib::Response& res) {
                   {"versions", jv},
                   {"query_model", ctx.gallery.target_model().name},
                   {"backfill", backfill_json(ctx)},
+                  {"backfill_order", backfill_order_json(st, rolling, rolling_fits)},
                   {"server", {{"writes", !ctx.options.token.empty()},
                               {"report", !ctx.report_dir().empty()},
                               {"curve", !ctx.curve_file().empty()},

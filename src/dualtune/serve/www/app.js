@@ -104,8 +104,7 @@ function renderBackfill(bf, st) {
   pill.textContent = STATE_WORDS[s] || s;
   pill.dataset.state = s;
   pill.className = "pill " + s;
-  const model = bf.model ? "model '" + bf.model + "'" : "no model rolling out";
-  $("bf-order").textContent = model + (bf.order ? " · " + bf.order + " order" : "");
+  $("bf-order").textContent = bf.model ? "model '" + bf.model + "'" : "no model rolling out";
   // Fraction of the gallery that carries the rolling-out model's embedding.
   const target = st.models.find((m) => m.role === "rolling_out");
   const have = target ? target.embeddings : 0;
@@ -140,6 +139,74 @@ function renderBackfill(bf, st) {
   state.lastBackfillState = s;
 }
 
+// --- the merge and the backfill order in use, and why (what /api/status says) ------------
+const code = (text) => el("code", { text });
+
+// Sets a .why paragraph: the name in bold, then why; "unfitted" when a fit is missing.
+// Left alone when unchanged (the status is polled).
+function setWhy(node, fitted, name, ...why) {
+  const next = el("p", {}, el("strong", { text: name }), " — ", ...why);
+  const cls = "why" + (fitted ? "" : " unfitted");
+  if (node.className === cls && node.textContent === next.textContent) return;
+  node.className = cls;
+  node.replaceChildren(...next.childNodes);
+}
+
+const MERGE_WHY = {
+  rank: "each version's ranking is spread evenly over the merged list.",
+  aligned: "new/new scores are mapped onto the new→old scale per query.",
+};
+
+function renderMergeWhy(st) {
+  const m = st.models.find((x) => x.name === $("q-model").value) || st.models.find((x) => x.name === st.query_model);
+  if (!m) return;
+  const defaultOption = $("q-merge").options[0];
+  defaultOption.textContent = m.merge ? "default (" + m.merge + ")" : "default";
+  const chosen = $("q-merge").value;
+  const merge = chosen || m.merge;
+  const name = merge + " merge" + (chosen ? "" : " (default)");
+  const node = $("merge-why");
+  if (!st.models.some((x) => x.role === "rolling_out")) {
+    setWhy(node, true, name, "every item has one embedding: nothing to merge.");
+  } else if (m.role !== "rolling_out") {
+    setWhy(node, true, name, "'" + m.name + "' queries meet only old embeddings: one scale, nothing to merge.");
+  } else if (merge === "calibrated" && m.calibrated) {
+    setWhy(node, true, name, "per-version score calibrations put old and new scores on one scale (fitted by ", code("gallery calibrate"), ").");
+  } else if (merge === "calibrated") {
+    setWhy(node, false, name, "needs score calibrations and none is fitted: run ", code("gallery calibrate"), ".");
+  } else if (merge === "raw" && !m.calibrated) {
+    setWhy(node, false, name, "no calibration fitted: new and old cosines are ranked as they are, on different scales. ",
+      "Run ", code("gallery calibrate"), " for the calibrated merge.");
+  } else if (merge === "raw") {
+    setWhy(node, true, name, "new and old cosines are ranked as they are, on different scales.");
+  } else {
+    setWhy(node, true, name, MERGE_WHY[merge] || "");
+  }
+}
+
+function renderOrderWhy(st) {
+  const o = st.backfill_order;
+  const node = $("bf-why");
+  if (!o) {
+    node.className = "why";
+    node.textContent = "No model is rolling out: nothing to backfill.";
+    return;
+  }
+  const target = st.models.find((m) => m.name === o.model);
+  if (o.order === "uncertainty") {
+    setWhy(node, true, "uncertainty order", "items whose old embedding serves new queries worst go first (",
+      o.from === "plan" ? "the stored plan; " : "", "predictor fitted by ", code("gallery calibrate"), ").");
+  } else if (o.from === "no_predictor") {
+    setWhy(node, false, "random order", "no order predictor fitted: run ", code("gallery calibrate"), " for the uncertainty order.");
+  } else if (target && target.order_predictor) {
+    setWhy(node, false, "random order", "the stored plan was made in random order and the backfill resumes it; ",
+      code("gallery backfill --replan --order uncertainty"), " re-plans the rest.");
+  } else {
+    setWhy(node, false, "random order", "the stored plan's; no order predictor is fitted. ", code("gallery calibrate"),
+      " fits one, then ", code("gallery backfill --replan --order uncertainty"), " re-plans the rest.");
+  }
+}
+
 async function refreshStatus() {
   try {
     const st = await api("/api/status");
@@ -147,7 +214,9 @@ async function refreshStatus() {
     $("health").textContent = st.gallery.items.toLocaleString("en-US") + " items · " + st.gallery.name;
     $("health").className = "health ok";
     renderModels(st);
+    renderMergeWhy(st);
     renderBackfill(st.backfill, st);
+    renderOrderWhy(st);
     updateCurveNow(st);
     return st;
   } catch (e) {
@@ -464,7 +533,10 @@ function init() {
     const cell = e.target.closest(".cell");
     if (cell) state.focusIndex = Number(cell.dataset.index);
   });
-  for (const id of ["q-model", "q-merge"]) $(id).addEventListener("change", () => { if (state.query) search(); });
+  for (const id of ["q-model", "q-merge"]) $(id).addEventListener("change", () => {
+    if (state.status) renderMergeWhy(state.status);
+    if (state.query) search();
+  });
   const drop = $("query");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); $("query-thumb").classList.add("drop"); });
   drop.addEventListener("dragleave", () => $("query-thumb").classList.remove("drop"));
