@@ -243,7 +243,9 @@ TEST_F(ServeWrite, ShutdownDuringABackfillStopsItAtABatchBoundaryAndALaterServer
       ASSERT_TRUE(r);
       EXPECT_EQ(r->status, 200);
     });
-    std::this_thread::sleep_for(milliseconds(5));
+    // Half of the query's 80 ms embedding: the request is accepted and in flight when the
+    // shutdown begins, even on a loaded machine (5 ms lost that race under load).
+    std::this_thread::sleep_for(milliseconds(40));
     s.stop();  // what SIGTERM does (cli/serve.cc)
     slow.join();
     // The listener is closed.
