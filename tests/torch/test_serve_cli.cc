@@ -228,7 +228,7 @@ TEST_F(ServeCli, SigtermDuringABackfillStopsAtABatchBoundaryAndARestartFinishesI
     auto c = s.client();
     ASSERT_EQ(status_of(c.Post("/api/backfill", {{"Authorization", "Bearer " + kToken}}, "{}", "application/json")), 202) << s.err();
     json bf;
-    for (int i = 0; i < 600; ++i) {
+    for (int i = 0; i < 2400; ++i) {  // up to 2 min: a loaded 2-core machine embeds ~5 items/s
       bf = body(c.Get("/api/backfill"));
       if (!bf["running"].get<bool>()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
