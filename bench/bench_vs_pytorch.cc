@@ -237,8 +237,10 @@ int main(int argc, char** argv) {
   print_ratio("dualtune train bf16 / PyTorch fp32 default layout", names[3], names[2]);
   print_ratio("dualtune train bf16 / dualtune train fp32", names[3], names[0]);
   print_ratio("dualtune extract / PyTorch extract", names[5], names[6]);
-  print_ratio("dualtune train fp32 / BEFORE binary fp32", names[0], names[7]);
-  print_ratio("BEFORE binary fp32 / PyTorch fp32 channels-last", names[7], names[1]);
+  if (before) {  // names[7] exists only with a BEFORE binary (indexing it without one crashed at the end)
+    print_ratio("dualtune train fp32 / BEFORE binary fp32", names[0], names[7]);
+    print_ratio("BEFORE binary fp32 / PyTorch fp32 channels-last", names[7], names[1]);
+  }
   std::filesystem::remove_all(tmp);
   return 0;
 }
