@@ -3,7 +3,7 @@
 
 Over every tracked text file (git ls-files; a walk of the tree outside a git checkout)
 it fails on
-  1. an absolute path of one machine: /work/..., /farm/..., /scratch/..., /mnt/...,
+  1. an absolute path of one machine: under /work, /farm, /scratch or /mnt,
      /home/<user>/..., /root/..., /Users/<user>/..., and temporary directories that only
      existed on one machine (/tmp/tmp.XXXXXXXXXX of mktemp, /tmp/tmpXXXXXXXX of Python's
      tempfile, /tmp/<name>.<random> of mktemp templates, /tmp/bash_jobs..., /tmp/pytest-of-...).
