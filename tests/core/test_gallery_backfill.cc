@@ -1,6 +1,7 @@
 // Backfill: plans and orders, resume equals uninterrupted, cancellation at batch
 // boundaries, bad images reported and skipped, worker shards, model fingerprints, and
-// searches running while a backfill writes.
+// searches running while a backfill writes; the states a backfill went through, scored
+// afterwards from its plan.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "dualtune/gallery/gallery.h"
+#include "dualtune/gallery/merge.h"
 #include "dualtune/gallery/order.h"
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/error.h"
@@ -269,4 +271,85 @@ TEST(BackfillOrder, RandomIsASeededPermutationAndScoreTiesGoByItemId) {
   EXPECT_NE(a, c);
   EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()), std::set<int64_t>(ids.begin(), ids.end()));
   EXPECT_EQ(order_by_score_desc({5, 3, 9, 1}, {0.5, 0.9, 0.5, 0.1}), (std::vector<int64_t>{3, 5, 9, 1}));
+}
+
+namespace {
+
+/// 40 labelled items (4 classes), old model (dim 4) added, new model (dim 6) rolled out;
+/// queries: every item's new-model vector (leave-one-out), keyed like the demo's.
+struct StatesGallery {
+  std::vector<std::string> keys;
+  std::vector<float> queries;
+  std::unique_ptr<Gallery> g;
+  explicit StatesGallery(const std::string& dir) {
+    std::vector<std::string> labels;
+    for (int i = 0; i < 40; ++i) {
+      keys.push_back("img" + std::to_string(i));
+      labels.push_back("c" + std::to_string(i % 4));
+      const auto v = fixtures::key_vector(keys.back(), 6, 2);
+      queries.insert(queries.end(), v.begin(), v.end());
+    }
+    g = Gallery::create(dir, {"old", 4, "", "fp-old"});
+    fixtures::KeyEmbedder old(4, 1, "fp-old");
+    g->add_images(fixtures::records(keys, labels), {{"old", &old}}, 16, false);
+    g->rollout({"new", 6, "", "fp-new"});
+  }
+};
+
+}  // namespace
+
+TEST(BackfillStates, ScoredAfterwardsFromThePlanEqualEachStateScoredWhenItWasReached) {
+  StatesGallery s(fixtures::temp_dir("states"));
+  fixtures::KeyEmbedder emb(6, 2, "fp-new");
+  const std::vector<Merge> merges{Merge::kRaw, Merge::kRank, Merge::kAligned};
+  BackfillOptions bo;
+  bo.order = "random";
+  bo.seed = 3;
+  bo.batch_size = 5;
+  bo.max_items = 10;  // two batches per step
+  std::vector<std::vector<CurvePoint>> live{s.g->evaluate_state("new", 40, s.queries.data(), s.keys, merges)};
+  std::vector<int64_t> counts{0};
+  for (int step = 0; step < 10; ++step) {
+    const auto r = s.g->backfill(bo, emb);
+    counts.push_back(counts.back() + r.embedded);
+    live.push_back(s.g->evaluate_state("new", 40, s.queries.data(), s.keys, merges));
+    if (r.finished) break;
+  }
+  ASSERT_EQ(counts, (std::vector<int64_t>{0, 10, 20, 30, 40}));
+  const auto later = s.g->evaluate_backfill_states("new", 40, s.queries.data(), s.keys, merges, counts);
+  ASSERT_EQ(later.size(), live.size());
+  for (size_t k = 0; k < live.size(); ++k) {
+    ASSERT_EQ(later[k].size(), merges.size());
+    for (size_t m = 0; m < merges.size(); ++m) {
+      SCOPED_TRACE("state " + std::to_string(k) + ", merge " + merge_name(merges[m]));
+      EXPECT_EQ(later[k][m].backfilled, counts[k]);
+      EXPECT_EQ(later[k][m].fraction, live[k][m].fraction);
+      EXPECT_EQ(later[k][m].queries, 40);
+      EXPECT_EQ(later[k][m].queries, live[k][m].queries);
+      // Bit-identical: the same items are scored new/new at each state, in one pass.
+      EXPECT_EQ(later[k][m].map, live[k][m].map);
+      EXPECT_EQ(later[k][m].top1, live[k][m].top1);
+    }
+  }
+  // The states differ (otherwise the comparison above would prove little).
+  EXPECT_NE(live.front()[0].map, live[2][0].map);
+  EXPECT_NE(live[2][0].map, live.back()[0].map);
+}
+
+TEST(BackfillStates, AStateBeyondTheEmbeddedPartOfThePlanIsAnError) {
+  StatesGallery s(fixtures::temp_dir("states_partial"));
+  fixtures::KeyEmbedder emb(6, 2, "fp-new");
+  BackfillOptions bo;
+  bo.order = "random";
+  bo.batch_size = 5;
+  bo.max_items = 10;
+  EXPECT_EQ(s.g->backfill(bo, emb).embedded, 10);
+  const std::vector<Merge> raw{Merge::kRaw};
+  EXPECT_EQ(s.g->evaluate_backfill_states("new", 40, s.queries.data(), s.keys, raw, {0, 10}).size(), 2u);
+  EXPECT_NE(error_of([&] { s.g->evaluate_backfill_states("new", 40, s.queries.data(), s.keys, raw, {0, 20}); })
+                .find("the state after 20 backfilled items needs the 'new' embedding of the plan's item at position 10"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { s.g->evaluate_backfill_states("new", 40, s.queries.data(), s.keys, raw, {41}); })
+                .find("a backfill state of 41 items, expected 0..40"),
+            std::string::npos);
 }

@@ -182,6 +182,16 @@ class Gallery {
   std::vector<CurvePoint> evaluate_state(const std::string& model, int64_t nq, const float* queries,
                                          const std::vector<std::string>& query_keys, const std::vector<Merge>& merges,
                                          int threads = 0);
+  /// evaluate_state at several states the model's backfill went through: the gallery when
+  /// the first backfilled[k] items of its stored plan (items embedded before the plan
+  /// first) had the model's vector. Every such item must have it now. One similarity pass
+  /// for all states; point k of each merge equals what evaluate_state measured then.
+  /// Returns [state][merge].
+  std::vector<std::vector<CurvePoint>> evaluate_backfill_states(const std::string& model, int64_t nq,
+                                                                const float* queries,
+                                                                const std::vector<std::string>& query_keys,
+                                                                const std::vector<Merge>& merges,
+                                                                const std::vector<int64_t>& backfilled, int threads = 0);
   /// The order `name` (random | uncertainty | oracle) of the curve gallery's items.
   std::vector<int64_t> curve_order(const std::string& model, const std::string& name, uint64_t seed,
                                    const CurveData& data, const std::vector<int64_t>& ids);
@@ -193,6 +203,11 @@ class Gallery {
   Merge merge_for(const detail::QueryPlan& plan, std::optional<Merge> requested) const;
   void invalidate_local();
   ModelInfo deployed_locked();
+  /// evaluate_state's problem: the gallery's items with both versions, the queries keyed to
+  /// their items, one spec per merge (orders left empty); has_new / ids by gallery index.
+  CurveData state_data(const std::string& model, int64_t nq, const float* queries,
+                       const std::vector<std::string>& query_keys, const std::vector<Merge>& merges,
+                       std::vector<CurveSpec>& specs, std::vector<uint8_t>& has_new, std::vector<int64_t>& ids);
 
   std::string dir_;
   OpenOptions options_;

@@ -62,67 +62,105 @@ CurveData Gallery::curve_data(const std::string& name, std::vector<int64_t>* ids
   return d;
 }
 
+CurveData Gallery::state_data(const std::string& name, int64_t nq, const float* queries,
+                              const std::vector<std::string>& query_keys, const std::vector<Merge>& merges,
+                              std::vector<CurveSpec>& specs, std::vector<uint8_t>& has_new, std::vector<int64_t>& ids) {
+  std::lock_guard<std::mutex> lk(store_mu_);
+  CurveData d;
+  const ModelInfo m = store_->model(name);
+  const ModelInfo dep = deployed_locked();
+  DT_CHECK(m.id != dep.id, "gallery: evaluate_state expects the rolling-out model, '", name, "' is deployed");
+  const auto rows = store_->items();
+  ids.clear();
+  for (const auto& r : rows) ids.push_back(r.id);
+  d.n = static_cast<int64_t>(ids.size());
+  d.d_old = dep.dim;
+  d.d_new = m.dim;
+  std::vector<uint8_t> has_old;
+  d.old_vectors = store_->vectors_of(dep.version_id, ids, has_old);
+  d.new_vectors = store_->vectors_of(m.version_id, ids, has_new);
+  d.labels = dense_labels(rows);
+  for (const auto& r : rows) d.cams.push_back(r.record.cam);
+  if (std::all_of(d.cams.begin(), d.cams.end(), [](int64_t c) { return c < 0; })) d.cams.clear();
+  for (int64_t i = 0; i < d.n; ++i)
+    DT_CHECK(has_new[i] || has_old[i], "gallery: item '", rows[i].record.key, "' has no embedding of '", name,
+             "' nor of '", dep.name, "'");
+  std::unordered_map<std::string, int64_t> index;
+  for (int64_t i = 0; i < d.n; ++i) index[rows[i].record.key] = i;
+  DT_CHECK(static_cast<int64_t>(query_keys.size()) == nq, "gallery: expected one key per query");
+  d.nq = nq;
+  d.queries.assign(queries, queries + nq * m.dim);
+  for (const auto& k : query_keys) {
+    auto it = index.find(k);
+    DT_CHECK(it != index.end(), "gallery: query key '", k, "' is not a gallery item (expected leave-one-out queries)");
+    d.query_self.push_back(it->second);
+    d.query_labels.push_back(d.labels[it->second]);
+  }
+  if (!d.cams.empty())
+    for (int64_t s : d.query_self) d.query_cams.push_back(d.cams[s]);
+  specs.clear();
+  for (Merge mg : merges) {
+    CurveSpec spec{"now", {}, mg, {}, {}};
+    if (mg == Merge::kCalibrated) {
+      const std::string cn = store_->load_fit("calibration", m.id, m.version_id);
+      const std::string co = store_->load_fit("calibration", m.id, dep.version_id);
+      DT_CHECK(!cn.empty() && !co.empty(), "gallery: merge 'calibrated' needs the calibrations of '", name, "'");
+      spec.cal_new = Calibration::from_json(cn);
+      spec.cal_old = Calibration::from_json(co);
+    }
+    specs.push_back(std::move(spec));
+  }
+  return d;
+}
+
 std::vector<CurvePoint> Gallery::evaluate_state(const std::string& name, int64_t nq, const float* queries,
                                                 const std::vector<std::string>& query_keys,
                                                 const std::vector<Merge>& merges, int threads) {
-  CurveData d;
   std::vector<CurveSpec> specs;
-  double fraction = 0;
-  {
-    std::lock_guard<std::mutex> lk(store_mu_);
-    const ModelInfo m = store_->model(name);
-    const ModelInfo dep = deployed_locked();
-    DT_CHECK(m.id != dep.id, "gallery: evaluate_state expects the rolling-out model, '", name, "' is deployed");
-    const auto rows = store_->items();
-    std::vector<int64_t> ids;
-    for (const auto& r : rows) ids.push_back(r.id);
-    d.n = static_cast<int64_t>(ids.size());
-    d.d_old = dep.dim;
-    d.d_new = m.dim;
-    std::vector<uint8_t> has_old, has_new;
-    d.old_vectors = store_->vectors_of(dep.version_id, ids, has_old);
-    d.new_vectors = store_->vectors_of(m.version_id, ids, has_new);
-    d.labels = dense_labels(rows);
-    for (const auto& r : rows) d.cams.push_back(r.record.cam);
-    if (std::all_of(d.cams.begin(), d.cams.end(), [](int64_t c) { return c < 0; })) d.cams.clear();
-    // Items with the new vector first: at fraction count/n exactly they are scored new/new.
-    std::vector<int64_t> order;
-    for (int64_t i = 0; i < d.n; ++i)
-      if (has_new[i]) order.push_back(i);
-    const int64_t backfilled = static_cast<int64_t>(order.size());
-    for (int64_t i = 0; i < d.n; ++i) {
-      DT_CHECK(has_new[i] || has_old[i], "gallery: item '", rows[i].record.key, "' has no embedding of '", name,
-               "' nor of '", dep.name, "'");
-      if (!has_new[i]) order.push_back(i);
-    }
-    std::unordered_map<std::string, int64_t> index;
-    for (int64_t i = 0; i < d.n; ++i) index[rows[i].record.key] = i;
-    DT_CHECK(static_cast<int64_t>(query_keys.size()) == nq, "gallery: expected one key per query");
-    d.nq = nq;
-    d.queries.assign(queries, queries + nq * m.dim);
-    for (const auto& k : query_keys) {
-      auto it = index.find(k);
-      DT_CHECK(it != index.end(), "gallery: query key '", k, "' is not a gallery item (expected leave-one-out queries)");
-      d.query_self.push_back(it->second);
-      d.query_labels.push_back(d.labels[it->second]);
-    }
-    if (!d.cams.empty())
-      for (int64_t s : d.query_self) d.query_cams.push_back(d.cams[s]);
-    for (Merge mg : merges) {
-      CurveSpec spec{"now", order, mg, {}, {}};
-      if (mg == Merge::kCalibrated) {
-        const std::string cn = store_->load_fit("calibration", m.id, m.version_id);
-        const std::string co = store_->load_fit("calibration", m.id, dep.version_id);
-        DT_CHECK(!cn.empty() && !co.empty(), "gallery: merge 'calibrated' needs the calibrations of '", name, "'");
-        spec.cal_new = Calibration::from_json(cn);
-        spec.cal_old = Calibration::from_json(co);
-      }
-      specs.push_back(std::move(spec));
-    }
-    fraction = d.n > 0 ? double(backfilled) / double(d.n) : 0;
-  }
+  std::vector<uint8_t> has_new;
+  std::vector<int64_t> ids;
+  const CurveData d = state_data(name, nq, queries, query_keys, merges, specs, has_new, ids);
+  // Items with the new vector first: at fraction count/n exactly they are scored new/new.
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < d.n; ++i)
+    if (has_new[i]) order.push_back(i);
+  const int64_t backfilled = static_cast<int64_t>(order.size());
+  for (int64_t i = 0; i < d.n; ++i)
+    if (!has_new[i]) order.push_back(i);
+  for (auto& s : specs) s.order = order;
+  const double fraction = d.n > 0 ? double(backfilled) / double(d.n) : 0;
   std::vector<CurvePoint> out;
   for (const auto& c : backfill_curves(d, specs, {fraction}, threads)) out.push_back(c.points.front());
+  return out;
+}
+
+std::vector<std::vector<CurvePoint>> Gallery::evaluate_backfill_states(const std::string& name, int64_t nq,
+                                                                       const float* queries,
+                                                                       const std::vector<std::string>& query_keys,
+                                                                       const std::vector<Merge>& merges,
+                                                                       const std::vector<int64_t>& backfilled,
+                                                                       int threads) {
+  std::vector<CurveSpec> specs;
+  std::vector<uint8_t> has_new;
+  std::vector<int64_t> ids;
+  const CurveData d = state_data(name, nq, queries, query_keys, merges, specs, has_new, ids);
+  const auto order = plan_order_indices(name, ids);
+  std::vector<double> fractions;
+  for (const int64_t c : backfilled) {
+    DT_CHECK(c >= 0 && c <= d.n, "gallery: a backfill state of ", c, " items, expected 0..", d.n);
+    for (int64_t p = 0; p < c; ++p)
+      DT_CHECK(has_new[order[p]], "gallery: the state after ", c, " backfilled items needs the '", name,
+               "' embedding of the plan's item at position ", p, ", which has none; expected the plan's first ", c,
+               " items to be embedded");
+    fractions.push_back(d.n > 0 ? double(c) / double(d.n) : 0);
+  }
+  for (auto& s : specs) s.order = order;
+  // One similarity pass scores every state: an item is scored new/new at state k exactly
+  // when it is among the plan's first backfilled[k] items, as it was then.
+  const auto curves = backfill_curves(d, specs, fractions, threads);
+  std::vector<std::vector<CurvePoint>> out(backfilled.size());
+  for (size_t k = 0; k < backfilled.size(); ++k)
+    for (const auto& c : curves) out[k].push_back(c.points[k]);
   return out;
 }
 
