@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "dualtune/config/config.h"
+#include "dualtune/engine/precision.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/run_dir.h"
 
@@ -17,7 +18,12 @@ void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_option("--classes", o.classes, "class subset: all | 0-4 | 0,2,7 | fraction:0.5 (default: all)");
   cmd.add_option("--limit", o.limit, "use only the first N items")->check(CLI::NonNegativeNumber);
   cmd.add_option("--workers", o.workers, "decoding threads")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--precision", o.precision,
+                 "forward pass: auto (bf16 where the CPU has avx512_bf16 or AMX, else fp32) | fp32 | bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
 }
+
+std::string embedding_precision(const DataOptions& o) { return engine::resolve_precision(o.precision).name; }
 
 ResolvedData resolve_data_options(const DataOptions& o, const std::string& model_path) {
   config::Config cfg;
@@ -30,6 +36,9 @@ ResolvedData resolve_data_options(const DataOptions& o, const std::string& model
   r.spec.classes = o.classes.empty() ? "all" : o.classes;
   r.spec.limit = o.limit;
   r.transform = engine::transform_options(cfg, false);
+  const auto p = engine::resolve_precision(o.precision);
+  r.precision = p.name;
+  r.precision_reason = p.reason;
   return r;
 }
 

@@ -16,15 +16,22 @@ struct DataOptions {
   std::string format, root, split, classes;
   int64_t limit = 0;
   int workers = 2;
+  /// Arithmetic of the forward pass: auto | fp32 | bf16 (engine/precision.h: auto is bf16
+  /// where the CPU has bf16 instructions, as in training).
+  std::string precision = "auto";
 };
 
 struct ResolvedData {
   data::DatasetSpec spec;
   data::TransformOptions transform;
+  std::string precision;         ///< resolved: fp32 | bf16
+  std::string precision_reason;  ///< why (engine::resolve_precision)
 };
 
 void add_data_options(CLI::App& cmd, DataOptions& o);
 /// model_path: a run directory supplies the default data section and the transform.
 ResolvedData resolve_data_options(const DataOptions& o, const std::string& model_path);
+/// o.precision resolved for this machine (fp32 | bf16).
+std::string embedding_precision(const DataOptions& o);
 
 }  // namespace dualtune::cli

@@ -141,7 +141,7 @@ int run_demo(DemoOptions o) {
   for (int s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
     const std::string sdir = seed_dir(s), old_dir = sdir + "/old";
     const auto& runs = seed_runs[s];
-    auto models = extract_test_features(old_dir, eval_limit, runs, sdir + "/features");
+    auto models = extract_test_features(old_dir, eval_limit, runs, sdir + "/features", o.precision);
     std::printf("== evaluating %zu models (%zu × %zu cases + mixed galleries)\n", models.size(), models.size(),
                 models.size());
     std::fflush(stdout);
@@ -166,6 +166,7 @@ int run_demo(DemoOptions o) {
       ti.data_root = o.data_root;
       ti.calibration_images = o.quick ? 2000 : 5000;
       ti.threads = o.threads;
+      ti.precision = o.precision;
       transition = run_demo_transition(ti);
     }
     for (const auto& up : rep.upgrades) {

@@ -167,7 +167,7 @@ int run_generations_demo(DemoOptions o) {
       runs.emplace_back("v2_" + m, sdir + "/v2_" + m);
       for (const char* st : {"chain", "multi"}) runs.emplace_back("v3_" + m + "_" + st, sdir + "/v3_" + m + "_" + st);
     }
-    auto feats = extract_test_features(v1, eval_limit, runs, sdir + "/features");
+    auto feats = extract_test_features(v1, eval_limit, runs, sdir + "/features", o.precision);
     std::map<std::string, eval::ModelFeatures> by_name;
     for (auto& f : feats) by_name[f.name] = std::move(f);
     auto h = engine::load_transform_run(sdir + "/h_v1_v3");

@@ -15,6 +15,7 @@
 #include "dualtune/cli/subprocess.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
+#include "dualtune/engine/precision.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/util/error.h"
@@ -149,7 +150,7 @@ int run_trainings(const std::vector<Training>& ts, const DemoOptions& o) {
 
 std::vector<eval::ModelFeatures> extract_test_features(const std::string& reference_run, int64_t eval_limit,
                                                        const std::vector<std::pair<std::string, std::string>>& runs,
-                                                       const std::string& features_dir) {
+                                                       const std::string& features_dir, const std::string& precision) {
   std::printf("== extracting test features (leave-one-out on %s test images)\n",
               eval_limit > 0 ? std::to_string(eval_limit).c_str() : "all");
   std::fflush(stdout);
@@ -160,8 +161,9 @@ std::vector<eval::ModelFeatures> extract_test_features(const std::string& refere
   const auto test_set = data::open_dataset(spec);
   std::vector<eval::ModelFeatures> models;
   for (const auto& [name, dir] : runs) {
-    auto feats = engine::extract_features(engine::embedder_for(dir), test_set, engine::transform_options(cfg, false),
-                                          256, engine::loader_options(cfg, false).workers);
+    auto feats = engine::extract_features(engine::embedder_for(dir, "", engine::resolve_precision(precision).name),
+                                          test_set, engine::transform_options(cfg, false), 256,
+                                          engine::loader_options(cfg, false).workers);
     feats.save(features_dir + "/" + name);
     models.push_back(eval::loo_model(name, std::move(feats)));
   }

@@ -74,9 +74,10 @@ int run_trainings(const std::vector<Training>& ts, const DemoOptions& o);
 
 /// Test features of each (name, run dir) on the test split of `reference_run`'s data
 /// (all classes, the first eval_limit images when > 0), saved under features_dir/<name>.
+/// precision: the demo's --precision (auto | fp32 | bf16), resolved as in training.
 std::vector<eval::ModelFeatures> extract_test_features(const std::string& reference_run, int64_t eval_limit,
                                                        const std::vector<std::pair<std::string, std::string>>& runs,
-                                                       const std::string& features_dir);
+                                                       const std::string& features_dir, const std::string& precision);
 
 /// mean ± half-range over seeds; rates are printed in %, ratios (scale 1) with 2 decimals.
 std::string mean_pm(const std::vector<double>& v, double scale = 100.0);

@@ -9,6 +9,7 @@
 #include "dualtune/cli/gallery_common.h"
 #include "dualtune/config/config.h"
 #include "dualtune/engine/extract.h"
+#include "dualtune/engine/precision.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/torch_image_embedder.h"
 #include "dualtune/features/feature_set.h"
@@ -43,8 +44,9 @@ std::string run_demo_transition(const TransitionInputs& in) {
   const auto train_set = data::open_dataset(train_spec);
   const auto tf = engine::transform_options(cfg, false);
   const int workers = engine::loader_options(cfg, false).workers;
-  const auto old_train = engine::extract_features(engine::embedder_for(old_run), train_set, tf, 256, workers);
-  const auto new_train = engine::extract_features(engine::embedder_for(new_run), train_set, tf, 256, workers);
+  const std::string precision = engine::resolve_precision(in.precision).name;
+  const auto old_train = engine::extract_features(engine::embedder_for(old_run, "", precision), train_set, tf, 256, workers);
+  const auto new_train = engine::extract_features(engine::embedder_for(new_run, "", precision), train_set, tf, 256, workers);
 
   const std::vector<std::string> orders{"random", "uncertainty"};
   const std::vector<gallery::Merge> merges{gallery::Merge::kRaw, gallery::Merge::kRank, gallery::Merge::kCalibrated};
@@ -58,6 +60,7 @@ std::string run_demo_transition(const TransitionInputs& in) {
     nm.path = new_run;
     DataOptions d;
     d.workers = workers;
+    d.precision = precision;
     auto old_emb = gallery_embedder(om, d), new_emb = gallery_embedder(nm, d);
     auto g = gallery::Gallery::create(dir, {in.old_name, old_emb->dim(), old_run, old_emb->fingerprint()});
     const int64_t source = g->add_source(dataset_source_json(test_spec));
@@ -80,12 +83,9 @@ std::string run_demo_transition(const TransitionInputs& in) {
       mine[m].order = order;
       mine[m].merge = gallery::merge_name(merges[m]);
     }
-    auto measure = [&] {
-      const auto pts = g->evaluate_state(new_model, new_test.n, new_test.features.data(), new_test.paths, merges,
-                                         in.threads);
-      for (size_t m = 0; m < merges.size(); ++m) mine[m].points.push_back(pts[m]);
-    };
-    measure();
+    // The state after each step is scored once all steps are done, from the stored plan
+    // (evaluate_backfill_states): one similarity pass instead of one per step, the same points.
+    std::vector<int64_t> backfilled{0};
     gallery::BackfillOptions bo;
     bo.order = order;
     bo.batch_size = (old_test.n + 2 * steps - 1) / (2 * steps);
@@ -94,9 +94,12 @@ std::string run_demo_transition(const TransitionInputs& in) {
       const auto rep = g->backfill(bo, *new_emb);
       DT_CHECK(rep.failures.empty(), "demo transition: backfill failed on ", rep.failures.front().first, ": ",
                rep.failures.front().second);
-      measure();
+      backfilled.push_back(backfilled.back() + rep.embedded);
       if (rep.finished) break;
     }
+    for (const auto& state : g->evaluate_backfill_states(new_model, new_test.n, new_test.features.data(),
+                                                         new_test.paths, merges, backfilled, in.threads))
+      for (size_t m = 0; m < merges.size(); ++m) mine[m].points.push_back(state[m]);
     std::printf("   %s order: backfilled in %d steps\n", order.c_str(), steps);
     std::fflush(stdout);
     for (auto& c : mine) {

@@ -16,6 +16,7 @@ struct TransitionInputs {
   std::string data_root;
   int64_t calibration_images = 5000;  ///< training images embedded by both models for the fits
   int threads = 0;
+  std::string precision = "auto";  ///< forward passes: auto | fp32 | bf16 (engine/precision.h)
 };
 
 /// Runs the transition and returns its Markdown table (mAP per step, area).

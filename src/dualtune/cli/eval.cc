@@ -68,7 +68,7 @@ void register_eval_command(CLI::App& app) {
       DT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), "--model expects NAME=MODEL, got '", spec,
                "'");
       const std::string name = spec.substr(0, eq), model = spec.substr(eq + 1);
-      const auto embed = engine::embedder_for(model);
+      const auto embed = engine::embedder_for(model, "", embedding_precision(*data));
       auto extract = [&](const std::string& split, const std::string& dir) {
         DataOptions d = *data;
         if (!split.empty()) d.split = split;

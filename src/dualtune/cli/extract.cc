@@ -30,11 +30,12 @@ void register_extract_command(CLI::App& app) {
     ensure_writable_dir(opts->out);
     const auto resolved = resolve_data_options(opts->data, opts->model);
     const auto dataset = data::open_dataset(resolved.spec);
-    const auto fs = engine::extract_features(engine::embedder_for(opts->model, opts->class_map), dataset,
-                                             resolved.transform, opts->batch, opts->data.workers);
+    const auto fs = engine::extract_features(engine::embedder_for(opts->model, opts->class_map, resolved.precision),
+                                             dataset, resolved.transform, opts->batch, opts->data.workers);
     fs.save(opts->out);
-    std::printf("%lld × %lld features written to %s\n", static_cast<long long>(fs.n), static_cast<long long>(fs.d),
-                opts->out.c_str());
+    std::printf("%lld × %lld features written to %s (%s: %s)\n", static_cast<long long>(fs.n),
+                static_cast<long long>(fs.d), opts->out.c_str(), resolved.precision.c_str(),
+                resolved.precision_reason.c_str());
   });
 }
 

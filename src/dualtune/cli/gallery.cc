@@ -36,6 +36,7 @@ std::unique_ptr<gallery::ImageEmbedder> gallery_embedder(const gallery::ModelInf
   o.model_path = m.path;
   o.transform = resolve_data_options(d, m.path).transform;
   o.workers = data.workers;
+  o.precision = embedding_precision(data);
   return engine::make_gallery_embedder(o);
 }
 

@@ -46,8 +46,8 @@ features::FeatureSet extract_features(const Embedder& embed, std::shared_ptr<con
   return fs;
 }
 
-Embedder embedder_for(const std::string& model_path, const std::string& class_map) {
-  auto model = open_old_model(model_path, class_map);
+Embedder embedder_for(const std::string& model_path, const std::string& class_map, const std::string& precision) {
+  auto model = open_old_model(model_path, class_map, "", precision);
   return [model](const torch::Tensor& x) { return model->embed(x); };
 }
 

@@ -19,7 +19,9 @@ using Embedder = std::function<torch::Tensor(const torch::Tensor&)>;
 features::FeatureSet extract_features(const Embedder& embed, std::shared_ptr<const data::Dataset> dataset,
                                       const data::TransformOptions& transform, int64_t batch_size, int workers);
 
-/// Embedder of a model given as a run directory or TorchScript file (engine::open_old_model).
-Embedder embedder_for(const std::string& model_path, const std::string& class_map = "");
+/// Embedder of a model given as a run directory or TorchScript file (engine::open_old_model),
+/// in `precision` (resolved: fp32 | bf16; see engine/precision.h).
+Embedder embedder_for(const std::string& model_path, const std::string& class_map = "",
+                      const std::string& precision = "fp32");
 
 }  // namespace dualtune::engine

@@ -14,14 +14,14 @@ namespace {
 
 class RunDirOldModel : public models::OldModel {
  public:
-  explicit RunDirOldModel(const std::string& dir) : dir_(dir), model_(load_run_model(dir)) {
+  RunDirOldModel(const std::string& dir, bool bf16) : dir_(dir), model_(load_run_model(dir)) {
     classes_ = data::ClassMap::load(RunPaths{dir}.classes());
     for (auto& p : model_->parameters()) p.requires_grad_(false);
     model_->eval();
     head_.weight = model_->classifier->weight.detach();
     head_.normalized = model_->classifier->normalized;
     head_.scale = model_->classifier->scale;
-    infer_ = model_->folded_inference();  // frozen: the snapshot stays valid
+    infer_ = model_->folded_inference(bf16);  // frozen: the snapshot stays valid
   }
   torch::Tensor embed(const torch::Tensor& x) override {
     torch::NoGradGuard no_grad;
@@ -47,10 +47,12 @@ class RunDirOldModel : public models::OldModel {
 }  // namespace
 
 std::shared_ptr<models::OldModel> open_old_model(const std::string& path, const std::string& class_map,
-                                                 const std::string& classifier_npy) {
+                                                 const std::string& classifier_npy, const std::string& precision) {
   DT_CHECK(!path.empty(), "no old model given (old.path)");
   DT_CHECK(fs::exists(path), "old model ", path, " does not exist");
-  if (fs::is_directory(path)) return std::make_shared<RunDirOldModel>(path);
+  DT_CHECK(precision == "fp32" || precision == "bf16", "model precision: expected fp32 or bf16, found '", precision,
+           "'");
+  if (fs::is_directory(path)) return std::make_shared<RunDirOldModel>(path, precision == "bf16");
   if (fs::path(path).extension() == ".onnx") return models::open_onnx_old_model(path, class_map, classifier_npy);
   return models::open_torchscript_old_model(path, class_map, classifier_npy);
 }

@@ -10,9 +10,11 @@
 namespace dualtune::engine {
 
 /// Opens `path` (run directory, *.onnx file, else TorchScript file). class_map /
-/// classifier_npy are used for exported models only. Throws dualtune::Error on missing
-/// or mismatching files.
+/// classifier_npy are used for exported models only. precision (resolved: fp32 | bf16)
+/// is the arithmetic of a run directory's embed(); exported models embed as exported.
+/// Throws dualtune::Error on missing or mismatching files.
 std::shared_ptr<models::OldModel> open_old_model(const std::string& path, const std::string& class_map = "",
-                                                 const std::string& classifier_npy = "");
+                                                 const std::string& classifier_npy = "",
+                                                 const std::string& precision = "fp32");
 
 }  // namespace dualtune::engine

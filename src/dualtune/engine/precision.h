@@ -12,6 +12,8 @@
 //         the run's meta.json records what ran and why.
 #include <string>
 
+#include "dualtune/models/forward_precision.h"
+
 namespace dualtune::engine {
 
 /// What a requested precision runs as on this machine.
@@ -24,19 +26,7 @@ struct ResolvedPrecision {
 /// dualtune::Error on any other value.
 ResolvedPrecision resolve_precision(const std::string& requested);
 
-/// Scope of the forward pass: enables CPU autocast to bf16 on this thread when
-/// precision == "bf16", restores the previous state on exit. `precision` is resolved
-/// (fp32 or bf16, not auto).
-class ForwardPrecision {
- public:
-  explicit ForwardPrecision(const std::string& precision);
-  ~ForwardPrecision();
-  ForwardPrecision(const ForwardPrecision&) = delete;
-  ForwardPrecision& operator=(const ForwardPrecision&) = delete;
-
- private:
-  bool active_ = false;
-  bool was_enabled_ = false;
-};
+/// The forward pass's scope (models/forward_precision.h).
+using models::ForwardPrecision;
 
 }  // namespace dualtune::engine

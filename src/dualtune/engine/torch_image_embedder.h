@@ -18,6 +18,7 @@ struct GalleryEmbedderOptions {
   std::string class_map;        ///< TorchScript: class map JSON (unused for embedding)
   data::TransformOptions transform;  ///< test-time transform (cli: resolve_data_options)
   int workers = 2;              ///< decoding threads per batch
+  std::string precision = "fp32";  ///< resolved: fp32 | bf16 (engine/precision.h)
 };
 
 /// Opens the model (one forward pass on a blank image to learn its embedding size).

@@ -1,5 +1,7 @@
 #include "dualtune/models/embedding_model.h"
 
+#include "dualtune/models/forward_precision.h"
+
 namespace nn = torch::nn;
 
 namespace dualtune::models {
@@ -17,13 +19,14 @@ EmbeddingModelImpl::EmbeddingModelImpl(const ModelSpec& spec_) : spec(spec_) {
   to_channels_last(*this);
 }
 
-InferenceFn EmbeddingModelImpl::folded_inference() {
+InferenceFn EmbeddingModelImpl::folded_inference(bool bf16) {
   torch::NoGradGuard no_grad;
-  auto backbone_fn = backbone->folded_inference();
+  auto backbone_fn = backbone->folded_inference(bf16);
   if (!backbone_fn) {
     eval();
-    return [self = shared_from_this()](const torch::Tensor& x) {
-      return std::static_pointer_cast<EmbeddingModelImpl>(self)->forward(x);
+    return [self = shared_from_this(), bf16](const torch::Tensor& x) {
+      ForwardPrecision cast(bf16 ? "bf16" : "fp32");
+      return std::static_pointer_cast<EmbeddingModelImpl>(self)->forward(x).to(torch::kFloat);
     };
   }
   // neck(proj(f)) = (W f + b − μ)·s + β with s = γ/σ: one affine map W' f + b'.

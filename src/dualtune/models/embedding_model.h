@@ -28,8 +28,10 @@ struct EmbeddingModelImpl : torch::nn::Module {
   /// forward() in eval mode for inference under NoGradGuard, with every BatchNorm
   /// folded into the preceding convolution / projection (BackboneImpl::folded_inference).
   /// A snapshot of the current weights; forward() itself in eval mode when the backbone
-  /// has no folded path.
-  InferenceFn folded_inference();
+  /// has no folded path. bf16: the backbone's folded path in bfloat16 (see
+  /// BackboneImpl::folded_inference), or forward() under bf16 autocast without one; the
+  /// embedding is float32 either way.
+  InferenceFn folded_inference(bool bf16 = false);
   int64_t embedding_dim() const { return dim_; }
 
   ModelSpec spec;
