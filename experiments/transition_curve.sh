@@ -34,7 +34,8 @@ for new in $MODELS; do
   rm -rf "$G"
   "$B" gallery create "$G" --model old --dim "$(dim "$R/old")"
   "$B" gallery import "$G" --model old --features "$R/features/old" --format "$FORMAT" --root "$D" --split "$TEST_SPLIT"
-  "$B" gallery rollout "$G" --model new --dim "$(dim "$R/$new")"
+  # The gate is measured on the test features; --force: the curve of an incompatible model is wanted too.
+  "$B" gallery rollout "$G" --model new --dim "$(dim "$R/$new")" --probe-features "$R/features/old" "$R/features/$new" --force
   "$B" gallery import "$G" --model new --features "$R/features/$new" --format "$FORMAT" --root "$D" --split "$TEST_SPLIT"
   "$B" gallery calibrate "$G" --old-features $T/old --new-features $T/$new
   for seed in $SEEDS; do

@@ -38,9 +38,10 @@ common="data.workers=0 threads=1 log_every=1000 optim.epochs=1 augment.pad=0"
     old.path=runs/old output_dir=runs/new $common
   "$B" gallery create g --model old --model-path runs/old
   "$B" gallery add g --format idx --root $FM --split test --limit 12 --threads 1 --workers 0
-  "$B" gallery rollout g --model new --model-path runs/new
   for m in old new; do "$B" extract --model runs/$m --format idx --root $FM --split test --limit 12 --out features/$m --workers 0; done
   "$B" eval --features old=features/old --features new=features/new --old old --out g/report
+  # The gate is measured on the report; --force: models this tiny may fail it (recorded as forced).
+  "$B" gallery rollout g --model new --model-path runs/new --probe-report g/report --force
   cp -r g full
   "$B" gallery backfill full --batch 4 --quiet --threads 1 --workers 0
   "$B" gallery curve full --out g/curve --fractions 0,0.5,1 --threads 1
@@ -186,6 +187,10 @@ example "body over the limit" "head -c 9000000 /dev/zero | curl -s -H 'Content-T
 example "write route without the token" "curl -s -X POST $D/api/backfill"
 example "write route with a wrong token" "curl -s -H 'Authorization: Bearer not-the-token' -X POST $D/api/backfill"
 example "no such route" "curl -s $D/api/nothing"
+# Last: a rollback changes which model answers, and the examples above query "new".
+[[ -n $CHECK ]] || printf '### Rollback\n\n'
+example "POST /api/rollback" "curl -s $A -X POST $D/api/rollback"
+example "POST /api/rollback (refused: nothing rolling out)" "curl -s $A -X POST $D/api/rollback"
 
 if [[ -n $CHECK ]]; then
   for title in "${!DOC_CMD[@]}"; do

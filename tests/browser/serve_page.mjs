@@ -77,6 +77,11 @@ async function main() {
     const status = await api(a.url, "/api/status");
     check((await page.$eval("#health", (e) => e.textContent)).includes(status.gallery.items.toLocaleString("en-US") + " items"),
       "the header does not show the gallery's item count");
+    // The rollout panel: the current gate's decision and one line per lifecycle event.
+    await page.waitForFunction((n) => document.querySelectorAll("#history li").length === n, { timeout: 10000 },
+      status.history.length);
+    check(status.gate && (await page.$eval("#gate", (e) => e.textContent)).includes("gate " + status.gate.gate.decision),
+      "the rollout panel does not show the gate's decision " + JSON.stringify(status.gate));
 
     // --- a query from the keyboard: k, then the third gallery item, Enter.
     await page.focus("#q-k");

@@ -221,7 +221,7 @@ TEST_F(TransformCli, GalleryTransformMapsEveryOldVectorNotYetBackfilledAndNewQue
   out = run("gallery transform " + g + " --transform " + dir + "/hg", &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("no model is rolling out"), std::string::npos) << out;
-  for (const std::string cmd : {"rollout " + g + " --model new --model-path " + dir + "/new",
+  for (const std::string cmd : {"rollout " + g + " --model new --model-path " + dir + "/new --force",  // ungated: not the subject
                                 "backfill " + g + " --max-items 16 --batch 8 --threads 1 --workers 0 --quiet"}) {
     out = run("gallery " + cmd, &st);
     ASSERT_EQ(st, 0) << cmd << "\n" << out;

@@ -75,7 +75,7 @@ class GalleryCli : public ::testing::Test {
     fs::remove_all(g);
     ok("create " + g + " --model old --model-path " + dir + "/runs/old");
     ok("add " + g + " --format image_folder --root " + dir + "/imgs --split g --threads 1 --workers 0 --batch 8");
-    ok("rollout " + g + " --model new --model-path " + dir + "/runs/new");
+    ok("rollout " + g + " --model new --model-path " + dir + "/runs/new --force");  // the gate: below
     return g;
   }
   /// What must hold after any crash: a sound database, every item with the deployed
@@ -117,7 +117,14 @@ TEST_F(GalleryCli, TransitionWithACorruptAndAMissingImage) {
   const std::string gone = image(2, 3);
   const std::string keep = read_file(gone);
   fs::remove(gone);
-  ok("rollout " + g + " --model new --model-path " + dir + "/runs/new");
+  // Without a probe the rollout is refused, saying how to give one, and changes nothing.
+  int refused_status = 0;
+  const std::string refused = run("rollout " + g + " --model new --model-path " + dir + "/runs/new", &refused_status);
+  EXPECT_NE(refused_status, 0);
+  EXPECT_NE(refused.find("no compatibility probe given for 'new'"), std::string::npos) << refused;
+  EXPECT_EQ(ok("status " + g).find("rolling_out"), std::string::npos);
+  ok("rollout " + g + " --model new --model-path " + dir + "/runs/new --force");
+  EXPECT_NE(ok("status " + g).find("gate forced"), std::string::npos);
   std::ofstream(dir + "/queries.txt") << image(0, 1) << "\n" << image(3, 2) << "\n";
   out = ok("search " + g + " --model new --list " + dir + "/queries.txt -k 3 --threads 1");
   EXPECT_NE(out.find("2 queries of new, k = 3, merge raw"), std::string::npos) << out;  // the default without calibrations
@@ -167,7 +174,7 @@ TEST_F(GalleryCli, BadInputGivesClearErrors) {
   fs::remove_all(g2);
   ok("create " + g2 + " --model old --model-path " + dir + "/runs/old");
   ok("add " + g2 + " --format image_folder --root " + dir + "/imgs --split g --threads 1");
-  ok("rollout " + g2 + " --model new --model-path " + dir + "/runs/new_copy");
+  ok("rollout " + g2 + " --model new --model-path " + dir + "/runs/new_copy --force");
   auto meta = nlohmann::json::parse(read_file(dir + "/runs/new_copy/meta.json"));
   meta["config_hash"] = "0000000000000000";
   write_text_atomic(dir + "/runs/new_copy/meta.json", meta.dump());

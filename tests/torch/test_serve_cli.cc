@@ -113,13 +113,15 @@ class ServeCli : public ::testing::Test {
     const std::string g = dir + "/g";
     run(bin() + " gallery create " + g + " --model old --model-path " + dir + "/runs/old");
     run(bin() + " gallery add " + g + " --format idx --root " + kFmnist + " --split test --limit 240 --batch 64 --threads 1 --workers 0");
-    run(bin() + " gallery rollout " + g + " --model new --model-path " + dir + "/runs/new");
-    // Beside it: the compatibility report of the two models on the same images, and the
+    // Beside it: the compatibility report of the two models on the same images (the new
+    // model's rollout gate reads it; --force: models this tiny may fail it), and the
     // backfill curve measured on a fully backfilled copy.
     for (const std::string m : {"old", "new"})
       run(bin() + " extract --model " + dir + "/runs/" + m + " --format idx --root " + kFmnist + " --split test --limit 240 --out " +
           dir + "/features/" + m + " --workers 0");
     run(bin() + " eval --features old=" + dir + "/features/old --features new=" + dir + "/features/new --old old --out " + g + "/report");
+    run(bin() + " gallery rollout " + g + " --model new --model-path " + dir + "/runs/new --probe-report " + g +
+        "/report --force");
     fs::copy(g, dir + "/full", fs::copy_options::recursive);
     run(bin() + " gallery backfill " + dir + "/full --batch 16 --quiet --threads 1 --workers 0");
     run(bin() + " gallery curve " + dir + "/full --out " + g + "/curve --threads 1");

@@ -5,6 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dualtune/app/rollout_gate.h"
+#include "dualtune/gallery/history_json.h"
+#include "dualtune/report/report.h"
+
 namespace dualtune::app {
 namespace {
 
@@ -31,6 +35,10 @@ std::string gallery_status_text(const gallery::GalleryStatus& st, bool json) {
                                {"embeddings", v.embeddings}});
     j["backfill"] = {{"model", st.backfill.model}, {"order", st.backfill.order}, {"planned", st.backfill.planned},
                      {"done", st.backfill.done}, {"failed", st.backfill.failed}, {"running", st.backfill.running}};
+    const gallery::HistoryEvent* cur = gallery::current_rollout(st);
+    j["gate"] = cur ? nlohmann::json{{"model", cur->model}, {"time", cur->time}, {"gate", gallery::gate_json(cur->gate)}}
+                    : nlohmann::json(nullptr);
+    j["history"] = gallery::history_json(st.history);
     return j.dump(2) + "\n";
   }
   std::string out =
@@ -61,6 +69,17 @@ std::string gallery_status_text(const gallery::GalleryStatus& st, bool json) {
       out += format("order %s, %lld of %lld planned items done, %lld failed%s\n", st.backfill.order.c_str(),
                     static_cast<long long>(st.backfill.done), static_cast<long long>(st.backfill.planned),
                     static_cast<long long>(st.backfill.failed), st.backfill.running ? ", running" : "");
+  }
+  if (const gallery::HistoryEvent* cur = gallery::current_rollout(st))
+    out += "gate of " + cur->model + ": " + gate_summary(cur->gate) + "\n";
+  if (!st.history.empty()) out += "history:\n";
+  for (const auto& e : st.history) {
+    out += format("  %s  %-8s %-16s deployed %s", e.time.c_str(), e.event.c_str(), e.model.c_str(), e.deployed.c_str());
+    if (e.has_gate) out += ", gate " + e.gate.decision;
+    if (e.has_gate && e.gate.measured())
+      out += format(" (new→old mAP %s%%, old/old %s%%)", report::percent(e.gate.new_old_map).c_str(),
+                    report::percent(e.gate.old_old_map).c_str());
+    out += e.note.empty() ? "\n" : "; " + e.note + "\n";
   }
   return out;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // `dualtune gallery status` without CLI11 (torch-free, tested in test_core): the
-// gallery's models, roles, per-model counts, backfilled fractions and backfill progress,
-// as a table or as JSON.
+// gallery's models, roles, per-model counts, backfilled fractions, backfill progress, the
+// current rollout's compatibility gate and the lifecycle history, as a table or as JSON.
 #include <string>
 
 #include "dualtune/gallery/types.h"

@@ -1,6 +1,6 @@
-// dualtune gallery <create|rollout|import|add|status|calibrate|retire> (this file) and
-// search, backfill, curve, transform (gallery_search.cc, gallery_backfill.cc,
-// gallery_curve.cc, gallery_transform.cc): the gallery transition of docs/GALLERY.md on
+// dualtune gallery <create|import|add|status|calibrate|retire> (this file) and rollout,
+// rollback, search, backfill, curve, transform (gallery_rollout.cc, gallery_search.cc,
+// gallery_backfill.cc, gallery_curve.cc, gallery_transform.cc): the gallery transition of docs/GALLERY.md on
 // a gallery directory. Each subcommand is an options struct, run_<name>(options) doing
 // the work, and add_<name>_command registering it; register_gallery_command lists them.
 #include <cstdio>
@@ -66,9 +66,6 @@ ImageItems image_items(const DataOptions& data, const std::string& list, const s
   return out;
 }
 
-namespace {
-
-/// --model-path P [--class-map] or --dim D -> a registration (dim and fingerprint from the model).
 gallery::ModelRegistration registration(const std::string& name, const std::string& path, int64_t dim,
                                         const std::string& data_config) {
   gallery::ModelRegistration r{name, dim, path, ""};
@@ -89,12 +86,7 @@ gallery::ModelRegistration registration(const std::string& name, const std::stri
   return r;
 }
 
-// --- create, rollout ------------------------------------------------------------------
-
-struct ModelCommandOptions {
-  std::string dir, model, path, data_config;
-  int64_t dim = 0;
-};
+// --- create (rollout and rollback: gallery_rollout.cc) --------------------------------
 
 std::shared_ptr<ModelCommandOptions> add_model_options(CLI::App& c) {
   auto o = std::make_shared<ModelCommandOptions>();
@@ -106,6 +98,8 @@ std::shared_ptr<ModelCommandOptions> add_model_options(CLI::App& c) {
   return o;
 }
 
+namespace {
+
 void run_create(const ModelCommandOptions& o) {
   const auto reg = registration(o.model, o.path, o.dim, o.data_config);
   gallery::Gallery::create(o.dir, reg);
@@ -113,24 +107,10 @@ void run_create(const ModelCommandOptions& o) {
               static_cast<long long>(reg.dim));
 }
 
-void run_rollout(const ModelCommandOptions& o) {
-  const auto reg = registration(o.model, o.path, o.dim, o.data_config);
-  open_gallery(o.dir)->rollout(reg);
-  std::printf("model %s (d = %lld) is rolling out in %s\n", reg.name.c_str(), static_cast<long long>(reg.dim),
-              o.dir.c_str());
-}
-
 void add_create_command(CLI::App& gallery) {
   auto* c = gallery.add_subcommand("create", "Create a gallery directory with its deployed model");
   auto o = add_model_options(*c);
   c->callback([o] { run_create(*o); });
-}
-
-void add_rollout_command(CLI::App& gallery) {
-  auto* c = gallery.add_subcommand("rollout", "Register a new model as rolling out (its queries search the "
-                                              "mixed gallery until a backfill completes)");
-  auto o = add_model_options(*c);
-  c->callback([o] { run_rollout(*o); });
 }
 
 // --- import -----------------------------------------------------------------------------
@@ -206,7 +186,7 @@ void run_add(const AddOptions& o) {
   std::vector<std::pair<std::string, gallery::ImageEmbedder*>> embedders;
   std::string deployed_path;
   for (const auto& m : gal->models()) {
-    if (m.role == gallery::Role::kRetired) continue;
+    if (m.role == gallery::Role::kRetired || m.role == gallery::Role::kRolledBack) continue;
     if (m.role == gallery::Role::kDeployed) deployed_path = m.path;
     owned.push_back(gallery_embedder(m, o.data));
     embedders.emplace_back(m.name, owned.back().get());
@@ -329,6 +309,7 @@ void register_gallery_command(CLI::App& app) {
   // In this order in `dualtune gallery --help`.
   add_create_command(*g);
   add_rollout_command(*g);
+  add_rollback_command(*g);
   add_import_command(*g);
   add_add_command(*g);
   add_status_command(*g);

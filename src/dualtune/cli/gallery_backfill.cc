@@ -162,8 +162,9 @@ void add_backfill_command(CLI::App& gallery) {
                 m.name.c_str(), static_cast<long long>(rep.embedded), static_cast<long long>(rep.failed),
                 duration(rep.seconds).c_str(), rep.seconds > 0 ? double(rep.embedded + rep.failed) / rep.seconds : 0.0,
                 static_cast<long long>(rep.remaining),
-                rep.finished ? " (done: `gallery retire` the old model when every client queries the new one)"
-                             : " (run the same command to continue)");
+                rep.finished      ? " (done: `gallery retire` the old model when every client queries the new one)"
+                : rep.rolled_back ? " (stopped: the model was rolled back; its embeddings are kept for a later rollout)"
+                                  : " (run the same command to continue)");
     if (rep.remaining > 0 && !failures.empty()) {
       std::string all;
       for (const auto& f : failures) all += "; " + f;

@@ -58,6 +58,8 @@ std::vector<VersionInfo> Gallery::precedence(const std::string& name) {
   const ModelInfo m = store_->model(name);
   DT_CHECK(m.role != Role::kRetired, "gallery ", dir_, ": model '", name,
            "' is retired: its embeddings were dropped and it cannot be queried; expected a deployed or rolling-out model");
+  DT_CHECK(m.role != Role::kRolledBack, "gallery ", dir_, ": model '", name, "' was rolled back (`gallery rollback`): "
+           "its queries are off until it is rolled out again; expected a deployed or rolling-out model");
   const auto versions = store_->versions();
   std::vector<VersionInfo> out;
   for (const auto& v : versions)
@@ -137,6 +139,7 @@ GalleryStatus Gallery::status() {
     }
   }
   st.backfill.running = backfill_running_.load();
+  st.history = store_->history();
   return st;
 }
 
@@ -146,15 +149,39 @@ void Gallery::invalidate_local() {
   local_writes_.store(true);
 }
 
-ModelInfo Gallery::rollout(const ModelRegistration& r) {
+ModelInfo Gallery::rollout(const ModelRegistration& r, const RolloutGate& gate) {
   std::lock_guard<std::mutex> wl(writer_mu_);
   ModelInfo m;
   {
     std::lock_guard<std::mutex> lk(store_mu_);
-    for (const auto& x : store_->models())
+    std::optional<ModelInfo> back;
+    for (const auto& x : store_->models()) {
       DT_CHECK(x.role != Role::kRollingOut, "gallery ", dir_, ": model '", x.name,
-               "' is already rolling out; expected at most one model rolling out (retire one first)");
-    m = store_->add_model(r.name, r.dim, r.path, r.config_hash, Role::kRollingOut);
+               "' is already rolling out; expected at most one model rolling out (roll it back or retire it first)");
+      if (x.name == r.name && x.role == Role::kRolledBack) back = x;
+    }
+    HistoryEvent e;
+    e.event = "rollout";
+    e.model = r.name;
+    e.deployed = deployed_locked().name;
+    e.has_gate = true;
+    e.gate = gate;
+    if (back) {
+      // The same model again: its kept embeddings are only valid if it embeds as before.
+      DT_CHECK(r.dim == back->dim, "gallery ", dir_, ": model '", r.name, "' was rolled back with embedding size ",
+               back->dim, ", the model given embeds ", r.dim, "; expected the same model to resume its rollout "
+               "(another model needs another name)");
+      DT_CHECK(r.config_hash.empty() || back->config_hash.empty() || r.config_hash == back->config_hash, "gallery ",
+               dir_, ": model '", r.name, "' was rolled back with fingerprint ", back->config_hash, ", the model given has ",
+               r.config_hash, "; expected the same model to resume its rollout (a retrained model is a new model: "
+               "give it another name)");
+      const int64_t have = store_->count_vectors(back->version_id), items = store_->item_count();
+      e.note = "resumed: " + std::to_string(have) + " of " + std::to_string(items) + " items already embedded";
+      store_->set_role_recorded(back->id, Role::kRollingOut, e);
+      m = store_->model(r.name);
+    } else {
+      m = store_->add_model(r.name, r.dim, r.path, r.config_hash, Role::kRollingOut, &e);
+    }
   }
   invalidate_local();
   return m;
@@ -183,8 +210,15 @@ void Gallery::retire(const std::string& name) {
     for (const auto& v : store_->versions())
       if (v.model_id == m.id || v.derived_from == m.version_id) dropped.push_back(v);
     std::vector<int64_t> ids;
-    for (const auto& v : dropped) ids.push_back(v.id);
-    store_->retire_model(m.id, promote, ids);
+    int64_t vectors = 0;
+    for (const auto& v : dropped) ids.push_back(v.id), vectors += store_->count_vectors(v.id);
+    HistoryEvent e;
+    e.event = "retire";
+    e.model = name;
+    e.deployed = promote ? detail::rolling_out(store_->models())->name : deployed_locked().name;
+    e.note = (promote ? "cutover to '" + e.deployed + "'; " : std::string()) + std::to_string(vectors) +
+             " embeddings deleted";
+    store_->retire_model(m.id, promote, ids, &e);
   }
   {
     std::unique_lock<std::shared_mutex> cl(cache_mu_);

@@ -81,12 +81,26 @@ class Gallery {
   int64_t add_source(const std::string& spec_json);
 
   // --- lifecycle -----------------------------------------------------------------
-  /// Registers a new model as rolling out (one at a time).
-  ModelInfo rollout(const ModelRegistration& m);
+  /// Registers a new model as rolling out (one at a time), recording the rollout and its
+  /// compatibility gate in the history (the gate is measured and judged by the caller:
+  /// app/rollout_gate.h; the default records an ungated rollout). A model that was rolled
+  /// back rolls out again under its name and resumes: its embeddings, plan and fits were
+  /// kept (the registration must match its dim and fingerprint).
+  ModelInfo rollout(const ModelRegistration& m, const RolloutGate& gate = {});
+  /// Returns the gallery to its deployed model (gallery_lifecycle.cc): the rolling-out
+  /// model becomes rolled_back — its queries are refused, queries without a model use the
+  /// deployed one, a backfill of it (in this or another process) stops at its next batch —
+  /// and its embeddings, plan and fits are kept for a later rollout. Recorded in the
+  /// history. Throws saying why when nothing is rolling out, e.g. after the retire that
+  /// made it the deployed model (the old embeddings are gone: nothing to return to).
+  ModelInfo rollback();
   /// Retires a model: its role becomes retired and its vectors are deleted. Retiring the
   /// deployed model requires a rolling-out model that every item has (it becomes the
-  /// deployed one); otherwise it is refused naming the items still missing it.
+  /// deployed one); otherwise it is refused naming the items still missing it. Recorded
+  /// in the history.
   void retire(const std::string& model);
+  /// The lifecycle history, oldest first (also in status()).
+  std::vector<HistoryEvent> history();
   /// Throws when the embedder's fingerprint differs from the one recorded for `model`.
   void check_model(const std::string& model, const ImageEmbedder& embedder);
 
@@ -155,7 +169,8 @@ class Gallery {
   /// The plan's batches that still have items to embed, this worker's share (rank/world).
   std::vector<BackfillBatch> pending_batches(const BackfillOptions& options);
   /// Commits one embedded batch of the model (vectors + failures, one transaction).
-  /// Returns the number of vectors stored.
+  /// Returns the number of vectors stored, or -1 (nothing stored) when the model is no
+  /// longer rolling out (rolled back or retired since the batch was handed out).
   int64_t commit_batch(const std::string& model, const EmbeddedBatch& batch);
   /// Plans if needed, then embeds the pending batches with `embedder` and commits each.
   /// With `remote` (world W > 1), the pending batches are split W ways: share 0 is

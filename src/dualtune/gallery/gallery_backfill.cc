@@ -177,6 +177,7 @@ int64_t Gallery::commit_batch(const std::string& name, const EmbeddedBatch& batc
   {
     std::lock_guard<std::mutex> lk(store_mu_);
     const ModelInfo m = store_->model(name);
+    if (m.role != Role::kRollingOut) return -1;  // rolled back (or retired) since the batch was handed out
     DT_CHECK(batch.errors.size() == n && batch.vectors.size() == n * static_cast<size_t>(m.dim), "gallery backfill: batch ",
              batch.index, " has ", n, " items, ", batch.errors.size(), " errors and ", batch.vectors.size(),
              " floats; expected ", n, " × ", m.dim);
@@ -250,6 +251,10 @@ BackfillReport Gallery::backfill(const BackfillOptions& opt_in, ImageEmbedder& e
   // Commits one batch (embedded here or by a worker); false once the backfill must stop.
   auto commit = [&](EmbeddedBatch& eb) {
     const int64_t stored = commit_batch(opt.model, eb);
+    if (stored < 0) {  // `gallery rollback`: stop, keeping what is stored for a later rollout
+      rep.rolled_back = stop = true;
+      return false;
+    }
     int64_t failed = 0;
     for (size_t i = 0; i < eb.errors.size(); ++i) {
       if (!eb.errors[i].empty()) {

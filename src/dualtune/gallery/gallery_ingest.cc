@@ -58,7 +58,8 @@ AddReport Gallery::import_vectors(const std::string& name, const std::vector<Ite
   AddReport rep;
   std::lock_guard<std::mutex> lk(store_mu_);
   const ModelInfo m = store_->model(name);
-  DT_CHECK(m.role != Role::kRetired, "gallery import: model '", name, "' is retired; expected a deployed or rolling-out model");
+  DT_CHECK(m.role != Role::kRetired && m.role != Role::kRolledBack, "gallery import: model '", name, "' is ",
+           role_name(m.role), "; expected a deployed or rolling-out model");
   DT_CHECK(dim == m.dim, "gallery import: model '", name, "' has embedding size ", m.dim, ", the vectors have ", dim);
   check_finite(static_cast<int64_t>(items.size()), dim, vectors, items, "gallery import");
   std::vector<std::string> keys;
@@ -118,8 +119,9 @@ AddReport Gallery::add_images(const std::vector<ItemRecord>& items,
   AddReport rep;
   {
     std::lock_guard<std::mutex> lk(store_mu_);
+    // A rolled-back model is not active: its plan picks new items up if it rolls out again.
     for (const auto& m : store_->models())
-      if (m.role != Role::kRetired) active.push_back(m);
+      if (m.role == Role::kDeployed || m.role == Role::kRollingOut) active.push_back(m);
     std::vector<std::string> keys;
     for (const auto& it : items) keys.push_back(it.key);
     const auto ids = store_->find_keys(keys);

@@ -84,6 +84,7 @@ struct BackfillReport {
   int64_t remaining = 0;             ///< planned items neither embedded nor failed
   bool finished = false;             ///< remaining == 0
   bool cancelled = false;            ///< stopped by *cancel
+  bool rolled_back = false;          ///< stopped because the model stopped rolling out (`gallery rollback`)
   double seconds = 0;
   std::vector<std::pair<std::string, std::string>> failures;  ///< (key, error) of this call
 };

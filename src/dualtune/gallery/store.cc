@@ -165,6 +165,7 @@ std::unique_ptr<Store> Store::open(const std::string& dir, bool read_only) {
            "found ", found, " (another application's file)");
   DT_CHECK(schema == kSchemaVersion, path, ": expected gallery schema version ", kSchemaVersion, ", found ", schema,
            " (written by another dualtune version)");
+  if (!read_only) detail::upgrade_lifecycle_schema(*db);
   configure(*db, read_only);
   auto store = std::unique_ptr<Store>(new Store(dir, std::move(db)));
   DT_CHECK(!store->uuid().empty(), path, " is damaged: its meta table has no uuid");

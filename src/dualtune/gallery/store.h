@@ -21,11 +21,18 @@
 //   failures(version_id, item_id, error)  items a backfill skipped (not retried)
 //   fits(kind, query_model_id, version_id, params)   fitted parameters (JSON), e.g. the
 //                                         score calibration and the order predictor
+//   history(id, time, event, model, detail)   the lifecycle: rollouts (with their
+//                                         compatibility gate), rollbacks, retirements;
+//                                         detail = JSON (store_history.cc gives its fields)
+// models.role is one of 'deployed', 'rolling_out', 'retired', 'rolled_back'. Galleries
+// made before the history table and the rolled_back role get both at their first
+// writable open (store_history.cc: the models table is rebuilt with the wider CHECK, the
+// rows kept as they are); opened read-only they read as having no history.
 // Vectors are immutable once written: a different model is a different version.
 //
 // Implementation, one job a file: store.cc (schema, create, open), store_models.cc
 // (models, versions, fits), store_items.cc (sources, items, vectors), store_plans.cc
-// (backfill plans, failures).
+// (backfill plans, failures), store_history.cc (lifecycle history, rolled-back role).
 //
 // Threading: a Store is one SQLite connection and is NOT safe for concurrent use; the
 // Gallery serialises access with its own mutexes. Several processes may open the same
@@ -92,9 +99,10 @@ class Store {
   /// Throws naming the gallery's models when `name` is not one of them.
   ModelInfo model(const std::string& name);
   VersionInfo version(int64_t id);
-  /// Registers a model and its native version (one transaction). Names are unique.
+  /// Registers a model and its native version (one transaction, with `record` appended
+  /// to the history when given). Names are unique.
   ModelInfo add_model(const std::string& name, int64_t dim, const std::string& path, const std::string& config_hash,
-                      Role role);
+                      Role role, const HistoryEvent* record = nullptr);
   void set_role(int64_t model_id, Role role);
   /// Registers a derived version in model_id's space: vectors mapped from
   /// version `derived_from` by `transform`.
@@ -142,8 +150,10 @@ class Store {
   std::vector<std::vector<int64_t>> item_versions(const std::vector<int64_t>& ids);
   /// Retires a model in ONE transaction: its role becomes retired, `promote` (0: none)
   /// becomes deployed, and every vector of `drop_versions` is deleted (their generations
-  /// bumped, their plans and failures dropped). Returns the vectors deleted.
-  int64_t retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions);
+  /// bumped, their plans and failures dropped), with `record` appended to the history
+  /// when given. Returns the vectors deleted.
+  int64_t retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions,
+                       const HistoryEvent* record = nullptr);
 
   // --- backfill plans -------------------------------------------------------------
   /// Stores the plan of plan.version_id, replacing any earlier one (one transaction).
@@ -161,6 +171,21 @@ class Store {
   void save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id, const std::string& params);
   /// "" when absent.
   std::string load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id);
+
+  // --- lifecycle history (store_history.cc) ----------------------------------------
+  // SQL to port to another store: the history table
+  //   history(id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, event TEXT NOT NULL
+  //           CHECK (event IN ('rollout','rollback','retire')), model TEXT NOT NULL,
+  //           detail TEXT NOT NULL)
+  // and 'rolled_back' among models.role's allowed values.
+  /// Appends one event (time = now; e.id and e.time are ignored). Runs inside the
+  /// caller's transaction when one is open, so the event commits with the change it records.
+  void add_history(const HistoryEvent& e);
+  /// Every event, oldest first.
+  std::vector<HistoryEvent> history();
+  /// Sets the model's role and appends `record`, in ONE transaction (a rollback; a
+  /// rolled-back model rolled out again).
+  void set_role_recorded(int64_t model_id, Role role, const HistoryEvent& record);
 
   sql::Db& db() { return *db_; }
 

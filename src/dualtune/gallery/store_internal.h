@@ -1,6 +1,6 @@
 #pragma once
-// Private to the Store's translation units (store*.cc): helpers for reading rows, and
-// the timestamp format every table's `created` column uses.
+// Private to the Store's translation units (store*.cc): helpers for reading rows, the
+// timestamp format every table's `created` column uses, and the lifecycle schema upgrade.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +11,11 @@ namespace dualtune::gallery::detail {
 
 /// Now as ISO 8601 UTC, e.g. 2026-01-31T12:00:00Z.
 std::string now_utc();
+
+/// Gives a gallery database made before them the history table and the rolled_back
+/// role (store_history.cc); nothing when it has both. Called by Store::open on a writable
+/// connection before foreign keys are switched on.
+void upgrade_lifecycle_schema(sql::Db& db);
 
 /// Column 0 of every row the statement yields (ids), in order.
 inline std::vector<int64_t> int_rows(sql::Stmt& s) {

@@ -45,6 +45,7 @@ const char* role_name(Role r) {
     case Role::kDeployed: return "deployed";
     case Role::kRollingOut: return "rolling_out";
     case Role::kRetired: return "retired";
+    case Role::kRolledBack: return "rolled_back";
   }
   return "?";
 }
@@ -53,7 +54,8 @@ Role parse_role(const std::string& s) {
   if (s == "deployed") return Role::kDeployed;
   if (s == "rolling_out") return Role::kRollingOut;
   if (s == "retired") return Role::kRetired;
-  DT_THROW("gallery: expected a model role deployed, rolling_out or retired, found '", s, "'");
+  if (s == "rolled_back") return Role::kRolledBack;
+  DT_THROW("gallery: expected a model role deployed, rolling_out, retired or rolled_back, found '", s, "'");
 }
 
 std::vector<ModelInfo> Store::models() {
@@ -87,7 +89,7 @@ VersionInfo Store::version(int64_t id) {
 }
 
 ModelInfo Store::add_model(const std::string& name, int64_t dim, const std::string& path,
-                           const std::string& config_hash, Role role) {
+                           const std::string& config_hash, Role role, const HistoryEvent* record) {
   DT_CHECK(!name.empty() && name.find_first_of("@/ \t\n") == std::string::npos,
            "gallery: expected a model name without '@', '/' or spaces, found '", name, "'");
   DT_CHECK(dim > 0, "gallery: model '", name, "': expected an embedding size > 0, found ", dim);
@@ -103,6 +105,7 @@ ModelInfo Store::add_model(const std::string& name, int64_t dim, const std::stri
       .bind(6, detail::now_utc()).run();
   const int64_t model_id = db_->last_insert_rowid();
   db_->prepare("INSERT INTO versions(name, model_id, dim) VALUES (?, ?, ?)").bind(1, name).bind(2, model_id).bind(3, dim).run();
+  if (record) add_history(*record);
   t.commit();
   return model(name);
 }
@@ -119,7 +122,8 @@ VersionInfo Store::add_derived_version(const std::string& name, int64_t model_id
   return version(db_->last_insert_rowid());
 }
 
-int64_t Store::retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions) {
+int64_t Store::retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions,
+                            const HistoryEvent* record) {
   sql::Transaction t(*db_);
   set_role(model_id, Role::kRetired);
   if (promote_model_id > 0) set_role(promote_model_id, Role::kDeployed);
@@ -132,6 +136,7 @@ int64_t Store::retire_model(int64_t model_id, int64_t promote_model_id, const st
     db_->prepare("DELETE FROM plans WHERE version_id = ?").bind(1, v).run();
     db_->prepare("DELETE FROM failures WHERE version_id = ?").bind(1, v).run();
   }
+  if (record) add_history(*record);
   t.commit();
   return deleted;
 }

@@ -13,6 +13,7 @@
 // scores each item against the first version it has in M's precedence list
 // (Gallery::precedence): M's native version, then derived versions in M's space, then,
 // for a model that is rolling out, the deployed model's native version.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,8 +25,11 @@ enum class Role {
   kDeployed,    ///< serves today's queries; every item has its embedding
   kRollingOut,  ///< new queries use it; items are being backfilled with it
   kRetired,     ///< no longer queried; its embeddings are dropped
+  /// was rolling out until `gallery rollback`: no longer queried nor backfilled, but its
+  /// embeddings (and plan) are kept, so rolling it out again resumes where it stopped
+  kRolledBack,
 };
-const char* role_name(Role r);          ///< "deployed" | "rolling_out" | "retired"
+const char* role_name(Role r);          ///< "deployed" | "rolling_out" | "retired" | "rolled_back"
 Role parse_role(const std::string& s);  ///< inverse of role_name; throws on anything else
 
 struct ModelInfo {
@@ -75,6 +79,34 @@ struct BackfillState {
   int64_t failed = 0;      ///< planned items skipped (missing or corrupt image), not retried
   bool running = false;    ///< a backfill is running in this Gallery object right now
 };
+/// The compatibility gate of a rollout (app/rollout_gate.h measures it): on a labelled
+/// probe set, the deployed model's queries against its own gallery (old/old) and the new
+/// model's queries against the deployed model's gallery (new→old), leave-one-out as
+/// `dualtune eval` computes them. The gate passes when new→old mAP > old/old mAP (eval's
+/// verdict rule, eval/verdict.h). Rates are fractions; NaN = not measured.
+struct RolloutGate {
+  /// passed (measured, new→old above old/old) | forced (measured and failing, or not
+  /// measured, and --force given) | ungated (not measured: the library call, the demo)
+  std::string decision = "ungated";
+  std::string probe;  ///< what was measured ("" = nothing): "features OLD_DIR NEW_DIR", "report PATH (new→old)"
+  double old_old_map = NAN, new_old_map = NAN, new_new_map = NAN;
+  double old_old_top1 = NAN, new_old_top1 = NAN, new_new_top1 = NAN;
+  int64_t queries = 0;  ///< probe queries evaluated (new→old)
+  bool measured() const { return !probe.empty(); }
+};
+
+/// One entry of the gallery's lifecycle history (Store::history, oldest first).
+struct HistoryEvent {
+  int64_t id = 0;
+  std::string time;      ///< ISO 8601 UTC
+  std::string event;     ///< rollout | rollback | retire
+  std::string model;     ///< the model rolled out, rolled back or retired
+  std::string deployed;  ///< the deployed model right after the event
+  std::string note;      ///< e.g. "resumed: 5 of 14 items already embedded"
+  bool has_gate = false; ///< rollout events carry their gate
+  RolloutGate gate;
+};
+
 struct GalleryStatus {
   std::string dir;
   std::string uuid;
@@ -82,6 +114,12 @@ struct GalleryStatus {
   std::vector<ModelStatus> models;
   std::vector<VersionStatus> versions;
   BackfillState backfill;
+  std::vector<HistoryEvent> history;  ///< rollouts, rollbacks, retirements, oldest first
 };
+
+/// The rollout whose gate describes the gallery now: the last rollout event of the model
+/// rolling out, else of the deployed model (how it got there); null when there is none
+/// (the deployed model was created with the gallery, or the history predates it).
+const HistoryEvent* current_rollout(const GalleryStatus& status);
 
 }  // namespace dualtune::gallery

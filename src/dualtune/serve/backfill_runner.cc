@@ -78,7 +78,7 @@ void BackfillRunner::run(gallery::BackfillOptions options, gallery::ImageEmbedde
   } else {
     snap_.has_report = true;
     snap_.report = rep;
-    snap_.state = rep.finished ? "finished" : rep.cancelled ? "paused" : "stopped";
+    snap_.state = rep.finished ? "finished" : rep.rolled_back ? "rolled_back" : rep.cancelled ? "paused" : "stopped";
   }
   running_ = false;
   ended_.notify_all();

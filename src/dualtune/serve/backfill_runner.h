@@ -20,7 +20,8 @@ namespace dualtune::serve {
 struct BackfillSnapshot {
   /// idle (never started) | running | pausing (stop requested, finishing its batch) |
   /// paused (stopped by pause or shutdown) | stopped (max_items / max_seconds reached) |
-  /// finished (nothing left in the plan) | failed (see error)
+  /// rolled_back (the model was rolled back) | finished (nothing left in the plan) |
+  /// failed (see error)
   std::string state = "idle";
   gallery::BackfillOptions options;    ///< of the current or last run (model resolved)
   gallery::BackfillProgress progress;  ///< latest progress of the current or last run

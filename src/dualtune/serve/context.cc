@@ -111,6 +111,8 @@ gallery::ModelInfo Context::query_model(const std::string& name) {
   const gallery::ModelInfo m = name.empty() ? gallery.target_model() : model(name);
   HTTP_CHECK(m.role != gallery::Role::kRetired, 409, "model '", m.name, "' is retired: its embeddings were dropped and "
              "it cannot be queried; expected a deployed or rolling-out model");
+  HTTP_CHECK(m.role != gallery::Role::kRolledBack, 409, "model '", m.name, "' was rolled back: its queries are off until "
+             "it is rolled out again; expected a deployed or rolling-out model");
   return m;
 }
 

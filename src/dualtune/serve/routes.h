@@ -2,7 +2,8 @@
 // The route handlers (docs/API.md), one function per route, grouped by what they serve:
 //   routes_ops.cc      GET /api/health, GET /api/metrics, GET / and the page's files
 //   routes_gallery.cc  GET /api/status, GET /api/items, GET /api/items/{id}/image,
-//                      POST /api/items (write), POST /api/models/{name}/retire (write)
+//                      POST /api/items (write), POST /api/models/{name}/retire (write),
+//                      POST /api/rollback (write)
 //   routes_search.cc   POST /api/search, POST /api/search/image
 //   routes_backfill.cc GET /api/backfill, POST /api/backfill (write), POST /api/backfill/pause (write)
 //   routes_report.cc   GET /api/curve, GET /api/curve/plot, GET /api/report, GET /api/report/plots/{file}
@@ -27,6 +28,7 @@ void get_items(Context&, const httplib::Request&, httplib::Response&);
 void get_item_image(Context&, const httplib::Request&, httplib::Response&);
 void post_items(Context&, const httplib::Request&, httplib::Response&);
 void post_retire(Context&, const httplib::Request&, httplib::Response&);
+void post_rollback(Context&, const httplib::Request&, httplib::Response&);
 
 void post_search(Context&, const httplib::Request&, httplib::Response&);
 void post_search_image(Context&, const httplib::Request&, httplib::Response&);

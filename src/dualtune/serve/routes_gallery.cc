@@ -1,5 +1,5 @@
 // GET /api/status, GET /api/items, GET /api/items/{id}/image, POST /api/items,
-// POST /api/models/{name}/retire.
+// POST /api/models/{name}/retire, POST /api/rollback.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "dualtune/gallery/history_json.h"
 #include "dualtune/serve/request.h"
 #include "dualtune/serve/routes.h"
 #include "dualtune/util/atomic_file.h"
@@ -36,7 +37,8 @@ void add_vectors(Context& ctx, const nlohmann::json& body, httplib::Response& re
   const auto& L = ctx.options.limits;
   const JsonFields f(body);
   const gallery::ModelInfo m = ctx.model(f.string("model", ctx.gallery.target_model().name));
-  HTTP_CHECK(m.role != gallery::Role::kRetired, 409, "model '", m.name, "' is retired; expected a deployed or rolling-out model");
+  HTTP_CHECK(m.role != gallery::Role::kRetired && m.role != gallery::Role::kRolledBack, 409, "model '", m.name, "' is ",
+             gallery::role_name(m.role), "; expected a deployed or rolling-out model");
   const bool skip_existing = f.boolean("skip_existing", false);
   const auto it = body.find("items");
   HTTP_CHECK(it != body.end() && it->is_array() && !it->empty(), 400,
@@ -97,7 +99,7 @@ void add_images(Context& ctx, const httplib::Request& req, httplib::Response& re
   }
   std::vector<gallery::ModelInfo> active;
   for (const auto& m : ctx.gallery.models())
-    if (m.role != gallery::Role::kRetired) active.push_back(m);
+    if (m.role == gallery::Role::kDeployed || m.role == gallery::Role::kRollingOut) active.push_back(m);
   const std::string dir = ctx.gallery.dir() + "/uploads";
   const int64_t source = ctx.writer.add_source(R"({"format":"files"})");
   std::vector<gallery::ItemRecord> records;
@@ -134,7 +136,7 @@ struct Fits {
 
 Fits fits_of(gallery::Gallery& g, const gallery::ModelInfo& m) {
   Fits f;
-  if (m.role == gallery::Role::kRetired) return f;  // queries nothing
+  if (m.role == gallery::Role::kRetired || m.role == gallery::Role::kRolledBack) return f;  // queries nothing
   const auto versions = g.precedence(m.name);
   f.calibrated = std::all_of(versions.begin(), versions.end(),
                              [&](const gallery::VersionInfo& v) { return g.calibration(m.name, v.id).has_value(); });
@@ -166,6 +168,7 @@ std::string embedding_kind(const gallery::VersionInfo& v, const std::vector<gall
   }
   if (role == gallery::Role::kRollingOut) return "new";
   if (role == gallery::Role::kDeployed) return rolling ? "old" : "current";
+  if (role == gallery::Role::kRolledBack) return "rolled_back";
   return "retired";
 }
 
@@ -187,7 +190,8 @@ void get_status(Context& ctx, const httplib::Request&, httplib::Response& res) {
                   {"can_embed", !m.model.path.empty()},
                   {"calibrated", fits.calibrated},
                   {"order_predictor", fits.order_predictor},
-                  {"merge", m.model.role == gallery::Role::kRetired ? nlohmann::json(nullptr)
+                  {"merge", m.model.role == gallery::Role::kRetired || m.model.role == gallery::Role::kRolledBack
+                                ? nlohmann::json(nullptr)
                             : nlohmann::json(gallery::merge_name(fits.calibrated ? gallery::default_merge()
                                                                                  : gallery::Merge::kRaw))}});
   }
@@ -205,9 +209,19 @@ void get_status(Context& ctx, const httplib::Request&, httplib::Response& res) {
                   {"derived_from", from.empty() ? nlohmann::json(nullptr) : nlohmann::json(from)},
                   {"embeddings", v.embeddings}});
   }
+  // The lifecycle, with the probe's paths shown as names like every other path here.
+  nlohmann::json history = gallery::history_json(st.history);
+  for (auto& e : history)
+    if (e["gate"].is_object()) e["gate"]["probe"] = ctx.public_text(e["gate"]["probe"].get<std::string>());
+  nlohmann::json gate = nullptr;
+  if (const gallery::HistoryEvent* cur = gallery::current_rollout(st))
+    for (const auto& e : history)
+      if (e["id"] == cur->id) gate = {{"model", cur->model}, {"time", cur->time}, {"gate", e["gate"]}};
   send_json(res, {{"gallery", {{"name", ctx.name()}, {"uuid", st.uuid}, {"items", st.items}}},
                   {"models", jm},
                   {"versions", jv},
+                  {"gate", gate},
+                  {"history", history},
                   {"query_model", ctx.gallery.target_model().name},
                   {"backfill", backfill_json(ctx)},
                   {"backfill_order", backfill_order_json(st, rolling, rolling_fits)},
@@ -283,6 +297,20 @@ void post_retire(Context& ctx, const httplib::Request& req, httplib::Response& r
     HTTP_THROW(409, e.what());
   }
   send_json(res, {{"retired", m.name}, {"deployed", ctx.gallery.target_model().name}});
+}
+
+void post_rollback(Context& ctx, const httplib::Request&, httplib::Response& res) {
+  gallery::ModelInfo m;
+  try {
+    m = ctx.writer.rollback();
+  } catch (const Error& e) {
+    HTTP_THROW(409, e.what());  // nothing rolling out, e.g. after the cutover
+  }
+  // A running backfill of the model is refused its next commit and stops there anyway;
+  // the pause only saves it embedding a batch that would be dropped.
+  ctx.backfill.pause();
+  send_json(res, {{"rolled_back", m.name}, {"deployed", ctx.gallery.target_model().name},
+                  {"backfill", backfill_json(ctx)}});
 }
 
 }  // namespace dualtune::serve

@@ -103,7 +103,8 @@ void get_report(Context& ctx, const httplib::Request&, httplib::Response& res) {
   };
   const std::string old_model = report.value("old_model", std::string());
   nlohmann::json upgrade = nullptr;
-  for (const gallery::Role role : {gallery::Role::kRollingOut, gallery::Role::kDeployed, gallery::Role::kRetired})
+  for (const gallery::Role role : {gallery::Role::kRollingOut, gallery::Role::kDeployed, gallery::Role::kRolledBack,
+                                   gallery::Role::kRetired})
     for (const auto& u : report.value("upgrades", nlohmann::json::array()))
       if (upgrade.is_null() && in_gallery(u.value("new_model", std::string()), role)) upgrade = u;
   nlohmann::json verdict = nullptr;

@@ -39,6 +39,7 @@ const std::vector<Route>& routes() {
       {"GET", R"(/api/items/(-?\d+)/image)", "GET /api/items/{id}/image", false, nullptr, get_item_image},
       {"POST", "/api/items", "POST /api/items", true, &Limits::max_body_bytes, post_items},
       {"POST", "/api/models/([^/]+)/retire", "POST /api/models/{name}/retire", true, &Limits::max_body_bytes, post_retire},
+      {"POST", "/api/rollback", "POST /api/rollback", true, &Limits::max_body_bytes, post_rollback},
       {"POST", "/api/search", "POST /api/search", false, &Limits::max_body_bytes, post_search},
       {"POST", "/api/search/image", "POST /api/search/image", false, &Limits::max_image_bytes, post_search_image},
       {"GET", "/api/backfill", "GET /api/backfill", false, nullptr, get_backfill},

@@ -88,7 +88,7 @@ function renderModels(st) {
         (m.role === "rolling_out" ? " · " + pct(m.backfilled, 0) + " backfilled" : "") }))));
   const select = $("q-model");
   const current = select.value;
-  const usable = st.models.filter((m) => m.role !== "retired");
+  const usable = st.models.filter((m) => m.role === "deployed" || m.role === "rolling_out");
   select.replaceChildren(...usable.map((m) =>
     el("option", { value: m.name, text: m.name + (m.role === "rolling_out" ? " (new)" : m.role === "deployed" && usable.length > 1 ? " (old)" : "") })));
   select.value = usable.some((m) => m.name === current) ? current : st.query_model;
@@ -96,7 +96,7 @@ function renderModels(st) {
 
 // The API's backfill states (docs/API.md) as the page says them.
 const STATE_WORDS = { idle: "idle", running: "running", pausing: "pausing…", paused: "paused", stopped: "step done",
-  finished: "done", failed: "failed" };
+  finished: "done", failed: "failed", rolled_back: "rolled back" };
 
 function renderBackfill(bf, st) {
   const s = bf.state;
@@ -137,6 +137,36 @@ function renderBackfill(bf, st) {
     loadItems(state.page, false);
   }
   state.lastBackfillState = s;
+}
+
+// --- the rollout's compatibility gate and the lifecycle history (/api/status) ------------
+function renderRollout(st) {
+  const cur = st.gate;
+  const node = $("gate");
+  const rows = [];
+  if (!cur) {
+    node.textContent = "No rollout recorded.";
+    node.className = "gate";
+  } else {
+    const g = cur.gate;
+    node.className = "gate " + g.decision;
+    node.textContent = "'" + cur.model + "' rolled out " + cur.time + ": gate " + g.decision +
+      (g.probe ? "" : " (no probe measured)");
+    if (g.probe) {
+      rows.push(["new→old mAP", pct(g.new_old.map, 2)], ["old/old mAP", pct(g.old_old.map, 2)],
+        ["new→old top-1", pct(g.new_old.top1, 2)], ["old/old top-1", pct(g.old_old.top1, 2)],
+        ["new/new mAP", pct(g.new_new.map, 2)], ["probe", g.probe + " · " + num(g.queries) + " queries"]);
+    }
+  }
+  $("gate-stats").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  // Newest first: the last event is what happened most recently.
+  $("history").replaceChildren(...st.history.slice().reverse().map((e) =>
+    el("li", { class: e.event, "data-event": e.event },
+      el("time", { text: e.time }), " ",
+      el("strong", { text: e.event + " " + e.model }),
+      e.gate ? " · gate " + e.gate.decision + (e.gate.probe ? " (new→old " + pct(e.gate.new_old.map, 2) + ", old/old " +
+        pct(e.gate.old_old.map, 2) + ")" : "") : "",
+      " · deployed " + e.deployed + (e.note ? " · " + e.note : ""))));
 }
 
 // --- the merge and the backfill order in use, and why (what /api/status says) ------------
@@ -217,6 +247,7 @@ async function refreshStatus() {
     renderMergeWhy(st);
     renderBackfill(st.backfill, st);
     renderOrderWhy(st);
+    renderRollout(st);
     updateCurveNow(st);
     return st;
   } catch (e) {
