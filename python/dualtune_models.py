@@ -178,8 +178,9 @@ def load(export_dir):
 
 def preprocess(images, export_dir_or_description):
     """uint8 images, N x H x W x C (C = 1 or 3, RGB) or N x H x W, -> float32 N x C x H x W
-    as dualtune's test-time transform makes them: resize when the size differs, gray <-> RGB
-    when the channels differ (both need OpenCV, as dualtune uses it), then per channel
+    as dualtune's test-time transform makes them: gray <-> RGB when the channels differ
+    (OpenCV's formulas), resize when the size differs (needs OpenCV, as dualtune uses it),
+    then per channel
     x / 255 normalised as x * (1 / (255 std)) - mean / std in float32, dualtune's formula."""
     d = export_dir_or_description
     if isinstance(d, str):
@@ -193,12 +194,15 @@ def preprocess(images, export_dir_or_description):
         a = a[..., None]
     if a.ndim != 4 or a.shape[3] not in (1, 3):
         raise ValueError("preprocess: expected N x H x W x {1,3} images, found shape %s" % (a.shape,))
-    if a.shape[3] != c or a.shape[1:3] != (h, w):
-        import cv2  # only for images that are not already at the model's size and channels
+    if a.shape[3] == 1 and c == 3:  # OpenCV's GRAY2RGB: the gray value in every channel
+        a = np.repeat(a, 3, axis=3)
+    elif a.shape[3] == 3 and c == 1:  # OpenCV's RGB2GRAY on uint8, in its 14-bit fixed point
+        r, g, b = (a[..., k].astype(np.int32) for k in range(3))
+        a = ((r * 4899 + g * 9617 + b * 1868 + 8192) >> 14).astype(np.uint8)[..., None]
+    if a.shape[1:3] != (h, w):
+        import cv2  # only for images that are not already at the model's size
         out = []
         for im in a:
-            if im.shape[2] != c:
-                im = cv2.cvtColor(im, cv2.COLOR_GRAY2RGB if c == 3 else cv2.COLOR_RGB2GRAY)
             if im.shape[:2] != (h, w):
                 shrink = im.shape[0] > h or im.shape[1] > w
                 im = cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
