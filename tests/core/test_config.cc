@@ -220,6 +220,9 @@ TEST(Config, TheDefaultsHashAsBeforeLaterKeysExisted) {
   EXPECT_EQ(Config::from_string("", {"compat.proto_margin_unit=absolute", "optim.precision=fp32"}).hash(),
             "038edb53f3def146");
   EXPECT_NE(Config::from_string("", {"compat.proto_margin_unit=spacing"}).hash(), "038edb53f3def146");
+  EXPECT_EQ(Config::from_string("", {"model.init=", "model.init_strict=true"}).hash(), "038edb53f3def146");
+  EXPECT_NE(Config::from_string("", {"model.init=resnet18.pt"}).hash(), "038edb53f3def146");
+  EXPECT_NE(Config::from_string("", {"model.init_strict=false"}).hash(), "038edb53f3def146");
 }
 
 TEST(Config, CopiesAreIndependent) {

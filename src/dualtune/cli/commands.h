@@ -7,6 +7,7 @@ namespace dualtune::cli {
 void register_train_command(CLI::App& app);
 void register_prototypes_command(CLI::App& app);
 void register_extract_command(CLI::App& app);
+void register_export_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_demo_command(CLI::App& app);
 void register_transform_command(CLI::App& app);

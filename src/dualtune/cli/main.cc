@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   dualtune::cli::register_train_command(app);
   dualtune::cli::register_prototypes_command(app);
   dualtune::cli::register_extract_command(app);
+  dualtune::cli::register_export_command(app);
   dualtune::cli::register_eval_command(app);
   dualtune::cli::register_demo_command(app);
   dualtune::cli::register_transform_command(app);

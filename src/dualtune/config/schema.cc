@@ -37,6 +37,8 @@ augment:
 model:
   backbone: convnet-s      # convnet-s | convnet-m | resnet18 | resnet50
   embedding_dim: 128       # 0 = backbone width (no projection)
+  init: ""                 # pretrained start: TorchScript file, torch.save state dict or run/export directory (engine/model_init.h)
+  init_strict: true        # refuse a shape mismatch, a missing backbone tensor or an unplaced source tensor
 loss:
   type: softmax            # softmax | cosface | arcface (classifier and its loss)
   weight: 1.0

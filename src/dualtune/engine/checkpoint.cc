@@ -1,10 +1,13 @@
 #include "dualtune/engine/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "dualtune/config/config.h"
 #include "dualtune/data/class_map.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/models/state_dict_file.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/run_dir.h"
@@ -54,6 +57,31 @@ int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, 
   }
 }
 
+void load_state_dict(models::EmbeddingModel& model, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                     const std::string& source) {
+  std::map<std::string, torch::Tensor> given(tensors.begin(), tensors.end());
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  std::string problems;
+  auto note = [&](const std::string& what) {
+    if (std::count(problems.begin(), problems.end(), ';') < 5) problems += " " + what + ";";
+  };
+  auto take = [&](const std::string& name, const torch::Tensor& target) {
+    const auto it = given.find(name);
+    if (it == given.end()) return note(name + " missing");
+    if (it->second.sizes() != target.sizes())
+      note(name + " has shape " + c10::str(it->second.sizes()) + ", expected " + c10::str(target.sizes()));
+    else copies.emplace_back(target, it->second);
+    given.erase(it);
+  };
+  for (const auto& p : model->named_parameters()) take(p.key(), p.value());
+  for (const auto& b : model->named_buffers()) take(b.key(), b.value());
+  for (const auto& [name, t] : given) note(name + " is not a tensor of the model");
+  DT_CHECK(problems.empty(), source, " does not match the model (", model->spec.backbone, ", D=",
+           model->embedding_dim(), ", ", model->spec.num_classes, " classes):", problems);
+  torch::NoGradGuard no_grad;
+  for (auto& [target, t] : copies) target.copy_(t.to(target.dtype()));
+}
+
 models::EmbeddingModel load_run_model(const std::string& run_dir) {
   const RunPaths p{run_dir};
   DT_CHECK(std::filesystem::is_directory(run_dir), "model ", run_dir, " is not a run directory");
@@ -62,7 +90,10 @@ models::EmbeddingModel load_run_model(const std::string& run_dir) {
   const auto cfg = config::Config::load(p.config());
   const auto classes = data::ClassMap::load(p.classes());
   models::EmbeddingModel model(model_spec(cfg, static_cast<int64_t>(classes.size())));
-  load_checkpoint(p.checkpoint(), model, nullptr);
+  if (!std::filesystem::exists(p.checkpoint()) && std::filesystem::exists(p.state_dict()))
+    load_state_dict(model, models::read_state_dict_file(p.state_dict()), p.state_dict());
+  else
+    load_checkpoint(p.checkpoint(), model, nullptr);
   model->eval();
   return model;
 }

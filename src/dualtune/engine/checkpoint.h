@@ -22,8 +22,15 @@ void save_checkpoint(const std::string& path, models::EmbeddingModel& model, tor
 /// the model's architecture.
 int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, torch::optim::Optimizer* optimizer);
 
+/// Copies every tensor of the model from `tensors` (exact names and shapes, as
+/// export writes them). Throws dualtune::Error naming `source` and the first
+/// missing, extra or mismatched names.
+void load_state_dict(models::EmbeddingModel& model, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                     const std::string& source);
+
 /// The model of a finished run directory, in eval mode (architecture from its config.yml,
-/// classes from classes.json, weights from checkpoint.pt).
+/// classes from classes.json, weights from checkpoint.pt, or from state_dict.pt in an
+/// export directory).
 models::EmbeddingModel load_run_model(const std::string& run_dir);
 
 }  // namespace dualtune::engine

@@ -154,6 +154,8 @@ TrainSettings train_settings(const config::Config& cfg) {
   s.test_transform = transform_options(cfg, false);
   s.loader = loader_options(cfg, true);
   s.model = model_spec(cfg, 0);
+  s.init.path = cfg.get<std::string>("model.init");
+  s.init.strict = cfg.get<bool>("model.init_strict");
   OptimizerOptions& p = s.optim;
   p.name = cfg.get<std::string>("optim.name");
   p.lr = cfg.get<double>("optim.lr");

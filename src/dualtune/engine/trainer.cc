@@ -149,6 +149,7 @@ class TrainingRun {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<Objective> objective_;
   nlohmann::json meta_;
+  nlohmann::json init_;  // model.init's summary for meta.json (kept from the first start on --resume)
   std::unique_ptr<data::Loader> loader_;
   int64_t iters_ = 0, total_iters_ = 0, warmup_iters_ = 0, log_every_ = 1;
   std::ofstream log_;
@@ -224,8 +225,15 @@ void TrainingRun::set_up_model() {
   model_ = models::EmbeddingModel(spec);
   optimizer_ = make_optimizer(s_.optim, model_);
   if (options_.resume) {
+    // The checkpoint holds the initialised-then-trained weights: resume wins over init.
     start_epoch_ = load_checkpoint(paths_.checkpoint(), model_, optimizer_.get());
     say("resuming after epoch " + std::to_string(start_epoch_));
+    init_ = read_meta(paths_.dir).value("init", nlohmann::json());
+  } else if (!s_.init.path.empty()) {
+    const InitReport report = initialize_model(s_.init, *model_, classes);
+    say(report.summary());
+    init_ = report.summary_json();
+    if (main_rank_) write_text_atomic(paths_.init_report(), report.to_json().dump(2));
   }
   dist_.broadcast_parameters(*model_);  // [distributed] identical start on every rank
   objective_ = std::make_unique<Objective>(s_.objective, train_set_, paths_.dir,
@@ -247,6 +255,7 @@ void TrainingRun::write_initial_meta() {
            {"world_size", dist_.world_size()},
            {"epochs_done", start_epoch_},
            {"complete", false}};
+  if (!init_.is_null()) meta_["init"] = init_;
   // The old runs this one is compatible with: if one is retrained, this one is stale.
   if (objective_->method() != "independent") {
     nlohmann::json hashes = nlohmann::json::array();

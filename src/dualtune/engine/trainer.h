@@ -11,6 +11,7 @@
 #include "dualtune/data/dataset.h"
 #include "dualtune/data/loader.h"
 #include "dualtune/data/transforms.h"
+#include "dualtune/engine/model_init.h"
 #include "dualtune/engine/objective.h"
 #include "dualtune/models/embedding_model.h"
 
@@ -41,6 +42,7 @@ struct TrainSettings {
   /// random sampler), sampler, p, k, workers, seed.
   data::LoaderOptions loader;
   models::ModelSpec model;  ///< num_classes is taken from the training set
+  ModelInitOptions init;    ///< model.init: pretrained weights before the first step (not on --resume)
   OptimizerOptions optim;
   ObjectiveOptions objective;
 };

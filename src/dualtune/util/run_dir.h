@@ -8,6 +8,10 @@
 //                     epochs done, complete flag
 //   train_log.jsonl   one JSON record per logged step and per epoch
 //   prototypes/       (compatible runs) prototypes.npy + classes.json actually used
+//   init_report.json  (model.init) loaded / missing / unexpected / mismatched / new tensors
+// An export (dualtune export, engine/export_run.h) has config.yml, classes.json and
+// state_dict.pt (the model's tensors as Python's torch.load reads them) instead of
+// checkpoint.pt, and opens wherever a run directory does.
 // A forward-transform run directory has config.yml, meta.json, train_log.jsonl and
 // transform.pt instead (engine/transform_run.h).
 #include <string>
@@ -21,9 +25,12 @@ struct RunPaths {
   std::string config() const { return dir + "/config.yml"; }
   std::string classes() const { return dir + "/classes.json"; }
   std::string checkpoint() const { return dir + "/checkpoint.pt"; }
+  /// Exports: the model's state dict (models/state_dict_file.h).
+  std::string state_dict() const { return dir + "/state_dict.pt"; }
   std::string meta() const { return dir + "/meta.json"; }
   std::string log() const { return dir + "/train_log.jsonl"; }
   std::string prototypes() const { return dir + "/prototypes"; }
+  std::string init_report() const { return dir + "/init_report.json"; }
   /// Forward-transform runs (engine/transform_run.h): h's weights and spec.
   std::string transform() const { return dir + "/transform.pt"; }
 };
