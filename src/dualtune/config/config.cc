@@ -130,7 +130,8 @@ std::string Config::hash() const {
   // Keys added after runs were made, at the value that computes what those runs computed,
   // are left out too, so the hashes of finished runs stay valid (a demo resumes them).
   for (const auto& [section, key, was] : {std::tuple<const char*, const char*, const char*>{"optim", "precision", "fp32"},
-                                          {"compat", "proto_margin_unit", "absolute"}})
+                                          {"compat", "proto_margin_unit", "absolute"},
+                                          {"model", "path", ""}})
     if (get<std::string>(std::string(section) + "." + key) == was) result_only.root_[section].remove(key);
   const std::string text = result_only.dump();
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis

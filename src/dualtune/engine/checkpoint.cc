@@ -54,15 +54,25 @@ int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, 
   }
 }
 
-models::EmbeddingModel load_run_model(const std::string& run_dir) {
+models::ModelSpec run_model_spec(const std::string& run_dir) {
   const RunPaths p{run_dir};
   DT_CHECK(std::filesystem::is_directory(run_dir), "model ", run_dir, " is not a run directory");
   DT_CHECK(std::filesystem::exists(p.config()), run_dir, " is not a dualtune run directory: config.yml missing");
   DT_CHECK(std::filesystem::exists(p.classes()), run_dir, ": classes.json missing");
   const auto cfg = config::Config::load(p.config());
   const auto classes = data::ClassMap::load(p.classes());
-  models::EmbeddingModel model(model_spec(cfg, static_cast<int64_t>(classes.size())));
-  load_checkpoint(p.checkpoint(), model, nullptr);
+  auto spec = model_spec(cfg, static_cast<int64_t>(classes.size()));
+  if (spec.backbone == "torchscript") {
+    spec.path = p.backbone_module();
+    DT_CHECK(std::filesystem::exists(spec.path), run_dir, ": backbone.pt missing (the copy of the TorchScript ",
+             "backbone ", cfg.get<std::string>("model.path"), " the run was trained from)");
+  }
+  return spec;
+}
+
+models::EmbeddingModel load_run_model(const std::string& run_dir) {
+  models::EmbeddingModel model(run_model_spec(run_dir));
+  load_checkpoint(RunPaths{run_dir}.checkpoint(), model, nullptr);
   model->eval();
   return model;
 }

@@ -8,6 +8,9 @@
 //                     epochs done, complete flag
 //   train_log.jsonl   one JSON record per logged step and per epoch
 //   prototypes/       (compatible runs) prototypes.npy + classes.json actually used
+//   backbone.pt       (model.backbone: torchscript) a copy of model.path taken when the run
+//                     started: the module the checkpoint's backbone.* tensors belong to, so
+//                     the run works after the user's file moves or changes
 // A forward-transform run directory has config.yml, meta.json, train_log.jsonl and
 // transform.pt instead (engine/transform_run.h).
 #include <string>
@@ -24,6 +27,7 @@ struct RunPaths {
   std::string meta() const { return dir + "/meta.json"; }
   std::string log() const { return dir + "/train_log.jsonl"; }
   std::string prototypes() const { return dir + "/prototypes"; }
+  std::string backbone_module() const { return dir + "/backbone.pt"; }
   /// Forward-transform runs (engine/transform_run.h): h's weights and spec.
   std::string transform() const { return dir + "/transform.pt"; }
 };
