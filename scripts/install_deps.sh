@@ -8,6 +8,8 @@
 # libsqlite3-dev: the gallery's store. libcpp-httplib-dev: `dualtune serve`.
 # curl: the test that runs docs/API.md's examples (scripts/api_examples.sh).
 # python3-numpy: experiments/centroid_queries.py and its test (analysis, never at run time).
+# python3-torch: exports the TorchScript modules of the torchscript-backbone tests
+# (tests/fixtures/torchscript/make_models.py), and the user's model in docs/your_model_torchscript.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
@@ -15,7 +17,7 @@ pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
       dataset-fashion-mnist gnuplot-nox libgloo-dev libsqlite3-dev
       clang-14 libclang-rt-14-dev libomp-14-dev
-      libcpp-httplib-dev chromium dpkg-dev binutils python3-numpy curl)
+      libcpp-httplib-dev chromium dpkg-dev binutils python3-numpy python3-torch curl)
 # The glyph generator's test (tests/scripts/test_make_glyphs.py) renders three faces of
 # fonts-baekmuk with Pillow and fontTools. The full benchmark's fonts (about 260 MB to download) are
 # listed in tools/openset/README.md for whoever generates it; CI does not need them.
