@@ -147,7 +147,8 @@ TEST(Config, ValidationRejectsOutOfRangeValues) {
 
 TEST(Config, ValidationChecksEnumsAndCrossKeyRules) {
   const std::string a = error_of([] { Config::from_string("model:\n  backbone: vgg\n"); });
-  EXPECT_NE(a.find("'model.backbone': expected one of {convnet-s, convnet-m, resnet18, resnet50}, found 'vgg'"),
+  EXPECT_NE(a.find("'model.backbone': expected one of {convnet-s, convnet-m, resnet18, resnet50, torchscript}, "
+                   "found 'vgg'"),
             std::string::npos)
       << a;
   const std::string b = error_of([] { Config::from_string("compat:\n  method: bct\n"); });
@@ -217,7 +218,8 @@ TEST(Config, TheDefaultsHashAsBeforeLaterKeysExisted) {
   // code before compat.proto_margin_unit existed (c84805b), which runs of the open-set
   // and generations studies carry in their meta.json.
   EXPECT_EQ(Config().hash(), "038edb53f3def146");
-  EXPECT_EQ(Config::from_string("", {"compat.proto_margin_unit=absolute", "optim.precision=fp32"}).hash(),
+  EXPECT_EQ(Config::from_string("", {"compat.proto_margin_unit=absolute", "optim.precision=fp32", "model.path="})
+                .hash(),
             "038edb53f3def146");
   EXPECT_NE(Config::from_string("", {"compat.proto_margin_unit=spacing"}).hash(), "038edb53f3def146");
   EXPECT_EQ(Config::from_string("", {"model.init=", "model.init_strict=true"}).hash(), "038edb53f3def146");

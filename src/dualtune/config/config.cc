@@ -132,7 +132,8 @@ std::string Config::hash() const {
   for (const auto& [section, key, was] : {std::tuple<const char*, const char*, const char*>{"optim", "precision", "fp32"},
                                           {"compat", "proto_margin_unit", "absolute"},
                                           {"model", "init", ""},
-                                          {"model", "init_strict", "true"}})
+                                          {"model", "init_strict", "true"},
+                                          {"model", "path", ""}})
     if (get<std::string>(std::string(section) + "." + key) == was) result_only.root_[section].remove(key);
   const std::string text = result_only.dump();
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis

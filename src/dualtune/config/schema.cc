@@ -35,7 +35,8 @@ augment:
   pad: 2
   erasing: 0.0
 model:
-  backbone: convnet-s      # convnet-s | convnet-m | resnet18 | resnet50
+  backbone: convnet-s      # convnet-s | convnet-m | resnet18 | resnet50 | torchscript
+  path: ""                 # torchscript: the module file, torch.jit.script(net).save(path); forward B x C x H x W -> B x F
   embedding_dim: 128       # 0 = backbone width (no projection)
   init: ""                 # pretrained start: TorchScript file, torch.save state dict or run/export directory (engine/model_init.h)
   init_strict: true        # refuse a shape mismatch, a missing backbone tensor or an unplaced source tensor

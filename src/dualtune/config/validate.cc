@@ -126,7 +126,16 @@ void Config::validate() const {
 
   one_of("data.format", {"idx", "image_folder", "market1501"});
   one_of("data.sampler", {"random", "pk"});
-  one_of("model.backbone", {"convnet-s", "convnet-m", "resnet18", "resnet50"});
+  one_of("model.backbone", {"convnet-s", "convnet-m", "resnet18", "resnet50", "torchscript"});
+  // model.path names the module of a torchscript backbone and nothing else: a path left
+  // beside a built-in backbone would be silently ignored.
+  if (str("model.backbone") == "torchscript")
+    check(!str("model.path").empty(), "model.path",
+          "the TorchScript file of model.backbone 'torchscript' (torch.jit.script(net).save(path))", "an empty path");
+  else
+    check(str("model.path").empty(), "model.path", "no path with the built-in model.backbone '" +
+          str("model.backbone") + "' (a file is read only with model.backbone: torchscript)",
+          "'" + str("model.path") + "'");
   one_of("loss.type", {"softmax", "cosface", "arcface"});
   one_of("optim.name", {"adam", "sgd"});
   one_of("optim.schedule", {"cosine", "multistep", "constant"});

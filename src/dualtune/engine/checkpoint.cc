@@ -82,14 +82,25 @@ void load_state_dict(models::EmbeddingModel& model, const std::vector<std::pair<
   for (auto& [target, t] : copies) target.copy_(t.to(target.dtype()));
 }
 
-models::EmbeddingModel load_run_model(const std::string& run_dir) {
+models::ModelSpec run_model_spec(const std::string& run_dir) {
   const RunPaths p{run_dir};
   DT_CHECK(std::filesystem::is_directory(run_dir), "model ", run_dir, " is not a run directory");
   DT_CHECK(std::filesystem::exists(p.config()), run_dir, " is not a dualtune run directory: config.yml missing");
   DT_CHECK(std::filesystem::exists(p.classes()), run_dir, ": classes.json missing");
   const auto cfg = config::Config::load(p.config());
   const auto classes = data::ClassMap::load(p.classes());
-  models::EmbeddingModel model(model_spec(cfg, static_cast<int64_t>(classes.size())));
+  auto spec = model_spec(cfg, static_cast<int64_t>(classes.size()));
+  if (spec.backbone == "torchscript") {
+    spec.path = p.backbone_module();
+    DT_CHECK(std::filesystem::exists(spec.path), run_dir, ": backbone.pt missing (the copy of the TorchScript ",
+             "backbone ", cfg.get<std::string>("model.path"), " the run was trained from)");
+  }
+  return spec;
+}
+
+models::EmbeddingModel load_run_model(const std::string& run_dir) {
+  const RunPaths p{run_dir};
+  models::EmbeddingModel model(run_model_spec(run_dir));
   if (!std::filesystem::exists(p.checkpoint()) && std::filesystem::exists(p.state_dict()))
     load_state_dict(model, models::read_state_dict_file(p.state_dict()), p.state_dict());
   else

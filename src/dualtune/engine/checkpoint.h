@@ -27,6 +27,10 @@ int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, 
 /// missing, extra or mismatched names.
 void load_state_dict(models::EmbeddingModel& model, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                      const std::string& source);
+/// The architecture of a run directory: model_spec() of its config.yml with the size of
+/// its classes.json; for a torchscript backbone the module is the run's own copy
+/// (RunPaths::backbone_module), not the config's model.path, which may have moved.
+models::ModelSpec run_model_spec(const std::string& run_dir);
 
 /// The model of a finished run directory, in eval mode (architecture from its config.yml,
 /// classes from classes.json, weights from checkpoint.pt, or from state_dict.pt in an

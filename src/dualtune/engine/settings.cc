@@ -87,7 +87,10 @@ data::LoaderOptions loader_options(const config::Config& cfg, bool train) {
 models::ModelSpec model_spec(const config::Config& cfg, int64_t num_classes) {
   models::ModelSpec m;
   m.backbone = cfg.get<std::string>("model.backbone");
+  m.path = cfg.get<std::string>("model.path");
   m.in_channels = cfg.get<int64_t>("data.channels");
+  m.height = cfg.get<int64_t>("data.height");
+  m.width = cfg.get<int64_t>("data.width");
   m.embedding_dim = cfg.get<int64_t>("model.embedding_dim");
   m.num_classes = num_classes;
   m.classifier = cfg.get<std::string>("loss.type");

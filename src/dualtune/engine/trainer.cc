@@ -20,6 +20,7 @@
 #include "dualtune/engine/precision.h"
 #include "dualtune/engine/schedule.h"
 #include "dualtune/engine/settings.h"
+#include "dualtune/gallery/fault.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/provenance.h"
@@ -128,6 +129,7 @@ class TrainingRun {
   void say(const std::string& line) const;
   void set_up_run_dir();
   void set_up_model();
+  void use_module_copy(models::ModelSpec& spec) const;
   void write_initial_meta();
   void set_up_loader();
   EpochStats train_epoch(int64_t epoch);
@@ -222,7 +224,13 @@ void TrainingRun::set_up_model() {
   torch::manual_seed(s_.run.seed);
   models::ModelSpec spec = s_.model;
   spec.num_classes = static_cast<int64_t>(classes.size());
-  model_ = models::EmbeddingModel(spec);
+  if (spec.backbone == "torchscript") use_module_copy(spec);
+  model_ = models::EmbeddingModel(spec);  // a torchscript module is checked here, before any copy
+  if (spec.backbone == "torchscript" && !options_.resume && main_rank_) {
+    write_path_atomic(paths_.backbone_module(), [&](const std::string& tmp) {
+      std::filesystem::copy_file(spec.path, tmp, std::filesystem::copy_options::overwrite_existing);
+    });
+  }
   optimizer_ = make_optimizer(s_.optim, model_);
   if (options_.resume) {
     // The checkpoint holds the initialised-then-trained weights: resume wins over init.
@@ -238,6 +246,23 @@ void TrainingRun::set_up_model() {
   dist_.broadcast_parameters(*model_);  // [distributed] identical start on every rank
   objective_ = std::make_unique<Objective>(s_.objective, train_set_, paths_.dir,
                                            [this](const std::string& line) { say(line); }, &dist_);
+}
+
+// A torchscript backbone's module lives in the run directory (run_dir.h: backbone.pt):
+// a fresh run builds from model.path and, once the module passed its checks, rank 0
+// copies it there (every rank reads model.path itself, so none waits for the copy);
+// --resume builds from the copy, the module the checkpoint belongs to, whatever
+// happened to model.path since.
+void TrainingRun::use_module_copy(models::ModelSpec& spec) const {
+  if (options_.resume) {
+    spec.path = paths_.backbone_module();
+    DT_CHECK(std::filesystem::exists(spec.path), "--resume: ", paths_.dir, " has no backbone.pt, the copy of the ",
+             "TorchScript backbone it started from");
+    return;
+  }
+  DT_CHECK(std::filesystem::is_regular_file(spec.path), "model.path ", spec.path,
+           ": expected the TorchScript file of model.backbone torchscript, found ",
+           std::filesystem::exists(spec.path) ? "no regular file" : "nothing");
 }
 
 void TrainingRun::write_initial_meta() {
@@ -256,6 +281,7 @@ void TrainingRun::write_initial_meta() {
            {"epochs_done", start_epoch_},
            {"complete", false}};
   if (!init_.is_null()) meta_["init"] = init_;
+  if (s_.model.backbone == "torchscript") meta_["backbone_source"] = s_.model.path;  // copied to backbone.pt
   // The old runs this one is compatible with: if one is retrained, this one is stale.
   if (objective_->method() != "independent") {
     nlohmann::json hashes = nlohmann::json::array();
@@ -396,6 +422,7 @@ void TrainingRun::finish_epoch(int64_t epoch, const EpochStats& stats) {
     log_ << er.dump() << '\n';
     log_.flush();
   }
+  gallery::fault_point("after-epoch");  // crash tests: SIGKILL once an epoch is on disk
   char buf[160];
   std::snprintf(buf, sizeof buf, "epoch %lld done in %.1f s (%.0f img/s)%s", static_cast<long long>(epoch + 1),
                 result_.epoch_seconds, result_.images_per_second,

@@ -1,13 +1,16 @@
 #include "dualtune/models/embedding_model.h"
 
 #include "dualtune/models/forward_precision.h"
+#include "dualtune/models/torchscript_backbone.h"
 
 namespace nn = torch::nn;
 
 namespace dualtune::models {
 
 EmbeddingModelImpl::EmbeddingModelImpl(const ModelSpec& spec_) : spec(spec_) {
-  backbone = register_module("backbone", make_backbone(spec.backbone, spec.in_channels));
+  const ProbeShape probe{spec.in_channels, spec.height, spec.width};
+  backbone = register_module("backbone", spec.backbone == "torchscript" ? make_torchscript_backbone(spec.path, probe)
+                                                                         : make_backbone(spec.backbone, spec.in_channels));
   const int64_t width = backbone->out_channels();
   dim_ = spec.embedding_dim > 0 ? spec.embedding_dim : width;
   if (dim_ != width) proj = register_module("proj", nn::Linear(width, dim_));
@@ -44,7 +47,7 @@ InferenceFn EmbeddingModelImpl::folded_inference(bool bf16) {
 
 torch::Tensor EmbeddingModelImpl::forward(torch::Tensor x) {
   x = backbone->forward(x);
-  x = x.mean({2, 3});
+  if (x.dim() == 4) x = x.mean({2, 3});
   if (proj) x = proj(x);
   return neck(x);
 }

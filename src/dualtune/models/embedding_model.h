@@ -1,5 +1,6 @@
 #pragma once
-// EmbeddingModel = backbone -> global average pool -> optional linear projection to
+// EmbeddingModel = backbone -> global average pool (of a B × F × h × w map; a backbone
+// that returns B × F features, e.g. a TorchScript one, is not pooled) -> optional linear projection to
 // the embedding size -> BatchNorm1d neck (bias frozen at 0) -> e (the retrieval
 // embedding), plus the task classifier over the training classes. Convolution weights
 // are stored channels-last (to_channels_last below); inputs may be in either layout.
@@ -13,8 +14,10 @@
 namespace dualtune::models {
 
 struct ModelSpec {
-  std::string backbone = "convnet-s";
+  std::string backbone = "convnet-s";  ///< convnet-s | convnet-m | resnet18 | resnet50 | torchscript
+  std::string path;                    ///< torchscript: the module file (torchscript_backbone.h)
   int64_t in_channels = 1;
+  int64_t height = 28, width = 28;     ///< torchscript: the probe batch's image size
   int64_t embedding_dim = 128;  ///< 0 = backbone width, no projection
   int64_t num_classes = 10;
   std::string classifier = "softmax";  ///< softmax (bias-free linear) | cosface | arcface (normalised)

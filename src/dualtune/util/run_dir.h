@@ -12,6 +12,9 @@
 // An export (dualtune export, engine/export_run.h) has config.yml, classes.json and
 // state_dict.pt (the model's tensors as Python's torch.load reads them) instead of
 // checkpoint.pt, and opens wherever a run directory does.
+//   backbone.pt       (model.backbone: torchscript) a copy of model.path taken when the run
+//                     started: the module the checkpoint's backbone.* tensors belong to, so
+//                     the run works after the user's file moves or changes
 // A forward-transform run directory has config.yml, meta.json, train_log.jsonl and
 // transform.pt instead (engine/transform_run.h).
 #include <string>
@@ -31,6 +34,7 @@ struct RunPaths {
   std::string log() const { return dir + "/train_log.jsonl"; }
   std::string prototypes() const { return dir + "/prototypes"; }
   std::string init_report() const { return dir + "/init_report.json"; }
+  std::string backbone_module() const { return dir + "/backbone.pt"; }
   /// Forward-transform runs (engine/transform_run.h): h's weights and spec.
   std::string transform() const { return dir + "/transform.pt"; }
 };
