@@ -11,7 +11,7 @@
 # python3-torch: the tests of model.init (a torchvision-layout ResNet-18 made by PyTorch,
 # tests/fixtures/torchvision/make_resnet18.py) and of dualtune export (python/dualtune_models.py).
 # python3-torch: exports the TorchScript modules of the torchscript-backbone tests
-# (tests/fixtures/torchscript/make_models.py), and the user's model in docs/your_model_torchscript.md.
+# (tests/fixtures/torchscript/make_models.py), and the user's model in docs/YOUR_MODEL.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(cmake g++ make ccache pkg-config zlib1g-dev

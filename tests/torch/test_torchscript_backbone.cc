@@ -342,3 +342,34 @@ TEST_F(TorchScriptBackbone, RefusedModulesSayWhyBeforeAnyTrainingStep) {
                 .find("config key 'model.path': expected no path with the built-in model.backbone 'convnet-s'"),
             std::string::npos);
 }
+
+// `dualtune export` of a torchscript run: model.pt is the trained network (backbone and
+// head) as one TorchScript module; Python's torch.jit.load of it embeds the test images
+// like `dualtune extract` of the run to 1e-5, and the export opens as a model itself.
+TEST_F(TorchScriptBackbone, ExportIsOneTorchScriptModuleThatPythonRunsLikeExtract) {
+  const std::string exp = dir + "/ts_export";
+  ok("export --model " + dir + "/ts --out " + exp);
+  for (const char* f : {"model.pt", "backbone.pt", "state_dict.pt", "model.json", "classes.json", "classifier.npy"})
+    EXPECT_TRUE(fs::exists(exp + "/" + f)) << f;
+  ok("extract --model " + dir + "/ts --out " + dir + "/ts_feats --threads 1");
+  int status = 0;
+  const std::string py = dir + "/ts_python.npy";
+  const auto out = testdata::run_command("/usr/bin/python3 " + std::string(DUALTUNE_SOURCE_DIR) +
+                                             "/tests/scripts/export_features.py " + DUALTUNE_SOURCE_DIR + " " + exp +
+                                             " " + dir + "/data/t10k-images-idx3-ubyte " + py + " --torchscript",
+                                         &status);
+  ASSERT_EQ(status, 0) << "needs python3-torch (scripts/install_deps.sh)\n" << out;
+  const auto want = npy::load(dir + "/ts_feats/features.npy"), got = npy::load(py);
+  ASSERT_EQ(got.shape, want.shape);
+  ASSERT_EQ(want.shape, (std::vector<int64_t>{60, 16}));
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < want.f32.size(); ++i) {
+    max_diff = std::max(max_diff, std::abs(double(want.f32[i]) - double(got.f32[i])));
+    max_abs = std::max(max_abs, std::abs(double(want.f32[i])));
+  }
+  EXPECT_LT(max_diff, 1e-5);
+  EXPECT_GT(max_abs, 0.1);
+  // The export directory is a model wherever the run is.
+  ok("extract --model " + exp + " --out " + dir + "/ts_feats_export --threads 1");
+  EXPECT_EQ(npy::load(dir + "/ts_feats_export/features.npy").f32, want.f32);
+}

@@ -19,7 +19,7 @@ void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_option("--limit", o.limit, "use only the first N items")->check(CLI::NonNegativeNumber);
   cmd.add_option("--workers", o.workers, "decoding threads")->check(CLI::NonNegativeNumber);
   cmd.add_option("--precision", o.precision,
-                 "forward pass: auto (bf16 where the CPU has avx512_bf16 or AMX, else fp32) | fp32 | bf16")
+                 "forward pass: fp32 (default) | bf16 | auto (bf16 where the CPU has avx512_bf16 or AMX, else fp32)")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
 }
 

@@ -16,9 +16,10 @@ struct DataOptions {
   std::string format, root, split, classes;
   int64_t limit = 0;
   int workers = 2;
-  /// Arithmetic of the forward pass: auto | fp32 | bf16 (engine/precision.h: auto is bf16
-  /// where the CPU has bf16 instructions, as in training).
-  std::string precision = "auto";
+  /// Arithmetic of the forward pass: fp32 | bf16 | auto (engine/precision.h: auto is bf16
+  /// where the CPU has bf16 instructions, as in training). fp32 by default, as the
+  /// config's optim.precision: the same embeddings on every machine unless asked.
+  std::string precision = "fp32";
 };
 
 struct ResolvedData {

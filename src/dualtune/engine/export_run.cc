@@ -4,12 +4,15 @@
 
 #include <filesystem>
 
+#include <torch/script.h>
+
 #include "dualtune/config/config.h"
 #include "dualtune/data/class_map.h"
 #include "dualtune/engine/checkpoint.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/features/npy.h"
 #include "dualtune/models/state_dict_file.h"
+#include "dualtune/models/torchscript_backbone.h"
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "dualtune/util/run_dir.h"
@@ -75,6 +78,44 @@ nlohmann::json describe(const config::Config& cfg, const models::EmbeddingModel&
             {"config", "config.yml"}}}};
 }
 
+/// model.pt: the trained TorchScript backbone with the embedding head, one module whose
+/// forward(x) is what `dualtune extract` computes (eval mode): f = backbone(x), pooled
+/// over H, W when 4-D, then proj (when there is one), then the BatchNorm1d neck with its
+/// running statistics. torch.jit.load(path) in Python or C++ runs it without dualtune.
+void write_torchscript_model(models::EmbeddingModel& model, const std::string& path) {
+  torch::jit::Module* backbone = models::torchscript_module(*model->backbone);
+  DT_CHECK(backbone, "export: expected a torchscript backbone");
+  torch::NoGradGuard no_grad;
+  torch::jit::Module m(c10::QualifiedName("__torch__.dualtune.ExportedEmbedding"));
+  m.register_module("backbone", backbone->clone());
+  auto buffer = [&](const std::string& name, const torch::Tensor& t) {
+    m.register_buffer(name, t.detach().to(torch::kFloat).contiguous().clone());
+  };
+  buffer("neck_mean", model->neck->running_mean);
+  buffer("neck_var", model->neck->running_var);
+  buffer("neck_weight", model->neck->weight);
+  buffer("neck_bias", model->neck->bias);
+  std::string proj;
+  if (model->proj) {
+    buffer("proj_weight", model->proj->weight);
+    buffer("proj_bias", model->proj->bias);
+    proj = "    f = torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
+  }
+  const std::string eps = c10::str(model->neck->options.eps());
+  m.define("def forward(self, x: Tensor) -> Tensor:\n"
+           "    f = self.backbone(x)\n"
+           "    if f.dim() == 4:\n"
+           "        f = f.mean([2, 3])\n" +
+           proj +
+           "    return (f - self.neck_mean) / torch.sqrt(self.neck_var + " + eps +
+           ") * self.neck_weight + self.neck_bias\n");
+  m.eval();
+  // Saved beside and renamed: the export directory is itself renamed only when complete.
+  const std::string tmp = path + ".tmp";
+  m.save(tmp);
+  fs::rename(tmp, path);
+}
+
 void write_export(const std::string& run_dir, const std::string& dir, nlohmann::json* description) {
   const RunPaths run{run_dir}, out{dir};
   const auto cfg = config::Config::load(run.config());
@@ -92,6 +133,14 @@ void write_export(const std::string& run_dir, const std::string& dir, nlohmann::
   // and marks runs trained against it as stale when it is retrained.
   if (fs::exists(run.meta())) write_text_atomic(out.meta(), read_file(run.meta()));
   *description = describe(cfg, model, run_dir);
+  if (model->spec.backbone == "torchscript") {
+    // The run's copy of the user's module (load_run_model builds the architecture from
+    // it) and the trained network as one TorchScript module.
+    fs::copy_file(run.backbone_module(), out.backbone_module());
+    write_torchscript_model(model, dir + "/model.pt");
+    (*description)["files"]["torchscript"] = "model.pt";
+    (*description)["files"]["backbone_module"] = "backbone.pt";
+  }
   write_text_atomic(dir + "/model.json", description->dump(2));
   write_text_atomic(dir + "/README.md", kReadme);
 }
@@ -103,11 +152,8 @@ nlohmann::json export_run(const std::string& run_dir, const std::string& out_dir
   DT_CHECK(fs::is_directory(run_dir) && fs::exists(run.config()), "export: ", run_dir,
            " is not a dualtune run directory (expected config.yml, classes.json and checkpoint.pt)");
   DT_CHECK(fs::exists(run.checkpoint()), "export: ", run_dir, " has no checkpoint.pt (no finished epoch yet)");
-  const auto cfg = config::Config::load(run.config());
-  const std::string backbone = cfg.get<std::string>("model.backbone");
-  // ---- TorchScript backbone: the trained module (with the head) as TorchScript. ----
-  if (backbone == "torchscript") DT_THROW("export of a torchscript backbone: not supported by this build");
-  // ---- Built-in backbone: state dict + python/dualtune_models.py. ----
+  // A built-in backbone: state dict + python/dualtune_models.py. A torchscript backbone:
+  // the same, plus model.pt (the trained module with the head, as TorchScript).
   DT_CHECK(!fs::exists(out_dir) || (fs::is_directory(out_dir) && fs::is_empty(out_dir)), "export: --out ", out_dir,
            " already exists and is not an empty directory; remove it or choose another");
   const fs::path target = fs::absolute(out_dir).lexically_normal();

@@ -11,6 +11,11 @@
 //   config.yml      the run's resolved config
 //   meta.json       the run's (its config hash names the model in a gallery)
 //   README.md       how to load it in Python
+// For a torchscript backbone (model.backbone: torchscript) also
+//   model.pt        the trained network, backbone and head, as one TorchScript module:
+//                   torch.jit.load("model.pt")(x) is `dualtune extract`'s embedding
+//   backbone.pt     the run's copy of the user's module (the architecture state_dict.pt
+//                   fills when dualtune opens the export)
 // The directory opens wherever a run directory does (engine::load_run_model reads
 // state_dict.pt when there is no checkpoint.pt): extract --model, old.path of the next
 // upgrade, model.init, serve, gallery add. It is written to a temporary directory beside
