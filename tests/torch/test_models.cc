@@ -93,6 +93,23 @@ TEST(Checkpoint, SaveLoadGivesIdenticalOutputs) {
   }
 }
 
+namespace {
+
+/// An embedding model whose BatchNorm statistics moved off their initial values (three
+/// training-mode forwards of shifted, scaled noise); 3 input channels for resnet18, else 1.
+models::EmbeddingModel with_batchnorm_statistics(const std::string& backbone, int64_t dim) {
+  models::ModelSpec spec;
+  spec.backbone = backbone;
+  spec.embedding_dim = dim;
+  spec.in_channels = backbone == "resnet18" ? 3 : 1;
+  models::EmbeddingModel model(spec);
+  model->train();
+  for (int i = 0; i < 3; ++i) model->forward(torch::randn({16, spec.in_channels, 28, 28}) * 2 + 0.5);
+  return model;
+}
+
+}  // namespace
+
 // The folded inference path computes forward() in eval mode: BN folded into the convs and
 // the projection, prepacked weights, pool before ReLU. Checked with BN statistics and
 // affine parameters far from their initial values, with and without a projection; a
@@ -101,13 +118,8 @@ TEST(EmbeddingModel, FoldedInferenceEqualsEvalForward) {
   torch::manual_seed(4);
   for (const auto& [backbone, dim] : std::vector<std::pair<std::string, int64_t>>{
            {"convnet-s", 64}, {"convnet-m", 128}, {"convnet-s", 0}, {"resnet18", 32}}) {
-    models::ModelSpec spec;
-    spec.backbone = backbone;
-    spec.embedding_dim = dim;
-    spec.in_channels = backbone == "resnet18" ? 3 : 1;
-    models::EmbeddingModel model(spec);
-    model->train();
-    for (int i = 0; i < 3; ++i) model->forward(torch::randn({16, spec.in_channels, 28, 28}) * 2 + 0.5);
+    auto model = with_batchnorm_statistics(backbone, dim);
+    const auto& spec = model->spec;
     {
       torch::NoGradGuard g;
       for (auto& kv : model->named_parameters())
@@ -135,13 +147,8 @@ TEST(EmbeddingModel, Bf16InferenceIsWithinToleranceOfFp32) {
   torch::manual_seed(6);
   for (const auto& [backbone, dim] : std::vector<std::pair<std::string, int64_t>>{
            {"convnet-s", 64}, {"convnet-m", 128}, {"resnet18", 32}}) {
-    models::ModelSpec spec;
-    spec.backbone = backbone;
-    spec.embedding_dim = dim;
-    spec.in_channels = backbone == "resnet18" ? 3 : 1;
-    models::EmbeddingModel model(spec);
-    model->train();
-    for (int i = 0; i < 3; ++i) model->forward(torch::randn({16, spec.in_channels, 28, 28}) * 2 + 0.5);
+    auto model = with_batchnorm_statistics(backbone, dim);
+    const auto& spec = model->spec;
     model->eval();
     torch::NoGradGuard g;
     const auto x = torch::randn({32, spec.in_channels, 28, 28});
