@@ -210,7 +210,8 @@ int run_demo(DemoOptions o) {
                 minutes);
   const auto precision = engine::resolve_precision(o.precision);
   const std::string summary =
-      std::string(head) + memory + "\nTraining precision: " + precision.name + " (" + precision.reason + ")." +
+      std::string(head) + memory + "\nPrecision of the trainings, the test features and the transition: " +
+      precision.name + " (" + precision.reason + ")." +
       (settings.empty() ? "" : "\nNew-model overrides:" + settings) + "\n\n" + table +
       (transition.empty() ? "" : "\n" + transition);
   const std::string summary_path = out + "/" + o.scenario + "/summary" + tag + ".md";
