@@ -19,6 +19,9 @@ struct DataOptions {
   /// Arithmetic of the forward pass: auto | fp32 | bf16 (engine/precision.h: auto is bf16
   /// where the CPU has bf16 instructions, as in training).
   std::string precision = "auto";
+  /// Where the model runs: auto | cpu | cuda (engine/device.h: auto is cuda when libtorch
+  /// sees a GPU).
+  std::string device = "auto";
 };
 
 struct ResolvedData {
@@ -26,6 +29,7 @@ struct ResolvedData {
   data::TransformOptions transform;
   std::string precision;         ///< resolved: fp32 | bf16
   std::string precision_reason;  ///< why (engine::resolve_precision)
+  std::string device;            ///< resolved: cpu | cuda
 };
 
 void add_data_options(CLI::App& cmd, DataOptions& o);
