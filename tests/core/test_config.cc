@@ -225,6 +225,9 @@ TEST(Config, TheDefaultsHashAsBeforeLaterKeysExisted) {
   EXPECT_EQ(Config::from_string("", {"model.init=", "model.init_strict=true"}).hash(), "038edb53f3def146");
   EXPECT_NE(Config::from_string("", {"model.init=resnet18.pt"}).hash(), "038edb53f3def146");
   EXPECT_NE(Config::from_string("", {"model.init_strict=false"}).hash(), "038edb53f3def146");
+  // device says where a run executes, not what it computes: never in the hash.
+  for (const char* d : {"device=cpu", "device=cuda", "device=auto"})
+    EXPECT_EQ(Config::from_string("", {d}).hash(), "038edb53f3def146") << d;
 }
 
 TEST(Config, CopiesAreIndependent) {

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "dualtune/config/config.h"
+#include "dualtune/engine/device.h"
 #include "dualtune/engine/precision.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/run_dir.h"
@@ -21,6 +22,8 @@ void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_option("--precision", o.precision,
                  "forward pass: fp32 (default) | bf16 | auto (bf16 where the CPU has avx512_bf16 or AMX, else fp32)")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  cmd.add_option("--device", o.device, "where the model runs: auto (cuda when libtorch sees a GPU, else cpu) | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 }
 
 std::string embedding_precision(const DataOptions& o) { return engine::resolve_precision(o.precision).name; }
@@ -39,6 +42,7 @@ ResolvedData resolve_data_options(const DataOptions& o, const std::string& model
   const auto p = engine::resolve_precision(o.precision);
   r.precision = p.name;
   r.precision_reason = p.reason;
+  r.device = engine::resolve_device(o.device).name;
   return r;
 }
 

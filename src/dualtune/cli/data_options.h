@@ -20,6 +20,9 @@ struct DataOptions {
   /// where the CPU has bf16 instructions, as in training). fp32 by default, as the
   /// config's optim.precision: the same embeddings on every machine unless asked.
   std::string precision = "fp32";
+  /// Where the model runs: auto | cpu | cuda (engine/device.h: auto is cuda when libtorch
+  /// sees a GPU).
+  std::string device = "auto";
 };
 
 struct ResolvedData {
@@ -27,6 +30,7 @@ struct ResolvedData {
   data::TransformOptions transform;
   std::string precision;         ///< resolved: fp32 | bf16
   std::string precision_reason;  ///< why (engine::resolve_precision)
+  std::string device;            ///< resolved: cpu | cuda
 };
 
 void add_data_options(CLI::App& cmd, DataOptions& o);

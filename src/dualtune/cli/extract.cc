@@ -30,7 +30,7 @@ void register_extract_command(CLI::App& app) {
     ensure_writable_dir(opts->out);
     const auto resolved = resolve_data_options(opts->data, opts->model);
     const auto dataset = data::open_dataset(resolved.spec);
-    const auto fs = engine::extract_features(engine::embedder_for(opts->model, opts->class_map, resolved.precision),
+    const auto fs = engine::extract_features(engine::embedder_for(opts->model, opts->class_map, resolved.precision, resolved.device),
                                              dataset, resolved.transform, opts->batch, opts->data.workers);
     fs.save(opts->out);
     std::printf("%lld × %lld features written to %s (%s: %s)\n", static_cast<long long>(fs.n),

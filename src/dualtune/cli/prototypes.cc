@@ -29,7 +29,7 @@ void register_prototypes_command(CLI::App& app) {
     ensure_writable_dir(opts->out);
     const auto resolved = resolve_data_options(opts->data, opts->old);
     const auto dataset = data::open_dataset(resolved.spec);
-    const auto fs = engine::extract_features(engine::embedder_for(opts->old, opts->class_map, resolved.precision), dataset,
+    const auto fs = engine::extract_features(engine::embedder_for(opts->old, opts->class_map, resolved.precision, resolved.device), dataset,
                                              resolved.transform, 256, opts->data.workers);
     const auto p = engine::class_means(fs);
     engine::save_prototypes(opts->out, p);

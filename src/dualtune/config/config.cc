@@ -123,9 +123,9 @@ void Config::save(const std::string& path) const { write_text_atomic(path, dump(
 
 std::string Config::hash() const {
   // Keys that change how a run executes, not what it computes, are left out, so a
-  // finished run is reused whatever thread count or logging interval asked for it.
+  // finished run is reused whatever thread count, logging interval or device asked for it.
   Config result_only(*this);
-  for (const char* key : {"threads", "log_every"}) result_only.root_.remove(key);
+  for (const char* key : {"threads", "log_every", "device"}) result_only.root_.remove(key);
   result_only.root_["data"].remove("workers");
   // Keys added after runs were made, at the value that computes what those runs computed,
   // are left out too, so the hashes of finished runs stay valid (a demo resumes them).

@@ -11,6 +11,7 @@ const char* schema_yaml() {
   static const std::string yaml = std::string(R"YAML(
 seed: 0
 threads: 0                 # libtorch intra-op threads; 0 = all cores
+device: auto               # cpu | cuda | auto: where the model and every tensor of a step live (auto = cuda when torch::cuda::is_available(), else cpu; engine/device.h)
 output_dir: runs/default   # the run directory
 log_every: 50              # steps between progress lines / JSON log records
 test_accuracy: true        # top-1 classification on data.test_split after each epoch

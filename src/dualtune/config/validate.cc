@@ -124,6 +124,7 @@ void Config::validate() const {
     for (double s : stdv) check(s > 0.0, "data.std", "values > 0", num(s));
   }
 
+  one_of("device", {"cpu", "cuda", "auto"});
   one_of("data.format", {"idx", "image_folder", "market1501"});
   one_of("data.sampler", {"random", "pk"});
   one_of("model.backbone", {"convnet-s", "convnet-m", "resnet18", "resnet50", "torchscript"});

@@ -39,7 +39,9 @@ int64_t load_checkpoint(const std::string& path, models::EmbeddingModel& model, 
   DT_CHECK(std::filesystem::exists(path), "checkpoint ", path, " does not exist");
   try {
     torch::serialize::InputArchive archive, model_archive;
-    archive.load_from(path);
+    // Tensors land on the model's device, whichever device wrote the file (a run trained
+    // on a GPU opens on a CPU-only machine).
+    archive.load_from(path, model->parameters().front().device());
     archive.read("model", model_archive);
     model->load(model_archive);
     models::to_channels_last(*model);  // loaded tensors take the file's strides

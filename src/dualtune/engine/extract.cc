@@ -28,7 +28,7 @@ features::FeatureSet extract_features(const Embedder& embed, std::shared_ptr<con
   data::Batch batch;
   while (loader.next(batch)) {
     const auto x = torch::from_blob(batch.images.data(), {batch.n, batch.c, batch.h, batch.w});
-    const auto e = embed(x).contiguous().to(torch::kFloat);
+    const auto e = embed(x).to(torch::kCPU).contiguous().to(torch::kFloat);
     DT_CHECK(e.dim() == 2 && e.size(0) == batch.n, "model returned shape ", e.sizes(), " for a batch of ", batch.n);
     if (fs.d == 0) {
       fs.d = e.size(1);
@@ -46,9 +46,10 @@ features::FeatureSet extract_features(const Embedder& embed, std::shared_ptr<con
   return fs;
 }
 
-Embedder embedder_for(const std::string& model_path, const std::string& class_map, const std::string& precision) {
-  auto model = open_old_model(model_path, class_map, "", precision);
-  return [model](const torch::Tensor& x) { return model->embed(x); };
+Embedder embedder_for(const std::string& model_path, const std::string& class_map, const std::string& precision,
+                      const std::string& device) {
+  auto model = open_old_model(model_path, class_map, "", precision, device);
+  return [model](const torch::Tensor& x) { return model->embed_on(x); };
 }
 
 }  // namespace dualtune::engine

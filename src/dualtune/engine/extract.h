@@ -20,8 +20,9 @@ features::FeatureSet extract_features(const Embedder& embed, std::shared_ptr<con
                                       const data::TransformOptions& transform, int64_t batch_size, int workers);
 
 /// Embedder of a model given as a run directory or TorchScript file (engine::open_old_model),
-/// in `precision` (resolved: fp32 | bf16; see engine/precision.h).
+/// in `precision` (resolved: fp32 | bf16; see engine/precision.h), on `device` (resolved:
+/// cpu | cuda; engine/device.h). The embedder takes and returns tensors on x's device.
 Embedder embedder_for(const std::string& model_path, const std::string& class_map = "",
-                      const std::string& precision = "fp32");
+                      const std::string& precision = "fp32", const std::string& device = "cpu");
 
 }  // namespace dualtune::engine

@@ -34,7 +34,7 @@ OldContext old_context(const ObjectiveOptions& o, int64_t index, int64_t count,
   ctx.suffix = count > 1 ? "@" + std::to_string(index) : "";
   ctx.weight = entry.weight;
   const auto& old_path = entry.path;
-  ctx.model = open_old_model(old_path, entry.class_map, entry.classifier);
+  ctx.model = open_old_model(old_path, entry.class_map, entry.classifier, "fp32", o.device);
   check_same_input(o.input, old_path, "old model");
   const std::string who = count > 1 ? "old model " + std::to_string(index) : "old model";
   log(who + ": " + ctx.model->describe() + (count > 1 ? ", weight " + std::to_string(ctx.weight) : ""));
@@ -61,7 +61,7 @@ OldContext old_context(const ObjectiveOptions& o, int64_t index, int64_t count,
       // [distributed] each rank embeds its shard; sums and counts are added over the ranks.
       const bool sharded = dist && dist->enabled();
       const auto shard = sharded ? data::apply_shard(train_set, dist->rank(), dist->world_size()) : train_set;
-      const auto fs = extract_features([old](const torch::Tensor& x) { return old->embed(x); }, shard,
+      const auto fs = extract_features([old](const torch::Tensor& x) { return old->embed_on(x); }, shard,
                                        o.prototype_transform, 256, o.workers);
       auto sums = class_sums(fs);
       if (sharded) {
@@ -84,7 +84,9 @@ OldContext old_context(const ObjectiveOptions& o, int64_t index, int64_t count,
     }
   }
 
+  // Heads and prototypes are put together on the CPU, then moved to the device once.
   ctx.head = ctx.model->head();
+  if (ctx.head.weight.defined()) ctx.head.weight = ctx.head.weight.to(torch::kCPU);
   if (ctx.head.weight.defined()) {
     DT_CHECK(ctx.head.weight.size(0) == static_cast<int64_t>(ctx.model->classes().size()), "old classifier has ",
              ctx.head.weight.size(0), " rows but the old class map has ", ctx.model->classes().size(), " classes");
@@ -107,6 +109,10 @@ OldContext old_context(const ObjectiveOptions& o, int64_t index, int64_t count,
                                              : ", not rescaled") +
         ")");
   }
+  const torch::Device device(o.device);
+  if (ctx.head.weight.defined()) ctx.head.weight = ctx.head.weight.to(device);
+  if (ctx.prototypes.matrix.defined()) ctx.prototypes.matrix = ctx.prototypes.matrix.to(device);
+  if (ctx.extended.head.weight.defined()) ctx.extended.head.weight = ctx.extended.head.weight.to(device);
   return ctx;
 }
 
@@ -148,7 +154,7 @@ void Objective::add_terms(const OldContext& old, const torch::Tensor& x, const t
   auto add = [&](const char* name, double weight, const std::function<torch::Tensor()>& f) {
     if (weight > 0 && old.weight > 0) out.push_back({name + old.suffix, weight * old.weight, f()});
   };
-  const auto eo = old.model->embed(x);
+  const auto eo = old.model->embed_on(x);  // on x's device
   // An exported (TorchScript / ONNX) old model tells its width only now: precomputed prototypes must match it.
   DT_CHECK(!old.prototypes.matrix.defined() || old.prototypes.matrix.size(1) == eo.size(1), "prototypes have ",
            old.prototypes.matrix.size(1), " components but the old model's embedding has ", eo.size(1));

@@ -71,6 +71,7 @@ struct ObjectiveOptions {
   InputSpec input;                      ///< this run's input; every old run directory must share it
   data::TransformOptions prototype_transform;  ///< test-time transform of the prototype pass
   int workers = 2;                             ///< decoding threads of the prototype pass
+  std::string device = "cpu";  ///< resolved (cpu | cuda): run-directory old models, prototypes and heads live there
 };
 
 struct LossTerm {

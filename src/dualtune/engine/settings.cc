@@ -171,6 +171,7 @@ TrainSettings train_settings(const config::Config& cfg) {
   p.gamma = cfg.get<double>("optim.gamma");
   p.precision = cfg.get<std::string>("optim.precision");
   s.objective = objective_options(cfg);
+  s.device = cfg.get<std::string>("device");
   return s;
 }
 

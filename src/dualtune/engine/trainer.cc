@@ -14,6 +14,7 @@
 #include "dualtune/data/loader.h"
 #include "dualtune/data/subset.h"
 #include "dualtune/engine/checkpoint.h"
+#include "dualtune/engine/device.h"
 #include "dualtune/engine/distributed.h"
 #include "dualtune/engine/fused_adam.h"
 #include "dualtune/engine/objective.h"
@@ -48,6 +49,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& 
   if (o.name == "sgd")
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(lr).momentum(o.momentum).weight_decay(wd).nesterov(true));
+  // The fused step is a CPU pass (fused_adam.h); another device takes torch's own Adam
+  // (the same algorithm, state and checkpoint format).
+  if (!params.empty() && !params.front().is_cpu())
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).weight_decay(wd));
   return std::make_unique<FusedAdam>(params, torch::optim::AdamOptions(lr).weight_decay(wd));
 }
 
@@ -74,7 +79,7 @@ nlohmann::json dataset_fingerprint(const data::Dataset& ds) {
 // [distributed] each rank scores its shard of the test set with the same model (rank 0's
 // buffers were broadcast); correct/total are summed over the ranks.
 double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, const data::ClassMap& train_classes,
-                     Distributed& dist) {
+                     Distributed& dist, const torch::Device& device) {
   const auto full = data::open_dataset(s.test_data);
   const auto test = dist.enabled() ? data::apply_shard(full, dist.rank(), dist.world_size()) : full;
   std::vector<int64_t> to_train(test->classes().size(), -1);
@@ -91,8 +96,8 @@ double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, cons
   int64_t correct = 0, total = 0;
   data::Batch b;
   while (loader.next(b)) {
-    const auto x = torch::from_blob(b.images.data(), {b.n, b.c, b.h, b.w});
-    const auto pred = model->classifier->forward(model->forward(x)).argmax(1);
+    const auto x = torch::from_blob(b.images.data(), {b.n, b.c, b.h, b.w}).to(device);
+    const auto pred = model->classifier->forward(model->forward(x)).argmax(1).to(torch::kCPU);
     const auto* p = pred.data_ptr<int64_t>();
     for (int64_t i = 0; i < b.n; ++i) {
       if (b.labels[i] < 0) continue;
@@ -142,6 +147,7 @@ class TrainingRun {
   Distributed dist_;
   const bool main_rank_;
   const RunPaths paths_;
+  const ResolvedDevice device_;        // device: as it runs here (auto resolved), before anything else
   const ResolvedPrecision precision_;  // optim.precision as it runs here (auto resolved)
   int threads_ = 0;
   bool split_batch_ = false;
@@ -166,6 +172,7 @@ TrainingRun::TrainingRun(const TrainSettings& settings, const TrainOptions& opti
       dist_(Distributed::from_env()),
       main_rank_(dist_.is_main()),
       paths_{settings.run.output_dir},
+      device_(resolve_device(settings.device)),
       precision_(resolve_precision(settings.optim.precision)) {
   set_up_run_dir();
   set_up_model();
@@ -214,7 +221,7 @@ void TrainingRun::set_up_model() {
   const std::string& requested = s_.optim.precision;
   const std::string precision = requested == "fp32" ? "" : ", " + precision_.name + (requested == "auto" ? " (auto)" : "");
   say("training set: " + std::to_string(train_set_->size()) + " images, " + std::to_string(classes.size()) +
-      " classes; " + std::to_string(threads_) + " threads" + precision +
+      " classes; " + std::to_string(threads_) + " threads" + precision + (device_.device.is_cpu() ? "" : ", on " + device_.name) +
       (dist_.enabled() ? " per rank, " + std::to_string(dist_.world_size()) + " ranks" : ""));
   if (main_rank_) {
     if (!s_.run.config_yaml.empty()) write_text_atomic(paths_.config(), s_.run.config_yaml);
@@ -231,6 +238,8 @@ void TrainingRun::set_up_model() {
       std::filesystem::copy_file(spec.path, tmp, std::filesystem::copy_options::overwrite_existing);
     });
   }
+  // Moved before the optimizer sees its parameters; init and resume copy onto the device.
+  model_->to(device_.device);
   optimizer_ = make_optimizer(s_.optim, model_);
   if (options_.resume) {
     // The checkpoint holds the initialised-then-trained weights: resume wins over init.
@@ -244,7 +253,9 @@ void TrainingRun::set_up_model() {
     if (main_rank_) write_text_atomic(paths_.init_report(), report.to_json().dump(2));
   }
   dist_.broadcast_parameters(*model_);  // [distributed] identical start on every rank
-  objective_ = std::make_unique<Objective>(s_.objective, train_set_, paths_.dir,
+  ObjectiveOptions objective = s_.objective;
+  objective.device = device_.name;
+  objective_ = std::make_unique<Objective>(std::move(objective), train_set_, paths_.dir,
                                            [this](const std::string& line) { say(line); }, &dist_);
 }
 
@@ -277,6 +288,8 @@ void TrainingRun::write_initial_meta() {
            {"config_hash", s_.run.config_hash},
            {"precision", precision_.name},
            {"precision_reason", precision_.reason},
+           {"device", device_.name},
+           {"device_reason", device_.reason},
            {"world_size", dist_.world_size()},
            {"epochs_done", start_epoch_},
            {"complete", false}};
@@ -357,8 +370,9 @@ void TrainingRun::train_step(data::Batch& batch, int64_t epoch, int64_t step, Cl
   const int64_t it = epoch * iters_ + step;
   const double lr = learning_rate(o.schedule, o.lr, it, total_iters_, warmup_iters_, iters_, o.milestones, o.gamma);
   set_lr(*optimizer_, lr);
-  const auto x = torch::from_blob(batch.images.data(), {batch.n, batch.c, batch.h, batch.w});
-  const auto y = torch::from_blob(batch.labels.data(), {batch.n}, torch::kInt64);
+  // Decoded on the CPU; one copy to the model's device (none on the CPU).
+  const auto x = torch::from_blob(batch.images.data(), {batch.n, batch.c, batch.h, batch.w}).to(device_.device);
+  const auto y = torch::from_blob(batch.labels.data(), {batch.n}, torch::kInt64).to(device_.device);
   torch::Tensor e;
   {
     ForwardPrecision cast(precision_.name);
@@ -366,7 +380,7 @@ void TrainingRun::train_step(data::Batch& batch, int64_t epoch, int64_t step, Cl
   }
   e = e.to(torch::kFloat);  // losses in float32 (a no-op in fp32)
   const auto terms = objective_->terms(x, e, y, *model_);
-  torch::Tensor total = torch::zeros({});
+  torch::Tensor total = torch::zeros({}, e.options());
   nlohmann::json rec = {{"epoch", epoch + 1}, {"step", step + 1}, {"iter", it + 1}, {"lr", lr}};
   for (const auto& t : terms) {
     const double v = t.value.item<double>();
@@ -412,7 +426,7 @@ void TrainingRun::finish_epoch(int64_t epoch, const EpochStats& stats) {
                        {"img_per_s", result_.images_per_second}};
   for (auto& [k, v] : stats.sums) er["mean_" + k] = v / static_cast<double>(std::max<int64_t>(1, stats.seen));
   if (s_.test_accuracy) {
-    result_.test_accuracy = test_accuracy(s_, model_, train_set_->classes(), dist_);
+    result_.test_accuracy = test_accuracy(s_, model_, train_set_->classes(), dist_, device_.device);
     er["test_top1"] = result_.test_accuracy;
   }
   meta_["epochs_done"] = epoch + 1;

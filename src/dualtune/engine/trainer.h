@@ -45,6 +45,7 @@ struct TrainSettings {
   ModelInitOptions init;    ///< model.init: pretrained weights before the first step (not on --resume)
   OptimizerOptions optim;
   ObjectiveOptions objective;
+  std::string device = "auto";  ///< cpu | cuda | auto (device.h), resolved before any step
 };
 
 struct TrainOptions {

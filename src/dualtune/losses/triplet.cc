@@ -8,7 +8,7 @@ torch::Tensor batch_hard_triplet_loss(const torch::Tensor& e, const torch::Tenso
   const auto sq = e.pow(2).sum(1, true);
   const auto dist = (sq + sq.t() - 2.0 * torch::mm(e, e.t())).clamp_min(1e-12).sqrt();
   const auto same = labels.unsqueeze(0).eq(labels.unsqueeze(1));
-  const auto eye = torch::eye(n, torch::dtype(torch::kBool));
+  const auto eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(e.device()));
   const auto pos_mask = same.logical_and(eye.logical_not());
   const auto neg_mask = same.logical_not();
   const double big = 1e9;

@@ -29,6 +29,12 @@ class OldModel {
   /// All parameters and buffers (to prove they never change).
   virtual std::vector<torch::Tensor> state() = 0;
   virtual std::string describe() const = 0;
+  /// Where embed() computes: a run directory opened on a device lives there; exported
+  /// (TorchScript / ONNX) models run on the CPU.
+  virtual torch::Device device() const { return torch::kCPU; }
+  /// embed() of x wherever x is: x is copied to device() and the result back to
+  /// x.device() (no copy when they are the same device).
+  torch::Tensor embed_on(const torch::Tensor& x) { return embed(x.to(device())).to(x.device()); }
 
  protected:
   data::ClassMap classes_;

@@ -53,7 +53,7 @@ torch::Tensor map_labels(const torch::Tensor& labels, const std::vector<int64_t>
              ")");
     o[i] = table[in[i]];
   }
-  return out;
+  return out.to(labels.device());
 }
 
 torch::Tensor bct_loss(const torch::Tensor& en, const torch::Tensor& labels, const ExtendedClassifier& ext) {
