@@ -1,6 +1,7 @@
 #pragma once
-// Private to the Store's translation units (store*.cc): helpers for reading rows, and
-// the timestamp format every table's `created` column uses.
+// Private to the stores' translation units (store*.cc, pg_store*.cc): helpers for
+// reading SQLite rows, the timestamp format every table's `created` column uses and
+// the uuid of a new gallery.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@ namespace dualtune::gallery::detail {
 
 /// Now as ISO 8601 UTC, e.g. 2026-01-31T12:00:00Z.
 std::string now_utc();
+/// A new gallery's uuid: 32 random hex digits.
+std::string random_uuid();
 
 /// Column 0 of every row the statement yields (ids), in order.
 inline std::vector<int64_t> int_rows(sql::Stmt& s) {
