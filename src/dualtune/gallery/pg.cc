@@ -154,8 +154,9 @@ std::string Conn::describe_failure(pg_result* r) const {
 bool Conn::try_exec(const std::string& sql, const Params& p) {
   std::vector<const char*> values(p.size());
   for (size_t i = 0; i < p.size(); ++i) values[i] = p.null_[i] ? nullptr : p.values_[i].data();
-  pg_result* r = PQexecParams(c_, sql.c_str(), static_cast<int>(p.size()), nullptr, values.data(), p.lengths_.data(),
-                              p.formats_.data(), 0);
+  pg_result* r = p.size() == 0 ? PQexec(c_, sql.c_str())  // may hold several statements
+                               : PQexecParams(c_, sql.c_str(), static_cast<int>(p.size()), nullptr, values.data(),
+                                              p.lengths_.data(), p.formats_.data(), 0);
   const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     PQclear(r);
