@@ -47,9 +47,11 @@ start() {
     { cat "$tmp/initdb.log" >&2; die "initdb failed"; }
   rm -f "$tmp/pw"
   port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  # fsync off: a test cluster is thrown away, durability buys nothing here.
+  # fsync off: a test cluster is thrown away, durability buys nothing here. Benchmarks
+  # set DUALTUNE_PG_FSYNC=on to compare with SQLite's synchronous=FULL on equal terms.
   "${as[@]}" "$bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 \
-    -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50" start >/dev/null ||
+    -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=${DUALTUNE_PG_FSYNC:-off} -c max_connections=50" \
+    start >/dev/null ||
     { cat "$tmp/server.log" >&2; die "pg_ctl start failed"; }
   echo "postgresql://dualtune:$pw@127.0.0.1:$port/postgres" >"$state/url"
   echo "pg_cluster.sh: PostgreSQL ($("$bin/postgres" --version)) on 127.0.0.1:$port, data in $tmp"
