@@ -4,6 +4,8 @@
 // counts of the rows written).
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cmath>
 #include <set>
 
 #include "dualtune/gallery/store.h"
@@ -257,6 +259,149 @@ TEST_P(StoreContract, OneBackfillLockAtATime) {
     EXPECT_NE(e.find("another backfill is running on this gallery"), std::string::npos) << e;
   }
   EXPECT_NO_THROW(b->backfill_lock());  // released with the holder
+}
+
+// --- lifecycle history ------------------------------------------------------------------
+
+namespace {
+
+HistoryEvent event(const std::string& kind, const std::string& model, const std::string& deployed,
+                   const std::string& note = "") {
+  HistoryEvent e;
+  e.event = kind;
+  e.model = model;
+  e.deployed = deployed;
+  e.note = note;
+  return e;
+}
+
+/// "2026-01-31T12:00:00Z": the 20-character form of detail::now_utc.
+bool iso_utc(const std::string& t) {
+  if (t.size() != 20 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != 'Z')
+    return false;
+  for (int i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18})
+    if (!std::isdigit(static_cast<unsigned char>(t[i]))) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_P(StoreContract, HistoryKeepsEveryEventInOrderWithItsGate) {
+  auto s = Store::create(where());
+  EXPECT_TRUE(s->history().empty());
+  s->add_model("old", 2, "", "", Role::kDeployed);
+  HistoryEvent r = event("rollout", "new", "old");
+  r.id = 99;                        // ignored: the store numbers events
+  r.time = "1999-01-01T00:00:00Z";  // ignored: the store stamps now
+  r.has_gate = true;
+  r.gate.decision = "passed";
+  r.gate.probe = "features probe/old probe/new";
+  r.gate.old_old_map = 0.5;
+  r.gate.new_old_map = 0.625;  // binary fractions: exact through JSON text
+  r.gate.new_new_map = 0.75;
+  r.gate.old_old_top1 = 0.25;
+  r.gate.queries = 14;  // new_old_top1, new_new_top1 stay unmeasured (NaN)
+  const ModelInfo nw = s->add_model("new", 2, "", "", Role::kRollingOut, &r);
+  s->set_role_recorded(nw.id, Role::kRolledBack, event("rollback", "new", "old", "kept 0 of 0 embeddings"));
+  EXPECT_EQ(s->model("new").role, Role::kRolledBack);  // the role round-trips through the CHECK
+  s->set_role_recorded(nw.id, Role::kRollingOut, event("rollout", "new", "old", "resumed"));
+  s->add_history(event("retire", "old", "new"));
+
+  // Reopened: what is stored, not what this connection remembers.
+  s = Store::open(where(), true);
+  const auto h = s->history();
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h[0].event, "rollout");
+  EXPECT_EQ(h[1].event, "rollback");
+  EXPECT_EQ(h[2].event, "rollout");
+  EXPECT_EQ(h[3].event, "retire");
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (i > 0) EXPECT_GT(h[i].id, h[i - 1].id) << i;  // ORDER BY id: oldest first
+    EXPECT_TRUE(iso_utc(h[i].time)) << h[i].time;
+    EXPECT_NE(h[i].time, "1999-01-01T00:00:00Z");
+  }
+  EXPECT_NE(h[0].id, 99);
+  EXPECT_EQ(h[0].model, "new");
+  EXPECT_EQ(h[0].deployed, "old");
+  EXPECT_EQ(h[0].note, "");
+  ASSERT_TRUE(h[0].has_gate);
+  EXPECT_EQ(h[0].gate.decision, "passed");
+  EXPECT_EQ(h[0].gate.probe, "features probe/old probe/new");
+  EXPECT_EQ(h[0].gate.old_old_map, 0.5);
+  EXPECT_EQ(h[0].gate.new_old_map, 0.625);
+  EXPECT_EQ(h[0].gate.new_new_map, 0.75);
+  EXPECT_EQ(h[0].gate.old_old_top1, 0.25);
+  EXPECT_TRUE(std::isnan(h[0].gate.new_old_top1));
+  EXPECT_TRUE(std::isnan(h[0].gate.new_new_top1));
+  EXPECT_EQ(h[0].gate.queries, 14);
+  EXPECT_FALSE(h[1].has_gate);  // only a rollout carries its gate
+  EXPECT_EQ(h[1].note, "kept 0 of 0 embeddings");
+  EXPECT_EQ(h[2].note, "resumed");
+  EXPECT_EQ(h[3].model, "old");
+  EXPECT_EQ(h[3].deployed, "new");
+}
+
+TEST_P(StoreContract, ARoleChangeAndItsEventCommitTogetherOrNotAtAll) {
+  auto s = Store::create(where());
+  s->add_model("old", 2, "", "", Role::kDeployed);
+  const ModelInfo nw = s->add_model("new", 2, "", "", Role::kRollingOut);
+  // The role is updated first, then the event is refused: the update is rolled back too.
+  const auto e = error_of([&] { s->set_role_recorded(nw.id, Role::kRolledBack, event("deploy", "new", "old")); });
+  EXPECT_NE(e.find("expected a history event rollout, rollback or retire, found 'deploy'"), std::string::npos) << e;
+  EXPECT_EQ(s->model("new").role, Role::kRollingOut);
+  EXPECT_TRUE(s->history().empty());
+  // add_history joins the caller's transaction: not committed, not there.
+  {
+    auto t = s->transaction(true);
+    s->add_history(event("rollback", "new", "old"));
+    s->set_role(nw.id, Role::kRolledBack);
+  }
+  EXPECT_TRUE(s->history().empty());
+  EXPECT_EQ(s->model("new").role, Role::kRollingOut);
+  {
+    auto t = s->transaction(true);
+    s->set_role(nw.id, Role::kRolledBack);
+    s->add_history(event("rollback", "new", "old"));
+    t->commit();
+  }
+  ASSERT_EQ(s->history().size(), 1u);
+  EXPECT_EQ(Store::open(where(), true)->model("new").role, Role::kRolledBack);
+}
+
+TEST_P(StoreContract, AddModelAndRetireModelRecordTheirEventInTheirTransaction) {
+  auto s = Store::create(where());
+  const ModelInfo old = s->add_model("old", 2, "", "", Role::kDeployed);
+  const float v[4] = {1, 2, 3, 4};
+  s->add_items(fixtures::records({"a", "b"}), {{old.version_id, 2, v}});
+  // A refused record refuses the model with it: no model, no version, no event.
+  const HistoryEvent bad = event("deploy", "new", "old");
+  EXPECT_NE(error_of([&] { s->add_model("new", 2, "", "", Role::kRollingOut, &bad); }).find("'deploy'"),
+            std::string::npos);
+  EXPECT_EQ(s->models().size(), 1u);
+  EXPECT_EQ(s->versions().size(), 1u);
+  EXPECT_TRUE(s->history().empty());
+  const HistoryEvent r = event("rollout", "new", "old");
+  const ModelInfo nw = s->add_model("new", 2, "", "", Role::kRollingOut, &r);
+  // Same for a retirement: old stays deployed with its 2 vectors, new stays rolling out.
+  EXPECT_NE(error_of([&] { s->retire_model(old.id, nw.id, {old.version_id}, &bad); }).find("'deploy'"),
+            std::string::npos);
+  EXPECT_EQ(s->model("old").role, Role::kDeployed);
+  EXPECT_EQ(s->model("new").role, Role::kRollingOut);
+  EXPECT_EQ(s->count_vectors(old.version_id), 2);
+  EXPECT_EQ(s->version(old.version_id).generation, 0);
+  EXPECT_EQ(s->history().size(), 1u);
+  const HistoryEvent ret = event("retire", "old", "new", "dropped 2 embeddings");
+  EXPECT_EQ(s->retire_model(old.id, nw.id, {old.version_id}, &ret), 2);
+  const auto h = Store::open(where(), true)->history();
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].event, "rollout");
+  EXPECT_EQ(h[0].model, "new");
+  EXPECT_EQ(h[1].event, "retire");
+  EXPECT_EQ(h[1].model, "old");
+  EXPECT_EQ(h[1].deployed, "new");
+  EXPECT_EQ(h[1].note, "dropped 2 embeddings");
+  EXPECT_EQ(s->model("old").role, Role::kRetired);
+  EXPECT_EQ(s->count_vectors(old.version_id), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(BothStores, StoreContract, testing::Values(Kind::kSqlite, Kind::kPostgres), testenv::kind_name);
