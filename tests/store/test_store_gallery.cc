@@ -1,6 +1,7 @@
 // The Gallery on both stores: import and exact search (scores checked against cosines
 // computed here), a backfill stopped and resumed (every vector the embedder's, failures
-// recorded), and a second process's gallery object seeing writes at its next search.
+// recorded), a second process's gallery object seeing writes at its next search, and a
+// rollback from another gallery object stopping a running backfill (history recorded).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -36,6 +37,20 @@ std::vector<std::string> keys_of(int n, const std::string& prefix = "img") {
   std::vector<std::string> k;
   for (int i = 0; i < n; ++i) k.push_back(prefix + std::to_string(i));
   return k;
+}
+
+/// A gallery whose deployed model "old" (d = 4) has key_vector(key, 4, 1) for every key,
+/// with "new" (d = 6, fingerprint fp-new) rolling out and nothing backfilled yet.
+std::unique_ptr<Gallery> rolling_out_new(const std::string& where, const std::vector<std::string>& keys) {
+  auto g = Gallery::create(where, {"old", 4, "", "fp-old"});
+  std::vector<float> x;
+  for (const auto& k : keys) {
+    const auto v = fixtures::key_vector(k, 4, 1);
+    x.insert(x.end(), v.begin(), v.end());
+  }
+  g->import_vectors("old", fixtures::records(keys), 4, x.data(), false);
+  g->rollout({"new", 6, "", "fp-new"});
+  return g;
 }
 
 }  // namespace
@@ -76,14 +91,7 @@ TEST_P(GalleryOnStore, BackfillStoppedAndResumedStoresTheEmbeddersVectors) {
   const int n = 22;
   auto keys = keys_of(n);
   keys.push_back("missing22");  // fails in the new model's embedder: recorded, skipped
-  auto g = Gallery::create(where(), {"old", 4, "", "fp-old"});
-  std::vector<float> x;
-  for (const auto& k : keys) {
-    const auto v = fixtures::key_vector(k, 4, 1);
-    x.insert(x.end(), v.begin(), v.end());
-  }
-  g->import_vectors("old", fixtures::records(keys), 4, x.data(), false);
-  g->rollout({"new", 6, "", "fp-new"});
+  auto g = rolling_out_new(where(), keys);
   fixtures::KeyEmbedder nw(6, 2, "fp-new");
   BackfillOptions o;
   o.batch_size = 4;
@@ -122,6 +130,47 @@ TEST_P(GalleryOnStore, AReaderSeesAnotherWritersCommitAtItsNextSearch) {
   EXPECT_EQ(r->items({res.ids[0]})[0].record.key, "b");
   EXPECT_NEAR(res.scores[0], 1.0, 1e-6);
   EXPECT_NEAR(res.scores[1], 0.0, 1e-6);  // a ⟂ b
+}
+
+TEST_P(GalleryOnStore, ARollbackFromAnotherConnectionStopsTheBackfillAndARolloutResumesIt) {
+  const int n = 20;
+  const auto keys = keys_of(n);
+  auto g = rolling_out_new(where(), keys);
+  fixtures::KeyEmbedder nw(6, 2, "fp-new");
+  BackfillOptions o;
+  o.batch_size = 5;
+  auto other = Gallery::open(where());  // another connection, as another process
+  int calls = 0;
+  const auto rep = g->backfill(o, nw, [&](const BackfillProgress& p) {
+    if (++calls == 2 && p.done == 5) other->rollback();
+  });
+  // The next commit_batch found 'new' rolled back (-1): one batch of 5 kept, 15 left.
+  EXPECT_TRUE(rep.rolled_back);
+  EXPECT_FALSE(rep.finished);
+  EXPECT_EQ(rep.embedded, 5);
+  EXPECT_EQ(g->model("new").role, Role::kRolledBack);
+  EXPECT_EQ(fixtures::vectors_by_key(where(), "new").size(), 5u);
+  EmbeddedBatch late;  // a batch handed out before the rollback, committed after it
+  const ItemRow first = g->list_items(0, 1)[0];
+  late.item_ids = {first.id};
+  late.vectors = fixtures::key_vector(first.record.key, 6, 2);
+  late.errors = {""};
+  EXPECT_EQ(g->commit_batch("new", late), -1);
+
+  g->rollout({"new", 6, "", "fp-new"});  // the same model again: resumes
+  const auto rest = g->backfill(o, nw);
+  EXPECT_TRUE(rest.finished);
+  EXPECT_EQ(rest.embedded, n - 5);  // the 5 kept are not embedded again
+  const auto stored = fixtures::vectors_by_key(where(), "new");
+  ASSERT_EQ(stored.size(), static_cast<size_t>(n));
+  for (const auto& k : keys) EXPECT_EQ(stored.at(k), fixtures::key_vector(k, 6, 2)) << k;
+  const auto h = Gallery::open(where())->history();
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].event + " " + h[0].model, "rollout new");
+  EXPECT_EQ(h[1].event + " " + h[1].model, "rollback new");
+  EXPECT_EQ(h[1].note, "kept 5 of 20 embeddings for a later rollout");
+  EXPECT_EQ(h[2].event + " " + h[2].model, "rollout new");
+  EXPECT_EQ(h[2].note, "resumed: 5 of 20 items already embedded");
 }
 
 INSTANTIATE_TEST_SUITE_P(BothStores, GalleryOnStore, testing::Values(Kind::kSqlite, Kind::kPostgres), testenv::kind_name);
