@@ -6,6 +6,8 @@
 # drives it with puppeteer-core from npm (Node.js/npm; no browser is downloaded).
 # dpkg-dev: dpkg-shlibdeps for `cpack -G DEB`. binutils: readelf in the install test.
 # libsqlite3-dev: the gallery's store. libcpp-httplib-dev: `dualtune serve`.
+# libpq-dev: the PostgreSQL gallery store; postgresql: the server its tests start
+# (tests/scripts/pg_cluster.sh runs initdb + pg_ctl in a temporary directory).
 # curl: the test that runs docs/API.md's examples (scripts/api_examples.sh).
 # python3-numpy: experiments/centroid_queries.py and its test (analysis, never at run time).
 # python3-torch: the tests of model.init (a torchvision-layout ResNet-18 made by PyTorch,
@@ -19,7 +21,8 @@ pkgs=(cmake g++ make ccache pkg-config zlib1g-dev
       libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libbenchmark-dev
       dataset-fashion-mnist gnuplot-nox libgloo-dev libsqlite3-dev
       clang-14 libclang-rt-14-dev libomp-14-dev
-      libcpp-httplib-dev chromium dpkg-dev binutils python3-numpy python3-torch curl)
+      libcpp-httplib-dev chromium dpkg-dev binutils python3-numpy python3-torch curl
+      libpq-dev postgresql)
 # The glyph generator's test (tests/scripts/test_make_glyphs.py) renders three faces of
 # fonts-baekmuk with Pillow and fontTools. The full benchmark's fonts (about 260 MB to download) are
 # listed in tools/openset/README.md for whoever generates it; CI does not need them.

@@ -1,5 +1,7 @@
-// The gallery store: schema checks on open, all-or-nothing writes, immutable vectors,
-// import round trip and every bad input of `gallery create/import`.
+// The SQLite gallery file: schema checks on open (foreign, corrupt, other version),
+// import round trip and every bad input of `gallery create/import`. The store contract
+// itself (round trip, all-or-nothing writes, immutable vectors) runs against both stores
+// in tests/store/test_store_contract.cc.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -29,34 +31,6 @@ std::string error_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST(GalleryStore, CreateThenOpenKeepsModelsItemsAndVectors) {
-  const auto dir = fixtures::temp_dir("store_roundtrip");
-  {
-    auto s = Store::create(dir);
-    const ModelInfo m = s->add_model("old", 3, "runs/old", "config:abc", Role::kDeployed);
-    const float v[6] = {1, 2, 3, -4, 5.5f, 6};
-    const auto ids = s->add_items(fixtures::records({"a.png", "b.png"}, {"cat", ""}), {{m.version_id, 3, v}});
-    EXPECT_EQ(ids.size(), 2u);
-  }
-  auto s = Store::open(dir);
-  const auto models = s->models();
-  ASSERT_EQ(models.size(), 1u);
-  EXPECT_EQ(models[0].name, "old");
-  EXPECT_EQ(models[0].dim, 3);
-  EXPECT_EQ(models[0].config_hash, "config:abc");
-  EXPECT_EQ(models[0].role, Role::kDeployed);
-  EXPECT_EQ(s->item_count(), 2);
-  const auto rows = s->items();
-  EXPECT_EQ(rows[0].record.key, "a.png");
-  EXPECT_EQ(rows[0].record.label, "cat");
-  EXPECT_EQ(rows[1].record.label, "");
-  std::vector<uint8_t> has;
-  const auto back = s->vectors_of(models[0].version_id, {rows[1].id, rows[0].id}, has);
-  EXPECT_EQ(back, (std::vector<float>{-4, 5.5f, 6, 1, 2, 3}));  // bit-exact, as stored
-  EXPECT_EQ(s->integrity_check(), "ok");
-  EXPECT_NE(error_of([&] { Store::create(dir); }).find("already holds a gallery"), std::string::npos);
-}
-
 TEST(GalleryStore, RefusesFilesThatAreNotAGalleryOfThisSchema) {
   const auto dir = fixtures::temp_dir("store_foreign");
   EXPECT_NE(error_of([&] { Store::open(dir); }).find("no gallery at"), std::string::npos);
@@ -80,26 +54,6 @@ TEST(GalleryStore, RefusesFilesThatAreNotAGalleryOfThisSchema) {
   }
   const auto schema = error_of([&] { Store::open(dir); });
   EXPECT_NE(schema.find("expected gallery schema version 1, found 99"), std::string::npos) << schema;
-}
-
-TEST(GalleryStore, WritesAreAllOrNothingAndVectorsImmutable) {
-  const auto dir = fixtures::temp_dir("store_atomic");
-  auto s = Store::create(dir);
-  const ModelInfo m = s->add_model("old", 2, "", "", Role::kDeployed);
-  const float v[6] = {1, 0, 0, 1, 1, 1};
-  s->add_items(fixtures::records({"a"}), {{m.version_id, 2, v}});
-  // "b" is new but "a" is not: the whole call fails, "b" is not added.
-  EXPECT_NE(error_of([&] { s->add_items(fixtures::records({"b", "a"}), {{m.version_id, 2, v}}); }).find("'a'"),
-            std::string::npos);
-  EXPECT_EQ(s->item_count(), 1);
-  EXPECT_EQ(s->count_vectors(m.version_id), 1);
-  const int64_t a = s->find_keys({"a"})[0];
-  EXPECT_NE(error_of([&] { s->add_vectors({a}, {m.version_id, 2, v + 2}); }).find("immutable"), std::string::npos);
-  EXPECT_EQ(s->add_vectors({a}, {m.version_id, 2, v + 2}, {}, true), 0);  // keep_existing: the first write wins
-  std::vector<uint8_t> has;
-  EXPECT_EQ(s->vectors_of(m.version_id, {a}, has), (std::vector<float>{1, 0}));
-  EXPECT_NE(error_of([&] { s->add_vectors({a}, {m.version_id, 3, v}); }).find("dimension 2, found vectors of dimension 3"),
-            std::string::npos);
 }
 
 TEST(GalleryImport, RoundTripsKeysLabelsAndVectorsAndRefusesBadInput) {

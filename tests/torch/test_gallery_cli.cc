@@ -21,6 +21,7 @@
 
 #include "dualtune/features/feature_set.h"
 #include "dualtune/gallery/gallery.h"
+#include "dualtune/gallery/sqlite_store.h"
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/atomic_file.h"
 #include "../core/gallery_fixtures.h"
@@ -81,7 +82,7 @@ class GalleryCli : public ::testing::Test {
   /// What must hold after any crash: a sound database, every item with the deployed
   /// model's vector, no vector of the wrong size, no temporary file left by a writer.
   static void expect_consistent(const std::string& g) {
-    auto s = gallery::Store::open(g, true);
+    auto s = gallery::SqliteStore::open(g, true);
     EXPECT_EQ(s->integrity_check(), "ok");
     const auto old = s->model("old");
     EXPECT_EQ(s->count_vectors(old.version_id), s->item_count());

@@ -77,7 +77,9 @@ std::vector<gallery::Curve> run_curve_command(const CurveCommandOptions& o, std:
     }
   }
   const auto curves = gallery::backfill_curves(data, specs, gallery::parse_curve_fractions(o.fractions), o.threads);
-  const std::string dir = o.out.empty() ? o.dir + "/curve" : o.out;
+  DT_CHECK(!o.out.empty() || !gal->cache_dir().empty(), "gallery curve: ", gal->dir(),
+           " is a database, not a directory: expected --out DIR for curve.json, curve.md and the plot");
+  const std::string dir = o.out.empty() ? gal->cache_dir() + "/curve" : o.out;
   const std::string title = "Backfill of '" + model + "' over '" + dep.name + "': " + std::to_string(data.n) +
                             " items, " + std::to_string(data.nq) + " queries";
   const std::string png = report::write_backfill_curves(curves, title, dir, warn);

@@ -90,7 +90,7 @@ gallery::ModelRegistration registration(const std::string& name, const std::stri
 
 std::shared_ptr<ModelCommandOptions> add_model_options(CLI::App& c) {
   auto o = std::make_shared<ModelCommandOptions>();
-  c.add_option("dir", o->dir, "gallery directory")->required();
+  c.add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c.add_option("--model,-m", o->model, "model name (e.g. old, new)")->required();
   c.add_option("--model-path", o->path, "run directory or TorchScript file of the model");
   c.add_option("--dim", o->dim, "embedding size, when the model's embeddings are only imported (no model file)");
@@ -103,12 +103,13 @@ namespace {
 void run_create(const ModelCommandOptions& o) {
   const auto reg = registration(o.model, o.path, o.dim, o.data_config);
   gallery::Gallery::create(o.dir, reg);
-  std::printf("created gallery %s with deployed model %s (d = %lld)\n", o.dir.c_str(), reg.name.c_str(),
+  std::printf("created gallery %s with deployed model %s (d = %lld)\n", gallery::Store::display_name(o.dir).c_str(),
+              reg.name.c_str(),
               static_cast<long long>(reg.dim));
 }
 
 void add_create_command(CLI::App& gallery) {
-  auto* c = gallery.add_subcommand("create", "Create a gallery directory with its deployed model");
+  auto* c = gallery.add_subcommand("create", "Create a gallery (a directory, or a postgresql:// URL) with its deployed model");
   auto o = add_model_options(*c);
   c->callback([o] { run_create(*o); });
 }
@@ -150,14 +151,14 @@ void run_import(const ImportOptions& o) {
   const auto rep = gal->import_vectors(o.model, items, fs.d, fs.features.data(), o.skip_existing, o.chunk);
   std::printf("imported %lld vectors of %s (%lld new items, %lld skipped) into %s\n",
               static_cast<long long>(rep.vectors), o.model.c_str(), static_cast<long long>(rep.added),
-              static_cast<long long>(rep.skipped), o.dir.c_str());
+              static_cast<long long>(rep.skipped), gallery::Store::display_name(o.dir).c_str());
 }
 
 void add_import_command(CLI::App& gallery) {
   auto o = std::make_shared<ImportOptions>();
   auto* c = gallery.add_subcommand("import", "Import embeddings from a feature directory (features.npy + paths.txt as "
                                              "keys; labels.npy, cams.npy, classes.json optional): no image, no model run");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--model,-m", o->model, "the model that produced the features")->required();
   c->add_option("--features", o->features, "feature directory")->required();
   c->add_option("--format", o->images.format, "where the images of these keys are, for a later backfill: "
@@ -201,14 +202,14 @@ void run_add(const AddOptions& o) {
   for (const auto& [key, err] : rep.failed) std::fprintf(stderr, "skipped %s: %s\n", key.c_str(), err.c_str());
   std::printf("added %lld items (%lld vectors, %lld skipped as existing, %zu failed) to %s\n",
               static_cast<long long>(rep.added), static_cast<long long>(rep.vectors),
-              static_cast<long long>(rep.skipped), rep.failed.size(), o.dir.c_str());
+              static_cast<long long>(rep.skipped), rep.failed.size(), gallery::Store::display_name(o.dir).c_str());
 }
 
 void add_add_command(CLI::App& gallery) {
   auto o = std::make_shared<AddOptions>();
   auto* c = gallery.add_subcommand("add", "Add images (a dataset split, or --list of image paths) embedded by every "
                                           "active model, one transaction per batch; bad images are reported and skipped");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   add_data_options(*c, o->data);
   c->add_option("--list", o->list, "file with one image path per line (instead of a dataset)");
   c->add_option("--batch", o->batch, "images per batch (= per transaction)")->check(CLI::PositiveNumber);
@@ -230,7 +231,7 @@ void run_status(const StatusOptions& o) {
   if (o.check) {
     auto store = gallery::Store::open(o.dir, true);
     const std::string r = store->integrity_check();
-    DT_CHECK(r == "ok", "gallery ", o.dir, ": integrity check failed: ", r);
+    DT_CHECK(r == "ok", "gallery ", gallery::Store::display_name(o.dir), ": integrity check failed: ", r);
     if (!o.json) std::printf("integrity check: ok\n");
   }
 }
@@ -238,7 +239,7 @@ void run_status(const StatusOptions& o) {
 void add_status_command(CLI::App& gallery) {
   auto o = std::make_shared<StatusOptions>();
   auto* c = gallery.add_subcommand("status", "Models, roles, per-model counts, backfilled fraction and backfill progress");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_flag("--json", o->json, "print JSON");
   c->add_flag("--check", o->check, "also run SQLite's integrity check (reads the whole database)");
   c->callback([o] { run_status(*o); });
@@ -271,7 +272,7 @@ void add_calibrate_command(CLI::App& gallery) {
   auto* c = gallery.add_subcommand("calibrate", "Fit the rolling-out model's score calibrations (calibrated merge) and "
                                                 "the uncertainty order's predictor on a labelled training set embedded "
                                                 "by both models (two feature directories of the same images)");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--model,-m", o->model, "the rolling-out model");
   c->add_option("--old-features", o->old_features, "features of the training images by the deployed model")->required();
   c->add_option("--new-features", o->new_features, "features of the same images by the rolling-out model")->required();
@@ -294,7 +295,7 @@ void add_retire_command(CLI::App& gallery) {
   auto o = std::make_shared<RetireOptions>();
   auto* c = gallery.add_subcommand("retire", "Retire a model: drop its embeddings (the deployed model only once the "
                                              "rolling-out one covers every item; that one becomes deployed)");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--model,-m", o->model, "model to retire")->required();
   c->callback([o] { run_retire(*o); });
 }

@@ -82,7 +82,7 @@ void add_backfill_command(CLI::App& gallery) {
   auto o = std::make_shared<Opts>();
   auto* c = gallery.add_subcommand("backfill", "Re-embed gallery items with the rolling-out model from their images, "
                                                "in the planned order, one transaction per batch; resumable");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--model,-m", o->bf.model, "the rolling-out model (default: the one rolling out)");
   c->add_option("--order", o->bf.order, "random | uncertainty (default: uncertainty when `gallery calibrate` fitted "
                                         "its predictor, else random); fixed when the plan is made")

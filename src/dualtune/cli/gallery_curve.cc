@@ -27,7 +27,7 @@ void add_curve_command(CLI::App& gallery) {
   auto orders = std::make_shared<std::string>(), merges = std::make_shared<std::string>();
   auto* c = gallery.add_subcommand("curve", "Backfill curve: mAP and top-1 of new-model queries as the backfilled "
                                             "fraction goes 0 -> 1 in each order, per merge, and the area under it");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--model,-m", o->model, "the new model (default: the rolling-out one)");
   c->add_option("--orders", *orders, "comma-separated: plan (the stored backfill order), random, uncertainty, "
                                      "oracle (default: all that are available)");

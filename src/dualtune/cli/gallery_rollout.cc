@@ -57,8 +57,8 @@ void run_rollout(const RolloutOptions& o) {
   gallery::ModelInfo deployed;
   for (const auto& x : gal->models()) {
     if (x.role == gallery::Role::kDeployed) deployed = x;
-    DT_CHECK(x.role != gallery::Role::kRollingOut, "gallery ", mo.dir, ": model '", x.name, "' is already rolling out; "
-             "expected at most one model rolling out (roll it back or retire it first)");
+    DT_CHECK(x.role != gallery::Role::kRollingOut, "gallery ", gallery::Store::display_name(mo.dir), ": model '",
+             x.name, "' is already rolling out; expected at most one model rolling out (roll it back or retire it first)");
   }
   const app::GateModels m{deployed.name, reg.name, deployed.dim, reg.dim};
   gallery::RolloutGate gate;
@@ -69,7 +69,7 @@ void run_rollout(const RolloutOptions& o) {
   const auto info = gal->rollout(reg, gate);
   const auto history = gal->history();
   std::printf("model %s (d = %lld) is rolling out in %s\ngate: %s\n", reg.name.c_str(), static_cast<long long>(reg.dim),
-              mo.dir.c_str(), app::gate_summary(gate).c_str());
+              gallery::Store::display_name(mo.dir).c_str(), app::gate_summary(gate).c_str());
   if (!history.empty() && !history.back().note.empty()) std::printf("%s\n", history.back().note.c_str());
   (void)info;
 }
@@ -112,7 +112,7 @@ void add_rollback_command(CLI::App& gallery) {
   auto* c = gallery.add_subcommand("rollback", "Return the gallery to its deployed model before the cutover: the "
                                                "rolling-out model's queries stop, its backfill stops, its embeddings "
                                                "are kept for a later `gallery rollout` of it");
-  c->add_option("dir", *dir, "gallery directory")->required();
+  c->add_option("dir", *dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->callback([dir] { run_rollback(*dir); });
 }
 

@@ -118,7 +118,7 @@ void add_search_command(CLI::App& gallery) {
   auto o = std::make_shared<SearchCommandOptions>();
   auto* c = gallery.add_subcommand("search", "Top-k gallery items for queries of a model: a new model's queries are "
                                              "scored against each item's newest embedding in its space (docs/GALLERY.md)");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--model,-m", o->model, "query model (default: the rolling-out model, else the deployed one)");
   c->add_option("--features", o->features, "query embeddings: a feature directory (features.npy; paths.txt names the queries)");
   add_data_options(*c, o->data);

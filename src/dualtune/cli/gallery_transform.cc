@@ -103,7 +103,7 @@ void register_gallery_transform(CLI::App& gallery) {
       "transform", "Map every stored embedding of the deployed model through a forward transformation h (`transform "
                    "train`) into the rolling-out model's space, as version <model>@h: new queries score it until an "
                    "item is backfilled. No image, no backbone run; resumable");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--transform,-t", o->transform, "transform run directory (transform train)")->required();
   c->add_option("--model,-m", o->t.model, "the model h maps into (default: the rolling-out one)");
   c->add_option("--version", o->t.version, "name of the stored version (default <model>@h)");

@@ -64,7 +64,7 @@ void run_serve(const ServeOptions& o) {
   const int port = service.bind(o.host, o.port);
   const auto st = gallery->status();
   std::printf("dualtune serve: http://%s:%d/ (gallery %s, %lld items; write routes %s)\n",
-              o.host.find(':') != std::string::npos ? ("[" + o.host + "]").c_str() : o.host.c_str(), port, o.dir.c_str(),
+              o.host.find(':') != std::string::npos ? ("[" + o.host + "]").c_str() : o.host.c_str(), port, gallery->dir().c_str(),
               static_cast<long long>(st.items), so.token.empty() ? "disabled: no --token-file" : "need the bearer token");
   if (!is_loopback(o.host))
     std::printf("warning: listening on %s, not loopback: every read route (search, thumbnails, status) is open to "
@@ -101,7 +101,7 @@ void register_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   auto* c = app.add_subcommand("serve", "Serve a gallery over HTTP: a JSON API (search, status, backfill, add, "
                                         "report; docs/API.md) and a web page at /");
-  c->add_option("dir", o->dir, "gallery directory")->required();
+  c->add_option("dir", o->dir, "gallery: a directory, or a postgresql://USER@HOST:PORT/DB URL")->required();
   c->add_option("--host", o->host, "address to listen on (loopback by default; 0.0.0.0 = every interface)")
       ->capture_default_str();
   c->add_option("--port", o->port, "port (0 = any free port; the chosen one is printed)")

@@ -9,9 +9,10 @@
 
 namespace dualtune::gallery {
 
-Gallery::Gallery(std::string dir, std::unique_ptr<Store> store, OpenOptions options)
-    : dir_(std::move(dir)), options_(std::move(options)), store_(std::move(store)),
-      caches_(std::make_unique<detail::Caches>()) {
+Gallery::Gallery(std::string where, std::unique_ptr<Store> store, OpenOptions options)
+    : dir_(Store::display_name(where)), location_(std::move(where)), cache_dir_(store->cache_dir()),
+      options_(std::move(options)), store_(std::move(store)), caches_(std::make_unique<detail::Caches>()) {
+  if (cache_dir_.empty()) options_.write_cache = false;
   data_version_ = store_->data_version();
 }
 
@@ -222,7 +223,7 @@ void Gallery::retire(const std::string& name) {
   }
   {
     std::unique_lock<std::shared_mutex> cl(cache_mu_);
-    detail::drop_versions(*caches_, dir_, dropped);
+    detail::drop_versions(*caches_, cache_dir_, dropped);
   }
   invalidate_local();
 }

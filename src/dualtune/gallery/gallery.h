@@ -18,7 +18,7 @@
 //     and can be resumed later by another call (in this or another process) with exactly
 //     the result of an uninterrupted run: the plan (order, batch grid) is stored, and each
 //     batch is committed in one transaction.
-//   - Several processes may open the same gallery. SQLite serialises their writes; a
+//   - Several processes may open the same gallery. The database serialises their writes; a
 //     reader process picks up other processes' commits at its next search (refresh()).
 //
 // The class is a facade: its parts live in gallery_*.cc, one job each (lifecycle and
@@ -54,13 +54,20 @@ struct Caches;
 
 class Gallery {
  public:
-  /// Creates a gallery in dir with its deployed model.
+  /// Creates a gallery with its deployed model: in a directory (SQLite) or in the database
+  /// of a postgresql:// URL (store.h).
   static std::unique_ptr<Gallery> create(const std::string& dir, const ModelRegistration& deployed,
                                          const OpenOptions& options = {});
   static std::unique_ptr<Gallery> open(const std::string& dir, const OpenOptions& options = {});
   ~Gallery();
 
+  /// The gallery's name for messages: its directory, or its URL with the password masked.
   const std::string& dir() const { return dir_; }
+  /// The name it was opened with (what open() needs to open it again; may hold a password).
+  const std::string& location() const { return location_; }
+  /// Where files derived from the store live (index caches, uploads): the gallery
+  /// directory, or "" for a PostgreSQL gallery (caches in memory, rebuilt from the server).
+  const std::string& cache_dir() const { return cache_dir_; }
   GalleryStatus status();
   std::vector<ModelInfo> models();
   /// Throws naming the gallery's models when absent.
@@ -212,7 +219,7 @@ class Gallery {
                                    const CurveData& data, const std::vector<int64_t>& ids);
 
  private:
-  Gallery(std::string dir, std::unique_ptr<Store> store, OpenOptions options);
+  Gallery(std::string where, std::unique_ptr<Store> store, OpenOptions options);
   void refresh_locked();
   const detail::QueryPlan& query_plan_locked(const std::string& model);
   Merge merge_for(const detail::QueryPlan& plan, std::optional<Merge> requested) const;
@@ -224,10 +231,10 @@ class Gallery {
                        const std::vector<std::string>& query_keys, const std::vector<Merge>& merges,
                        std::vector<CurveSpec>& specs, std::vector<uint8_t>& has_new, std::vector<int64_t>& ids);
 
-  std::string dir_;
+  std::string dir_, location_, cache_dir_;
   OpenOptions options_;
   std::unique_ptr<Store> store_;
-  mutable std::mutex store_mu_;       ///< the SQLite connection
+  mutable std::mutex store_mu_;       ///< the store's connection
   mutable std::mutex writer_mu_;      ///< one writer call at a time
   mutable std::shared_mutex cache_mu_;
   std::unique_ptr<detail::Caches> caches_;    ///< indexes, query plans (cache_mu_)

@@ -1,55 +1,21 @@
 // Gallery backfill: the stored plan (which items get the rolling-out model's embedding,
 // in which order and batch grid), the pending share of each worker, committing embedded
-// batches, and the backfill loop itself, one per gallery at a time (DIR/backfill.lock).
+// batches, and the backfill loop itself, one per gallery at a time (Store::backfill_lock).
 #include "dualtune/gallery/gallery.h"
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "dualtune/gallery/gallery_internal.h"
 #include "dualtune/util/error.h"
 
-namespace fs = std::filesystem;
-
 namespace dualtune::gallery {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-/// Holds an exclusive flock on DIR/backfill.lock while a backfill runs (released by the
-/// kernel if the process dies).
-class BackfillLock {
- public:
-  explicit BackfillLock(const std::string& dir) {
-    const std::string path = (fs::path(dir) / "backfill.lock").string();
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-    DT_CHECK(fd_ >= 0, "gallery backfill: cannot open the lock file ", path);
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char buf[32] = {0};
-      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-      ::close(fd_);
-      DT_THROW("gallery ", dir, ": another backfill is running on this gallery (process ", n > 0 ? buf : "?",
-               "); expected none: one backfill at a time");
-    }
-    const std::string pid = std::to_string(::getpid());
-    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
-  }
-  ~BackfillLock() {
-    ::flock(fd_, LOCK_UN);
-    ::close(fd_);
-  }
-
- private:
-  int fd_ = -1;
-};
 
 /// The rolling-out model named in options (or the rolling-out one).
 ModelInfo backfill_model(Store& store, const std::string& dir, const std::string& name) {
@@ -219,7 +185,11 @@ BackfillReport Gallery::backfill(const BackfillOptions& opt_in, ImageEmbedder& e
     std::atomic<bool>& f;
     ~Reset() { f.store(false); }
   } reset{backfill_running_};
-  BackfillLock lock(dir_);
+  std::unique_ptr<Store::Lock> lock;
+  {
+    std::lock_guard<std::mutex> lk(store_mu_);
+    lock = store_->backfill_lock();  // one backfill per gallery, also across processes
+  }
   const auto t0 = Clock::now();
   BackfillOptions opt = opt_in;
   {

@@ -34,13 +34,13 @@ Gallery::FitReport Gallery::fit_transition(const std::string& name, int64_t n, c
   rep.predictor = fit_discrepancy_predictor(n, dep.dim, old_vectors, m.dim, new_vectors);
   {
     std::lock_guard<std::mutex> lk(store_mu_);
-    sql::Transaction t(store_->db());
+    auto t = store_->transaction(true);
     if (labels) {
       store_->save_fit("calibration", m.id, m.version_id, rep.cal_new.to_json());
       store_->save_fit("calibration", m.id, dep.version_id, rep.cal_old.to_json());
     }
     store_->save_fit("order", m.id, dep.version_id, rep.predictor.to_json());
-    t.commit();
+    t->commit();
   }
   invalidate_local();
   return rep;

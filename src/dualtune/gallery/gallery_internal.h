@@ -44,9 +44,10 @@ struct Caches {
   std::map<std::string, QueryPlan> plans;  ///< by query model name
 };
 
-/// Forgets the dropped versions: their indexes in memory and in DIR/index/, and every
-/// query plan (gallery_query_plan.cc). The caller holds the cache lock exclusively.
-void drop_versions(Caches& caches, const std::string& dir, const std::vector<VersionInfo>& dropped);
+/// Forgets the dropped versions: their indexes in memory and in CACHE_DIR/index/ (none
+/// when cache_dir is ""), and every query plan (gallery_query_plan.cc). The caller holds
+/// the cache lock exclusively.
+void drop_versions(Caches& caches, const std::string& cache_dir, const std::vector<VersionInfo>& dropped);
 
 /// The aligned merge's per-query maps of each slot's scores onto the base (last) slot's
 /// scale: key = a[slot][query] · score + b[slot][query]. Slots without a fit keep a = 1,

@@ -16,14 +16,15 @@ namespace dualtune::gallery {
 
 namespace detail {
 
-void drop_versions(Caches& caches, const std::string& dir, const std::vector<VersionInfo>& dropped) {
+void drop_versions(Caches& caches, const std::string& cache_dir, const std::vector<VersionInfo>& dropped) {
   for (const auto& v : dropped) {
     for (auto it = caches.flat.begin(); it != caches.flat.end();)
       it = it->first.first == v.id ? caches.flat.erase(it) : std::next(it);
     for (auto it = caches.ann.begin(); it != caches.ann.end();)
       it = std::get<0>(it->first) == v.id ? caches.ann.erase(it) : std::next(it);
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(fs::path(dir) / "index", ec))
+    if (cache_dir.empty()) continue;  // no cache files (PostgreSQL)
+    for (const auto& e : fs::directory_iterator(fs::path(cache_dir) / "index", ec))
       if (e.path().filename().string().rfind(v.name + ".d", 0) == 0) fs::remove(e.path(), ec);
   }
   caches.plans.clear();
@@ -48,7 +49,7 @@ void Gallery::refresh() {
 
 void Gallery::refresh_locked() {
   std::lock_guard<std::mutex> lk(store_mu_);
-  sql::Transaction snapshot(store_->db(), false);  // every index tops up from one snapshot
+  auto snapshot = store_->transaction(false);  // every index tops up from one snapshot
   for (auto& [key, idx] : caches_->flat) {
     const VersionInfo v = store_->version(key.first);
     if (v.generation != idx->header().generation) {
@@ -59,15 +60,16 @@ void Gallery::refresh_locked() {
     idx->top_up(*store_);
   }
   for (auto& [key, ann] : caches_->ann) ann->top_up(*caches_->flat.at({std::get<0>(key), std::get<1>(key)}));
-  snapshot.commit();
+  snapshot->commit();
   caches_->plans.clear();  // roles, masks and calibrations are rebuilt at the next search
 }
 
 void Gallery::flush_caches() {
+  if (cache_dir_.empty()) return;  // caches live in memory only (PostgreSQL)
   std::shared_lock<std::shared_mutex> cl(cache_mu_);
   std::lock_guard<std::mutex> lk(store_mu_);
   for (const auto& [key, idx] : caches_->flat) {
-    const std::string path = VectorIndex::cache_path(dir_, store_->version(key.first), key.second, "flat");
+    const std::string path = VectorIndex::cache_path(cache_dir_, store_->version(key.first), key.second, "flat");
     idx->save(path);
   }
 }

@@ -110,7 +110,7 @@ SearchResult Gallery::search(const std::string& name, int64_t nq, const float* q
           AnnOptions a = opt.ann;
           a.type = opt.index;
           std::string notice;
-          ann = AnnIndex::open(dir_, *s.index, s.version, a, options_.write_cache, &notice);
+          ann = AnnIndex::open(cache_dir_, *s.index, s.version, a, options_.write_cache, &notice);
           if (!notice.empty() && options_.notice) options_.notice(notice);
         }
       }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "dualtune/util/error.h"
+
 namespace dualtune::gallery {
 namespace {
 
@@ -52,6 +54,36 @@ nlohmann::json history_json(const std::vector<HistoryEvent>& history) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& e : history) out.push_back(history_event_json(e));
   return out;
+}
+
+std::string history_detail_json(const HistoryEvent& e) {
+  nlohmann::json j{{"deployed", e.deployed}, {"note", e.note}};
+  if (e.has_gate) j["gate"] = gate_json(e.gate);
+  return j.dump();
+}
+
+void read_history_detail(const std::string& text, HistoryEvent& e) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  DT_CHECK(j.is_object(), "gallery: history event ", e.id, " has a detail that is not a JSON object: ", text);
+  e.deployed = j.value("deployed", "");
+  e.note = j.value("note", "");
+  const auto g = j.find("gate");
+  e.has_gate = g != j.end() && g->is_object();
+  if (e.has_gate) e.gate = gate_from_json(*g);
+}
+
+const HistoryEvent* current_rollout(const GalleryStatus& st) {
+  std::string name;
+  for (const Role want : {Role::kRollingOut, Role::kDeployed}) {
+    for (const auto& m : st.models)
+      if (m.model.role == want) name = m.model.name;
+    if (!name.empty()) {
+      for (auto it = st.history.rbegin(); it != st.history.rend(); ++it)
+        if (it->event == "rollout" && it->model == name) return &*it;
+      if (want == Role::kRollingOut) return nullptr;  // rolled out before the history existed
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace dualtune::gallery

@@ -1,10 +1,13 @@
-// Store: the database file itself. The schema (below, version kSchemaVersion), creating
-// a gallery database and opening one (checked to be a dualtune gallery of this schema),
-// and whole-database facts (uuid, data version, integrity). The tables' reads and writes
+// SqliteStore: the database file itself. The schema (below, version kSchemaVersion),
+// creating a gallery database and opening one (checked to be a dualtune gallery of this
+// schema), whole-database facts (uuid, data version, integrity), transactions and the
+// backfill lock. The tables' reads and writes
 // are in store_models.cc (models, versions, fits), store_items.cc (sources, items,
 // vectors) and store_plans.cc (backfill plans and failures).
-#include "dualtune/gallery/store.h"
+#include "dualtune/gallery/sqlite_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -78,6 +81,10 @@ CREATE TABLE fits (
   PRIMARY KEY (kind, query_model_id, version_id)) WITHOUT ROWID;
 )sql";
 
+}  // namespace
+
+namespace detail {
+
 std::string random_uuid() {
   std::random_device rd;
   std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
@@ -87,6 +94,10 @@ std::string random_uuid() {
                 static_cast<unsigned long long>(rng()));
   return buf;
 }
+
+}  // namespace detail
+
+namespace {
 
 void configure(sql::Db& db, bool read_only) {
   db.exec("PRAGMA foreign_keys = ON");
@@ -109,9 +120,9 @@ std::string now_utc() {
 
 std::string Store::db_path(const std::string& dir) { return (fs::path(dir) / "gallery.db").string(); }
 
-Store::Store(std::string dir, std::unique_ptr<sql::Db> db) : dir_(std::move(dir)), db_(std::move(db)) {}
+SqliteStore::SqliteStore(std::string dir, std::unique_ptr<sql::Db> db) : Store(std::move(dir)), db_(std::move(db)) {}
 
-std::unique_ptr<Store> Store::create(const std::string& dir) {
+std::unique_ptr<SqliteStore> SqliteStore::create(const std::string& dir) {
   const std::string path = db_path(dir);
   DT_CHECK(!fs::exists(path), "gallery create: ", dir, " already holds a gallery (", path,
            "); expected a new or empty directory");
@@ -128,7 +139,7 @@ std::unique_ptr<Store> Store::create(const std::string& dir) {
       db.exec("PRAGMA application_id = " + std::to_string(kApplicationId));
       sql::Transaction t(db);
       db.exec(kSchema);
-      db.prepare("INSERT INTO meta(key, value) VALUES ('uuid', ?)").bind(1, random_uuid()).run();
+      db.prepare("INSERT INTO meta(key, value) VALUES ('uuid', ?)").bind(1, detail::random_uuid()).run();
       db.prepare("INSERT INTO meta(key, value) VALUES ('created', ?)").bind(1, detail::now_utc()).run();
       db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
       t.commit();
@@ -143,7 +154,7 @@ std::unique_ptr<Store> Store::create(const std::string& dir) {
   return open(dir);
 }
 
-std::unique_ptr<Store> Store::open(const std::string& dir, bool read_only) {
+std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir, bool read_only) {
   const std::string path = db_path(dir);
   DT_CHECK(fs::is_regular_file(path), "no gallery at ", dir, ": expected the database ", path,
            " (make one with `dualtune gallery create`)");
@@ -167,22 +178,70 @@ std::unique_ptr<Store> Store::open(const std::string& dir, bool read_only) {
            " (written by another dualtune version)");
   if (!read_only) detail::upgrade_lifecycle_schema(*db);
   configure(*db, read_only);
-  auto store = std::unique_ptr<Store>(new Store(dir, std::move(db)));
+  auto store = std::unique_ptr<SqliteStore>(new SqliteStore(dir, std::move(db)));
   DT_CHECK(!store->uuid().empty(), path, " is damaged: its meta table has no uuid");
   return store;
 }
 
-std::string Store::uuid() {
+std::string SqliteStore::uuid() {
   auto s = db_->prepare("SELECT value FROM meta WHERE key = 'uuid'");
   return s.step() ? s.column_text(0) : "";
 }
 
-int64_t Store::data_version() {
+int64_t SqliteStore::data_version() {
   auto s = db_->prepare("PRAGMA data_version");
   return detail::int_value(s);
 }
 
-std::string Store::integrity_check() {
+std::string SqliteStore::cache_dir() const { return dir_; }
+
+namespace {
+
+class SqliteTransaction final : public Store::Transaction {
+ public:
+  SqliteTransaction(sql::Db& db, bool write) : t_(db, write) {}
+  void commit() override { t_.commit(); }
+
+ private:
+  sql::Transaction t_;
+};
+
+/// An exclusive flock on DIR/backfill.lock (released by the kernel if the process dies);
+/// the file holds the holder's pid for the message of the next one.
+class FileLock final : public Store::Lock {
+ public:
+  explicit FileLock(const std::string& dir) {
+    const std::string path = (fs::path(dir) / "backfill.lock").string();
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+    DT_CHECK(fd_ >= 0, "gallery backfill: cannot open the lock file ", path);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {0};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      DT_THROW("gallery ", dir, ": another backfill is running on this gallery (process ", n > 0 ? buf : "?",
+               "); expected none: one backfill at a time");
+    }
+    const std::string pid = std::to_string(::getpid());
+    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+  ~FileLock() override {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<Store::Transaction> SqliteStore::transaction(bool write) {
+  return std::make_unique<SqliteTransaction>(*db_, write);
+}
+
+std::unique_ptr<Store::Lock> SqliteStore::backfill_lock() { return std::make_unique<FileLock>(dir_); }
+
+std::string SqliteStore::integrity_check() {
   auto s = db_->prepare("PRAGMA quick_check");
   std::string out;
   while (s.step()) out += (out.empty() ? "" : "; ") + s.column_text(0);

@@ -1,11 +1,15 @@
 #pragma once
-// The gallery's source of truth: one SQLite database, DIR/gallery.db, in WAL mode
-// (readers never block the writer and see whole transactions only). Every write below
-// is one transaction, so a process killed at any instant leaves either all of a call's
-// rows or none of them. FAISS indexes (vector_index.h) are caches derived from it.
+// The gallery's source of truth, behind one interface with two implementations:
+//   SqliteStore (sqlite_store.h)  the embedded default: DIR/gallery.db, one file.
+//   PgStore     (pg_store.h)      a PostgreSQL database named by a postgresql:// URL.
+// Both keep the same schema, the same invariants and the same behaviour, and one test
+// suite (tests/store/) runs against both. FAISS indexes (vector_index.h) are caches
+// derived from the store. Every write below is one transaction, so a process killed at
+// any instant leaves either all of a call's rows or none of them.
 //
-// Schema (version kSchemaVersion, in PRAGMA user_version; PRAGMA application_id marks
-// the file as a dualtune gallery):
+// Schema (version kSchemaVersion; the SQLite file keeps it in PRAGMA user_version and is
+// marked by PRAGMA application_id, PostgreSQL in meta rows 'schema_version' and
+// 'application'):
 //   meta(key, value)                      uuid, created
 //   models(id, name, dim, path, config_hash, role, created)
 //   versions(id, name, model_id, dim, derived_from, transform, generation)
@@ -13,9 +17,10 @@
 //                                         fields, or {"format":"files"}: the key is a path)
 //   items(id, key UNIQUE, label, cam, source_id)
 //   embeddings(seq, item_id, version_id, vec)   vec = dim float32 little-endian, as the
-//                                         model produced it; UNIQUE(item_id, version_id);
-//                                         seq (AUTOINCREMENT) orders writes, so a cache
-//                                         holding seq <= S tops up with seq > S
+//                                         model produced it (SQLite BLOB, PostgreSQL
+//                                         bytea); UNIQUE(item_id, version_id); seq orders
+//                                         writes, so a cache holding seq <= S tops up with
+//                                         seq > S
 //   plans(version_id, order_name, seed, batch_size, planned, created)
 //   plan_items(version_id, position, item_id)   the backfill order, fixed once planned
 //   failures(version_id, item_id, error)  items a backfill skipped (not retried)
@@ -23,34 +28,35 @@
 //                                         score calibration and the order predictor
 //   history(id, time, event, model, detail)   the lifecycle: rollouts (with their
 //                                         compatibility gate), rollbacks, retirements;
-//                                         detail = JSON (store_history.cc gives its fields)
-// models.role is one of 'deployed', 'rolling_out', 'retired', 'rolled_back'. Galleries
-// made before the history table and the rolled_back role get both at their first
-// writable open (store_history.cc: the models table is rebuilt with the wider CHECK, the
-// rows kept as they are); opened read-only they read as having no history.
+//                                         detail = JSON (history_json.h gives its fields)
+// models.role is one of 'deployed', 'rolling_out', 'retired', 'rolled_back'. SQLite
+// galleries made before the history table and the rolled_back role get both at their
+// first writable open (store_history.cc: the models table is rebuilt with the wider
+// CHECK, the rows kept as they are); opened read-only they read as having no history.
+// PostgreSQL galleries have both from their creation.
 // Vectors are immutable once written: a different model is a different version.
 //
-// Implementation, one job a file: store.cc (schema, create, open), store_models.cc
-// (models, versions, fits), store_items.cc (sources, items, vectors), store_plans.cc
-// (backfill plans, failures), store_history.cc (lifecycle history, rolled-back role).
+// Adding a method: declare it pure virtual here, implement it in SqliteStore (store*.cc)
+// and PgStore (pg_store*.cc), and add its contract to tests/store/test_store_contract.cc
+// so that both run it.
 //
-// Threading: a Store is one SQLite connection and is NOT safe for concurrent use; the
-// Gallery serialises access with its own mutexes. Several processes may open the same
-// gallery; SQLite's locks serialise their writers.
+// Threading: a Store is one connection and is NOT safe for concurrent use; the Gallery
+// serialises access with its own mutexes. Several processes may open the same gallery;
+// the database serialises their writers.
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
-#include "dualtune/gallery/sqlite.h"
 #include "dualtune/gallery/types.h"
 
 namespace dualtune::gallery {
 
 inline constexpr int kSchemaVersion = 1;
-/// PRAGMA application_id of a gallery database ("DTGL").
+/// PRAGMA application_id of an SQLite gallery database ("DTGL").
 inline constexpr int32_t kApplicationId = 0x4454474c;
 
 /// Vectors of one version for some items, for one write.
@@ -77,122 +83,151 @@ struct ItemRow {
 
 class Store {
  public:
-  /// DIR/gallery.db
+  /// What a gallery is called on the command line: a directory (SQLite) or a
+  /// postgresql://USER@HOST:PORT/DATABASE URL (PostgreSQL, also postgres://).
+  static bool is_url(const std::string& where);
+  /// The name to print: the directory, or the URL with its password masked.
+  static std::string display_name(const std::string& where);
+  /// DIR/gallery.db (SQLite galleries)
   static std::string db_path(const std::string& dir);
-  /// Creates DIR (if needed) and a new, empty gallery database in it; fails when DIR
-  /// already holds one.
-  static std::unique_ptr<Store> create(const std::string& dir);
-  /// Opens an existing gallery. Throws naming the file when it is missing, not an
-  /// SQLite database, another application's database, or of another schema version.
-  static std::unique_ptr<Store> open(const std::string& dir, bool read_only = false);
+  /// Creates a new, empty gallery: DIR (if needed) and its database, or the schema in
+  /// the URL's database. Fails when it already holds one.
+  static std::unique_ptr<Store> create(const std::string& where);
+  /// Opens an existing gallery. Throws naming the file or server when it is missing, not
+  /// a gallery, of another schema version, unreachable or refuses the credentials.
+  static std::unique_ptr<Store> open(const std::string& where, bool read_only = false);
 
+  virtual ~Store() = default;
+  /// The gallery's name for messages (display_name: never a password).
   const std::string& dir() const { return dir_; }
-  std::string uuid();
-  /// Changes whenever another connection commits (PRAGMA data_version).
-  int64_t data_version();
-  /// PRAGMA quick_check: "ok" or SQLite's findings.
-  std::string integrity_check();
+  /// Directory for local files derived from the store (index caches, the backfill lock):
+  /// the gallery directory (SQLite), "" for PostgreSQL (caches live in memory and are
+  /// rebuilt from the server; nothing local to go stale).
+  virtual std::string cache_dir() const = 0;
+  virtual std::string uuid() = 0;
+  /// Changes whenever another connection commits (SQLite: PRAGMA data_version;
+  /// PostgreSQL: the write sequence every write transaction bumps). A cache that saw
+  /// value V and reads V again has seen every committed write.
+  virtual int64_t data_version() = 0;
+  /// "ok" or the findings (SQLite: PRAGMA quick_check; PostgreSQL: schema version, vector
+  /// sizes and plan counts).
+  virtual std::string integrity_check() = 0;
+
+  /// Groups several calls into one transaction (write) or one read snapshot; rolled back
+  /// by the destructor unless committed. Calls inside join it.
+  class Transaction {
+   public:
+    virtual ~Transaction() = default;
+    virtual void commit() = 0;
+  };
+  virtual std::unique_ptr<Transaction> transaction(bool write) = 0;
+  /// Held while a backfill runs: one backfill at a time per gallery (SQLite: flock of
+  /// DIR/backfill.lock; PostgreSQL: an advisory lock), released when the process dies.
+  /// Throws naming the holder when another backfill holds it.
+  class Lock {
+   public:
+    virtual ~Lock() = default;
+  };
+  virtual std::unique_ptr<Lock> backfill_lock() = 0;
 
   // --- models and versions -------------------------------------------------------
-  std::vector<ModelInfo> models();
-  std::vector<VersionInfo> versions();
+  virtual std::vector<ModelInfo> models() = 0;
+  virtual std::vector<VersionInfo> versions() = 0;
   /// Throws naming the gallery's models when `name` is not one of them.
-  ModelInfo model(const std::string& name);
-  VersionInfo version(int64_t id);
+  virtual ModelInfo model(const std::string& name) = 0;
+  virtual VersionInfo version(int64_t id) = 0;
   /// Registers a model and its native version (one transaction, with `record` appended
   /// to the history when given). Names are unique.
-  ModelInfo add_model(const std::string& name, int64_t dim, const std::string& path, const std::string& config_hash,
-                      Role role, const HistoryEvent* record = nullptr);
-  void set_role(int64_t model_id, Role role);
+  virtual ModelInfo add_model(const std::string& name, int64_t dim, const std::string& path,
+                              const std::string& config_hash, Role role, const HistoryEvent* record = nullptr) = 0;
+  virtual void set_role(int64_t model_id, Role role) = 0;
   /// Registers a derived version in model_id's space: vectors mapped from
   /// version `derived_from` by `transform`.
-  VersionInfo add_derived_version(const std::string& name, int64_t model_id, int64_t dim, int64_t derived_from,
-                                  const std::string& transform);
+  virtual VersionInfo add_derived_version(const std::string& name, int64_t model_id, int64_t dim,
+                                          int64_t derived_from, const std::string& transform) = 0;
 
   // --- items and vectors ---------------------------------------------------------
   /// Id of the source with this JSON spec, inserted if new.
-  int64_t add_source(const std::string& spec_json);
-  std::string source_spec(int64_t id);
-  int64_t item_count();
+  virtual int64_t add_source(const std::string& spec_json) = 0;
+  virtual std::string source_spec(int64_t id) = 0;
+  virtual int64_t item_count() = 0;
   /// Items whose key is in `keys` -> their ids (-1 when absent), in the order of keys.
-  std::vector<int64_t> find_keys(const std::vector<std::string>& keys);
+  virtual std::vector<int64_t> find_keys(const std::vector<std::string>& keys) = 0;
   /// Inserts items and their vectors of each given version in ONE transaction (all or
   /// none). Keys must be new (callers check with find_keys and say which are not).
   /// Returns the new item ids, in order.
-  std::vector<int64_t> add_items(const std::vector<ItemRecord>& items, const std::vector<VersionRows>& rows);
+  virtual std::vector<int64_t> add_items(const std::vector<ItemRecord>& items,
+                                         const std::vector<VersionRows>& rows) = 0;
   /// Inserts vectors of one version for existing items, in ONE transaction, together with
   /// `failures` (item id, error) of the same version. An item that already has a vector
   /// of this version is an error (vectors are immutable), or, with keep_existing, keeps it
   /// (the first write wins; two backfills racing on one item store it once). Returns the
   /// number of vectors stored.
-  int64_t add_vectors(const std::vector<int64_t>& item_ids, const VersionRows& rows,
-                      const std::vector<std::pair<int64_t, std::string>>& failures = {}, bool keep_existing = false);
+  virtual int64_t add_vectors(const std::vector<int64_t>& item_ids, const VersionRows& rows,
+                              const std::vector<std::pair<int64_t, std::string>>& failures = {},
+                              bool keep_existing = false) = 0;
   /// Number of items with a vector of the version.
-  int64_t count_vectors(int64_t version_id);
+  virtual int64_t count_vectors(int64_t version_id) = 0;
   /// Ids (ascending) of the items with / without a vector of the version.
-  std::vector<int64_t> items_with(int64_t version_id);
-  std::vector<int64_t> items_without(int64_t version_id);
+  virtual std::vector<int64_t> items_with(int64_t version_id) = 0;
+  virtual std::vector<int64_t> items_without(int64_t version_id) = 0;
   /// Largest seq of the version's vectors (0 when none).
-  int64_t max_seq(int64_t version_id);
+  virtual int64_t max_seq(int64_t version_id) = 0;
   /// Calls fn(seq, item_id, vector) for every vector of the version with seq > after_seq,
   /// in seq order; vector has the version's dim floats (valid during the call only).
-  void for_each_vector(int64_t version_id, int64_t after_seq,
-                       const std::function<void(int64_t seq, int64_t item_id, const float* v)>& fn);
+  virtual void for_each_vector(int64_t version_id, int64_t after_seq,
+                               const std::function<void(int64_t seq, int64_t item_id, const float* v)>& fn) = 0;
   /// The vectors of the version for `item_ids` (n × dim); has[i] = 0 when item i has none.
-  std::vector<float> vectors_of(int64_t version_id, const std::vector<int64_t>& item_ids, std::vector<uint8_t>& has);
+  virtual std::vector<float> vectors_of(int64_t version_id, const std::vector<int64_t>& item_ids,
+                                        std::vector<uint8_t>& has) = 0;
   /// Every item's fields, id ascending.
-  std::vector<ItemRow> items();
+  virtual std::vector<ItemRow> items() = 0;
   /// Fields of the given items (same order); throws on an unknown id.
-  std::vector<ItemRow> items(const std::vector<int64_t>& ids);
+  virtual std::vector<ItemRow> items(const std::vector<int64_t>& ids) = 0;
   /// Items in id order, skipping the first `offset`, at most `limit` of them.
-  std::vector<ItemRow> items_page(int64_t offset, int64_t limit);
+  virtual std::vector<ItemRow> items_page(int64_t offset, int64_t limit) = 0;
   /// For each item id, the ids of the versions it has a vector of (ascending).
-  std::vector<std::vector<int64_t>> item_versions(const std::vector<int64_t>& ids);
+  virtual std::vector<std::vector<int64_t>> item_versions(const std::vector<int64_t>& ids) = 0;
   /// Retires a model in ONE transaction: its role becomes retired, `promote` (0: none)
   /// becomes deployed, and every vector of `drop_versions` is deleted (their generations
   /// bumped, their plans and failures dropped), with `record` appended to the history
   /// when given. Returns the vectors deleted.
-  int64_t retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions,
-                       const HistoryEvent* record = nullptr);
+  virtual int64_t retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions,
+                               const HistoryEvent* record = nullptr) = 0;
 
   // --- backfill plans -------------------------------------------------------------
   /// Stores the plan of plan.version_id, replacing any earlier one (one transaction).
-  void save_plan(const Plan& plan);
+  virtual void save_plan(const Plan& plan) = 0;
   /// The plan of the version; false when there is none.
-  bool load_plan(int64_t version_id, Plan& plan);
+  virtual bool load_plan(int64_t version_id, Plan& plan) = 0;
   /// (planned, embedded, failed) counts of the version's plan; all 0 without a plan.
-  std::tuple<int64_t, int64_t, int64_t> plan_counts(int64_t version_id);
+  virtual std::tuple<int64_t, int64_t, int64_t> plan_counts(int64_t version_id) = 0;
   /// Failures recorded for the version: (item id, error), id ascending.
-  std::vector<std::pair<int64_t, std::string>> failures(int64_t version_id);
+  virtual std::vector<std::pair<int64_t, std::string>> failures(int64_t version_id) = 0;
   /// Forgets the failures of the version (they are retried by the next backfill).
-  void clear_failures(int64_t version_id);
+  virtual void clear_failures(int64_t version_id) = 0;
 
   // --- fitted parameters (JSON text) ----------------------------------------------
-  void save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id, const std::string& params);
+  virtual void save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id,
+                        const std::string& params) = 0;
   /// "" when absent.
-  std::string load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id);
+  virtual std::string load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id) = 0;
 
-  // --- lifecycle history (store_history.cc) ----------------------------------------
-  // SQL to port to another store: the history table
-  //   history(id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, event TEXT NOT NULL
-  //           CHECK (event IN ('rollout','rollback','retire')), model TEXT NOT NULL,
-  //           detail TEXT NOT NULL)
-  // and 'rolled_back' among models.role's allowed values.
+  // --- lifecycle history (SQLite: store_history.cc; PostgreSQL: pg_store_history.cc) --
+  // The history table (store.h's header comment); history.detail is the JSON object of
+  // history_json.h's history_detail_json.
   /// Appends one event (time = now; e.id and e.time are ignored). Runs inside the
   /// caller's transaction when one is open, so the event commits with the change it records.
-  void add_history(const HistoryEvent& e);
-  /// Every event, oldest first.
-  std::vector<HistoryEvent> history();
+  virtual void add_history(const HistoryEvent& e) = 0;
+  /// Every event, oldest first (ORDER BY id).
+  virtual std::vector<HistoryEvent> history() = 0;
   /// Sets the model's role and appends `record`, in ONE transaction (a rollback; a
   /// rolled-back model rolled out again).
-  void set_role_recorded(int64_t model_id, Role role, const HistoryEvent& record);
+  virtual void set_role_recorded(int64_t model_id, Role role, const HistoryEvent& record) = 0;
 
-  sql::Db& db() { return *db_; }
-
- private:
-  Store(std::string dir, std::unique_ptr<sql::Db> db);
+ protected:
+  explicit Store(std::string dir) : dir_(std::move(dir)) {}
   std::string dir_;
-  std::unique_ptr<sql::Db> db_;
 };
 
 }  // namespace dualtune::gallery

@@ -1,10 +1,9 @@
-// Store: the lifecycle history (rollouts with their compatibility gate, rollbacks,
+// SqliteStore: the lifecycle history (rollouts with their compatibility gate, rollbacks,
 // retirements) and the schema pieces it needs: the history table and the rolled_back
 // role, added to a gallery database made before them at its first writable open.
 //
-// history.detail is a JSON object {"deployed": "old", "note": "...", "gate": {...}}, the
-// gate as history_json.h writes it, only on rollout events.
-#include "dualtune/gallery/store.h"
+// history.detail is the JSON object of history_json.h (history_detail_json).
+#include "dualtune/gallery/sqlite_store.h"
 
 #include "dualtune/gallery/history_json.h"
 #include "dualtune/gallery/store_internal.h"
@@ -50,22 +49,6 @@ std::pair<bool, bool> lifecycle_schema(sql::Db& db) {
   return {history, rolled_back};
 }
 
-std::string detail_json(const HistoryEvent& e) {
-  nlohmann::json j{{"deployed", e.deployed}, {"note", e.note}};
-  if (e.has_gate) j["gate"] = gate_json(e.gate);
-  return j.dump();
-}
-
-void read_detail(const std::string& text, HistoryEvent& e) {
-  const auto j = nlohmann::json::parse(text, nullptr, false);
-  DT_CHECK(j.is_object(), "gallery: history event ", e.id, " has a detail that is not a JSON object: ", text);
-  e.deployed = j.value("deployed", "");
-  e.note = j.value("note", "");
-  const auto g = j.find("gate");
-  e.has_gate = g != j.end() && g->is_object();
-  if (e.has_gate) e.gate = gate_from_json(*g);
-}
-
 }  // namespace
 
 namespace detail {
@@ -85,28 +68,14 @@ void upgrade_lifecycle_schema(sql::Db& db) {
 
 }  // namespace detail
 
-const HistoryEvent* current_rollout(const GalleryStatus& st) {
-  std::string name;
-  for (const Role want : {Role::kRollingOut, Role::kDeployed}) {
-    for (const auto& m : st.models)
-      if (m.model.role == want) name = m.model.name;
-    if (!name.empty()) {
-      for (auto it = st.history.rbegin(); it != st.history.rend(); ++it)
-        if (it->event == "rollout" && it->model == name) return &*it;
-      if (want == Role::kRollingOut) return nullptr;  // rolled out before the history existed
-    }
-  }
-  return nullptr;
-}
-
-void Store::add_history(const HistoryEvent& e) {
+void SqliteStore::add_history(const HistoryEvent& e) {
   DT_CHECK(e.event == "rollout" || e.event == "rollback" || e.event == "retire",
            "gallery: expected a history event rollout, rollback or retire, found '", e.event, "'");
   db_->prepare("INSERT INTO history(time, event, model, detail) VALUES (?, ?, ?, ?)")
-      .bind(1, detail::now_utc()).bind(2, e.event).bind(3, e.model).bind(4, detail_json(e)).run();
+      .bind(1, detail::now_utc()).bind(2, e.event).bind(3, e.model).bind(4, history_detail_json(e)).run();
 }
 
-std::vector<HistoryEvent> Store::history() {
+std::vector<HistoryEvent> SqliteStore::history() {
   std::vector<HistoryEvent> out;
   if (!lifecycle_schema(*db_).first) return out;  // a gallery from before the table, opened read-only
   auto s = db_->prepare("SELECT id, time, event, model, detail FROM history ORDER BY id");
@@ -116,13 +85,13 @@ std::vector<HistoryEvent> Store::history() {
     e.time = s.column_text(1);
     e.event = s.column_text(2);
     e.model = s.column_text(3);
-    read_detail(s.column_text(4), e);
+    read_history_detail(s.column_text(4), e);
     out.push_back(std::move(e));
   }
   return out;
 }
 
-void Store::set_role_recorded(int64_t model_id, Role role, const HistoryEvent& record) {
+void SqliteStore::set_role_recorded(int64_t model_id, Role role, const HistoryEvent& record) {
   sql::Transaction t(*db_);
   set_role(model_id, role);
   add_history(record);

@@ -1,6 +1,7 @@
 #pragma once
-// Private to the Store's translation units (store*.cc): helpers for reading rows, the
-// timestamp format every table's `created` column uses, and the lifecycle schema upgrade.
+// Private to the stores' translation units (store*.cc, pg_store*.cc): helpers for
+// reading SQLite rows, the timestamp format every table's `created` column uses, the
+// uuid of a new gallery and the SQLite lifecycle schema upgrade.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,9 +12,11 @@ namespace dualtune::gallery::detail {
 
 /// Now as ISO 8601 UTC, e.g. 2026-01-31T12:00:00Z.
 std::string now_utc();
+/// A new gallery's uuid: 32 random hex digits.
+std::string random_uuid();
 
 /// Gives a gallery database made before them the history table and the rolled_back
-/// role (store_history.cc); nothing when it has both. Called by Store::open on a writable
+/// role (store_history.cc); nothing when it has both. Called by SqliteStore::open on a writable
 /// connection before foreign keys are switched on.
 void upgrade_lifecycle_schema(sql::Db& db);
 

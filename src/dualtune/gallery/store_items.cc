@@ -1,7 +1,7 @@
 // Store: the gallery's contents. Image sources, items and their vectors: inserts (each
 // call one transaction, vectors immutable once written) and the reads search, backfill
 // and evaluation need. A vector is stored as its dim float32s, little-endian, in a BLOB.
-#include "dualtune/gallery/store.h"
+#include "dualtune/gallery/sqlite_store.h"
 
 #include <cstring>
 
@@ -13,7 +13,7 @@ namespace dualtune::gallery {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "vectors are stored as little-endian float32");
 
-int64_t Store::add_source(const std::string& spec_json) {
+int64_t SqliteStore::add_source(const std::string& spec_json) {
   db_->prepare("INSERT OR IGNORE INTO sources(spec) VALUES (?)").bind(1, spec_json).run();
   auto s = db_->prepare("SELECT id FROM sources WHERE spec = ?");
   s.bind(1, spec_json);
@@ -21,19 +21,19 @@ int64_t Store::add_source(const std::string& spec_json) {
   return s.column_int(0);
 }
 
-std::string Store::source_spec(int64_t id) {
+std::string SqliteStore::source_spec(int64_t id) {
   auto s = db_->prepare("SELECT spec FROM sources WHERE id = ?");
   s.bind(1, id);
   DT_CHECK(s.step(), "gallery ", dir_, ": no image source with id ", id);
   return s.column_text(0);
 }
 
-int64_t Store::item_count() {
+int64_t SqliteStore::item_count() {
   auto s = db_->prepare("SELECT count(*) FROM items");
   return detail::int_value(s);
 }
 
-std::vector<int64_t> Store::find_keys(const std::vector<std::string>& keys) {
+std::vector<int64_t> SqliteStore::find_keys(const std::vector<std::string>& keys) {
   auto s = db_->prepare("SELECT id FROM items WHERE key = ?");
   std::vector<int64_t> out;
   out.reserve(keys.size());
@@ -79,7 +79,7 @@ void check_rows(sql::Db& db, const VersionRows& r) {
 
 }  // namespace
 
-std::vector<int64_t> Store::add_items(const std::vector<ItemRecord>& items, const std::vector<VersionRows>& rows) {
+std::vector<int64_t> SqliteStore::add_items(const std::vector<ItemRecord>& items, const std::vector<VersionRows>& rows) {
   DT_CHECK(!rows.empty() || items.empty(), "gallery: an item needs at least one embedding (none given)");
   sql::Transaction t(*db_);
   for (const auto& r : rows) check_rows(*db_, r);
@@ -104,7 +104,7 @@ std::vector<int64_t> Store::add_items(const std::vector<ItemRecord>& items, cons
   return ids;
 }
 
-int64_t Store::add_vectors(const std::vector<int64_t>& item_ids, const VersionRows& rows,
+int64_t SqliteStore::add_vectors(const std::vector<int64_t>& item_ids, const VersionRows& rows,
                            const std::vector<std::pair<int64_t, std::string>>& failures, bool keep_existing) {
   sql::Transaction t(*db_);
   check_rows(*db_, rows);
@@ -117,32 +117,32 @@ int64_t Store::add_vectors(const std::vector<int64_t>& item_ids, const VersionRo
   return stored;
 }
 
-int64_t Store::count_vectors(int64_t version_id) {
+int64_t SqliteStore::count_vectors(int64_t version_id) {
   auto s = db_->prepare("SELECT count(*) FROM embeddings WHERE version_id = ?");
   s.bind(1, version_id);
   return detail::int_value(s);
 }
 
-std::vector<int64_t> Store::items_with(int64_t version_id) {
+std::vector<int64_t> SqliteStore::items_with(int64_t version_id) {
   auto s = db_->prepare("SELECT item_id FROM embeddings WHERE version_id = ? ORDER BY item_id");
   s.bind(1, version_id);
   return detail::int_rows(s);
 }
 
-std::vector<int64_t> Store::items_without(int64_t version_id) {
+std::vector<int64_t> SqliteStore::items_without(int64_t version_id) {
   auto s = db_->prepare(
       "SELECT id FROM items WHERE id NOT IN (SELECT item_id FROM embeddings WHERE version_id = ?) ORDER BY id");
   s.bind(1, version_id);
   return detail::int_rows(s);
 }
 
-int64_t Store::max_seq(int64_t version_id) {
+int64_t SqliteStore::max_seq(int64_t version_id) {
   auto s = db_->prepare("SELECT coalesce(max(seq), 0) FROM embeddings WHERE version_id = ?");
   s.bind(1, version_id);
   return detail::int_value(s);
 }
 
-void Store::for_each_vector(int64_t version_id, int64_t after_seq,
+void SqliteStore::for_each_vector(int64_t version_id, int64_t after_seq,
                             const std::function<void(int64_t, int64_t, const float*)>& fn) {
   const int64_t dim = version(version_id).dim;
   auto s = db_->prepare(
@@ -160,7 +160,7 @@ void Store::for_each_vector(int64_t version_id, int64_t after_seq,
   }
 }
 
-std::vector<float> Store::vectors_of(int64_t version_id, const std::vector<int64_t>& item_ids,
+std::vector<float> SqliteStore::vectors_of(int64_t version_id, const std::vector<int64_t>& item_ids,
                                      std::vector<uint8_t>& has) {
   const int64_t dim = version(version_id).dim;
   std::vector<float> out(item_ids.size() * static_cast<size_t>(dim), 0.f);
@@ -195,14 +195,14 @@ ItemRow read_item(sql::Stmt& s) {
 }
 }  // namespace
 
-std::vector<ItemRow> Store::items() {
+std::vector<ItemRow> SqliteStore::items() {
   auto s = db_->prepare("SELECT id, key, label, cam, source_id FROM items ORDER BY id");
   std::vector<ItemRow> out;
   while (s.step()) out.push_back(read_item(s));
   return out;
 }
 
-std::vector<ItemRow> Store::items(const std::vector<int64_t>& ids) {
+std::vector<ItemRow> SqliteStore::items(const std::vector<int64_t>& ids) {
   auto s = db_->prepare("SELECT id, key, label, cam, source_id FROM items WHERE id = ?");
   std::vector<ItemRow> out;
   out.reserve(ids.size());
@@ -217,7 +217,7 @@ std::vector<ItemRow> Store::items(const std::vector<int64_t>& ids) {
   return out;
 }
 
-std::vector<ItemRow> Store::items_page(int64_t offset, int64_t limit) {
+std::vector<ItemRow> SqliteStore::items_page(int64_t offset, int64_t limit) {
   auto s = db_->prepare("SELECT id, key, label, cam, source_id FROM items ORDER BY id LIMIT ? OFFSET ?");
   s.bind(1, limit).bind(2, offset);
   std::vector<ItemRow> out;
@@ -225,7 +225,7 @@ std::vector<ItemRow> Store::items_page(int64_t offset, int64_t limit) {
   return out;
 }
 
-std::vector<std::vector<int64_t>> Store::item_versions(const std::vector<int64_t>& ids) {
+std::vector<std::vector<int64_t>> SqliteStore::item_versions(const std::vector<int64_t>& ids) {
   auto s = db_->prepare("SELECT version_id FROM embeddings WHERE item_id = ? ORDER BY version_id");
   std::vector<std::vector<int64_t>> out(ids.size());
   sql::Transaction t(*db_, false);

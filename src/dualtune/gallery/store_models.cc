@@ -1,6 +1,6 @@
 // Store: the model catalogue. Models and their versions (native and derived), roles and
 // retirement, and the parameters fitted for a query model against a version (fits).
-#include "dualtune/gallery/store.h"
+#include "dualtune/gallery/sqlite_store.h"
 
 #include "dualtune/gallery/store_internal.h"
 #include "dualtune/util/error.h"
@@ -58,21 +58,21 @@ Role parse_role(const std::string& s) {
   DT_THROW("gallery: expected a model role deployed, rolling_out, retired or rolled_back, found '", s, "'");
 }
 
-std::vector<ModelInfo> Store::models() {
+std::vector<ModelInfo> SqliteStore::models() {
   auto s = db_->prepare(std::string(kSelectModels) + "ORDER BY m.id");
   std::vector<ModelInfo> out;
   while (s.step()) out.push_back(read_model(s));
   return out;
 }
 
-std::vector<VersionInfo> Store::versions() {
+std::vector<VersionInfo> SqliteStore::versions() {
   auto s = db_->prepare(std::string(kSelectVersions) + "ORDER BY id");
   std::vector<VersionInfo> out;
   while (s.step()) out.push_back(read_version(s));
   return out;
 }
 
-ModelInfo Store::model(const std::string& name) {
+ModelInfo SqliteStore::model(const std::string& name) {
   auto s = db_->prepare(std::string(kSelectModels) + "WHERE m.name = ?");
   s.bind(1, name);
   if (s.step()) return read_model(s);
@@ -81,15 +81,15 @@ ModelInfo Store::model(const std::string& name) {
   DT_THROW("gallery ", dir_, ": no model named '", name, "'; the gallery has ", known.empty() ? "no models" : known);
 }
 
-VersionInfo Store::version(int64_t id) {
+VersionInfo SqliteStore::version(int64_t id) {
   auto s = db_->prepare(std::string(kSelectVersions) + "WHERE id = ?");
   s.bind(1, id);
   DT_CHECK(s.step(), "gallery ", dir_, ": no embedding version with id ", id);
   return read_version(s);
 }
 
-ModelInfo Store::add_model(const std::string& name, int64_t dim, const std::string& path,
-                           const std::string& config_hash, Role role, const HistoryEvent* record) {
+ModelInfo SqliteStore::add_model(const std::string& name, int64_t dim, const std::string& path,
+                                 const std::string& config_hash, Role role, const HistoryEvent* record) {
   DT_CHECK(!name.empty() && name.find_first_of("@/ \t\n") == std::string::npos,
            "gallery: expected a model name without '@', '/' or spaces, found '", name, "'");
   DT_CHECK(dim > 0, "gallery: model '", name, "': expected an embedding size > 0, found ", dim);
@@ -110,11 +110,11 @@ ModelInfo Store::add_model(const std::string& name, int64_t dim, const std::stri
   return model(name);
 }
 
-void Store::set_role(int64_t model_id, Role role) {
+void SqliteStore::set_role(int64_t model_id, Role role) {
   db_->prepare("UPDATE models SET role = ? WHERE id = ?").bind(1, std::string(role_name(role))).bind(2, model_id).run();
 }
 
-VersionInfo Store::add_derived_version(const std::string& name, int64_t model_id, int64_t dim, int64_t derived_from,
+VersionInfo SqliteStore::add_derived_version(const std::string& name, int64_t model_id, int64_t dim, int64_t derived_from,
                                        const std::string& transform) {
   DT_CHECK(derived_from > 0, "gallery: a derived version needs the version it is derived from");
   db_->prepare("INSERT INTO versions(name, model_id, dim, derived_from, transform) VALUES (?, ?, ?, ?, ?)")
@@ -122,8 +122,8 @@ VersionInfo Store::add_derived_version(const std::string& name, int64_t model_id
   return version(db_->last_insert_rowid());
 }
 
-int64_t Store::retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions,
-                            const HistoryEvent* record) {
+int64_t SqliteStore::retire_model(int64_t model_id, int64_t promote_model_id, const std::vector<int64_t>& drop_versions,
+                                  const HistoryEvent* record) {
   sql::Transaction t(*db_);
   set_role(model_id, Role::kRetired);
   if (promote_model_id > 0) set_role(promote_model_id, Role::kDeployed);
@@ -141,12 +141,12 @@ int64_t Store::retire_model(int64_t model_id, int64_t promote_model_id, const st
   return deleted;
 }
 
-void Store::save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id, const std::string& params) {
+void SqliteStore::save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id, const std::string& params) {
   db_->prepare("INSERT OR REPLACE INTO fits(kind, query_model_id, version_id, params) VALUES (?, ?, ?, ?)")
       .bind(1, kind).bind(2, query_model_id).bind(3, version_id).bind(4, params).run();
 }
 
-std::string Store::load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id) {
+std::string SqliteStore::load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id) {
   auto s = db_->prepare("SELECT params FROM fits WHERE kind = ? AND query_model_id = ? AND version_id = ?");
   s.bind(1, kind).bind(2, query_model_id).bind(3, version_id);
   return s.step() ? s.column_text(0) : "";

@@ -1,13 +1,13 @@
 // Store: backfill state. The plan of a version (its order and batch grid, fixed once
 // planned), the progress counts derived from it, and the items a backfill failed on.
-#include "dualtune/gallery/store.h"
+#include "dualtune/gallery/sqlite_store.h"
 
 #include "dualtune/gallery/store_internal.h"
 #include "dualtune/util/error.h"
 
 namespace dualtune::gallery {
 
-std::tuple<int64_t, int64_t, int64_t> Store::plan_counts(int64_t version_id) {
+std::tuple<int64_t, int64_t, int64_t> SqliteStore::plan_counts(int64_t version_id) {
   sql::Transaction t(*db_, false);
   auto p = db_->prepare("SELECT planned FROM plans WHERE version_id = ?");
   p.bind(1, version_id);
@@ -28,7 +28,7 @@ std::tuple<int64_t, int64_t, int64_t> Store::plan_counts(int64_t version_id) {
   return out;
 }
 
-void Store::save_plan(const Plan& plan) {
+void SqliteStore::save_plan(const Plan& plan) {
   sql::Transaction t(*db_);
   db_->prepare("DELETE FROM plan_items WHERE version_id = ?").bind(1, plan.version_id).run();
   db_->prepare("INSERT OR REPLACE INTO plans(version_id, order_name, seed, batch_size, planned, created) "
@@ -41,7 +41,7 @@ void Store::save_plan(const Plan& plan) {
   t.commit();
 }
 
-bool Store::load_plan(int64_t version_id, Plan& plan) {
+bool SqliteStore::load_plan(int64_t version_id, Plan& plan) {
   sql::Transaction t(*db_, false);
   auto s = db_->prepare("SELECT order_name, seed, batch_size, planned FROM plans WHERE version_id = ?");
   s.bind(1, version_id);
@@ -62,7 +62,7 @@ bool Store::load_plan(int64_t version_id, Plan& plan) {
   return true;
 }
 
-std::vector<std::pair<int64_t, std::string>> Store::failures(int64_t version_id) {
+std::vector<std::pair<int64_t, std::string>> SqliteStore::failures(int64_t version_id) {
   auto s = db_->prepare("SELECT item_id, error FROM failures WHERE version_id = ? ORDER BY item_id");
   s.bind(1, version_id);
   std::vector<std::pair<int64_t, std::string>> out;
@@ -70,7 +70,7 @@ std::vector<std::pair<int64_t, std::string>> Store::failures(int64_t version_id)
   return out;
 }
 
-void Store::clear_failures(int64_t version_id) {
+void SqliteStore::clear_failures(int64_t version_id) {
   db_->prepare("DELETE FROM failures WHERE version_id = ?").bind(1, version_id).run();
 }
 

@@ -183,11 +183,14 @@ void VectorIndex::save(const std::string& path) const { write_cache_file(path, h
 
 std::unique_ptr<VectorIndex> VectorIndex::open(Store& store, const VersionInfo& version, int64_t dim,
                                                bool write_cache, std::string* notice) {
-  const std::string path = cache_path(store.dir(), version, dim, "flat");
+  // No cache directory (a PostgreSQL gallery): built from the store, kept in memory only.
+  const std::string dir = store.cache_dir();
+  const std::string path = dir.empty() ? "" : cache_path(dir, version, dim, "flat");
+  if (path.empty()) write_cache = false;
   const std::string uuid = store.uuid();
   auto idx = std::make_unique<VectorIndex>(uuid, version, dim);
   bool loaded = false;
-  if (fs::exists(path)) {
+  if (!path.empty() && fs::exists(path)) {
     std::string problem;
     try {
       CacheHeader h;
@@ -272,8 +275,9 @@ std::unique_ptr<AnnIndex> AnnIndex::open(const std::string& gallery_dir, const V
   if (opt.type == "ivf" && nlist <= 0) nlist = std::max<int64_t>(1, static_cast<int64_t>(4 * std::sqrt(double(n))));
   // "hnswl2-": graphs built on L2 (see open below); older inner-product caches are not reused.
   const std::string kind = opt.type == "ivf" ? "ivf" + std::to_string(nlist) : "hnswl2-" + std::to_string(opt.hnsw_m);
-  const std::string path = VectorIndex::cache_path(gallery_dir, version, d, kind);
-  if (fs::exists(path)) {
+  const std::string path = gallery_dir.empty() ? "" : VectorIndex::cache_path(gallery_dir, version, d, kind);
+  if (path.empty()) write_cache = false;  // no cache directory: memory only
+  if (!path.empty() && fs::exists(path)) {
     std::string problem;
     try {
       CacheHeader h;

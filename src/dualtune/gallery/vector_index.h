@@ -11,7 +11,8 @@
 //   AnnIndex     approximate: IVF-Flat (inner product) or HNSW-Flat (L2 on the unit rows,
 //                scores converted back to cosines) over the same rows, same positions.
 //
-// Cache file (DIR/index/<version>.d<d>.<kind>.faiss, written atomically):
+// Cache file (DIR/index/<version>.d<d>.<kind>.faiss, written atomically; DIR is the
+// store's cache_dir(), and a store without one keeps its caches in memory only):
 //   "DTGALIDX" | uint32 LE header length | JSON header | faiss::write_index bytes
 // The header names the gallery uuid, version id, generation, dimension, rows and the
 // largest store seq the rows cover. A file whose header does not match the store, or

@@ -18,7 +18,7 @@ namespace {
 std::unique_ptr<gallery::Gallery> open_reader(const gallery::Gallery& g) {
   gallery::OpenOptions o;
   o.read_only = true;
-  return gallery::Gallery::open(g.dir(), o);
+  return gallery::Gallery::open(g.location(), o);
 }
 }  // namespace
 
@@ -46,7 +46,13 @@ std::string absolute_dir(const std::string& path) {
 std::string base_name(const std::string& path) { return fs::path(absolute_dir(path)).filename().string(); }
 }  // namespace
 
-std::string Context::name() const { return base_name(gallery.dir()); }
+std::string Context::name() const {
+  if (!gallery.cache_dir().empty()) return base_name(gallery.dir());
+  // A database gallery: its database name (the URL's path, without the query).
+  const std::string& url = gallery.dir();
+  const size_t slash = url.find('/', url.find("://") + 3);
+  return slash == std::string::npos ? "gallery" : url.substr(slash + 1, url.find('?', slash) - slash - 1);
+}
 
 std::string Context::public_text(std::string text) const {
   // (absolute path, what a visitor sees instead); the longest first, so a model file
@@ -57,7 +63,8 @@ std::string Context::public_text(std::string text) const {
     const std::string a = absolute_dir(path);
     if (a.size() > 1) map.emplace_back(a, shown);  // never "/" itself
   };
-  add(gallery.dir(), name());
+  if (gallery.cache_dir().empty()) map.emplace_back(gallery.dir(), name());  // a URL, shown masked
+  else add(gallery.dir(), name());
   if (!options.report_dir.empty()) add(options.report_dir, base_name(options.report_dir));
   if (!options.curve_file.empty()) add(fs::path(options.curve_file).parent_path().string(), "curve");
   try {
@@ -86,13 +93,15 @@ std::string Context::public_text(std::string text) const {
 }
 
 std::string Context::report_dir() const {
-  const std::string dir = options.report_dir.empty() ? gallery.dir() + "/report" : options.report_dir;
+  if (options.report_dir.empty() && gallery.cache_dir().empty()) return "";  // a database gallery: --report only
+  const std::string dir = options.report_dir.empty() ? gallery.cache_dir() + "/report" : options.report_dir;
   return fs::exists(dir + "/report.json") ? dir : "";
 }
 
 std::string Context::curve_file() const {
   if (!options.curve_file.empty()) return fs::exists(options.curve_file) ? options.curve_file : "";
-  for (const std::string& f : {gallery.dir() + "/curve/curve.json", report_dir().empty() ? "" : report_dir() + "/transition/curve.json"})
+  for (const std::string& f : {gallery.cache_dir().empty() ? "" : gallery.cache_dir() + "/curve/curve.json",
+                               report_dir().empty() ? "" : report_dir() + "/transition/curve.json"})
     if (!f.empty() && fs::exists(f)) return f;
   return "";
 }

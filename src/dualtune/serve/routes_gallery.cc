@@ -100,7 +100,12 @@ void add_images(Context& ctx, const httplib::Request& req, httplib::Response& re
   std::vector<gallery::ModelInfo> active;
   for (const auto& m : ctx.gallery.models())
     if (m.role == gallery::Role::kDeployed || m.role == gallery::Role::kRollingOut) active.push_back(m);
-  const std::string dir = ctx.gallery.dir() + "/uploads";
+  // Uploaded images live next to the gallery, where its backfill finds them again; a
+  // database gallery has no such directory (and its workers may run on other machines).
+  HTTP_CHECK(!ctx.gallery.cache_dir().empty(), 501, "gallery ", ctx.gallery.dir(), " is a PostgreSQL database: uploads "
+             "need a directory every backfill worker can read; expected images added with `dualtune gallery add` from "
+             "shared storage");
+  const std::string dir = ctx.gallery.cache_dir() + "/uploads";
   const int64_t source = ctx.writer.add_source(R"({"format":"files"})");
   std::vector<gallery::ItemRecord> records;
   for (size_t j = 0; j < images.size(); ++j) {

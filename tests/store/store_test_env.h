@@ -1,0 +1,92 @@
+#pragma once
+// Where the store tests keep their galleries: a temporary directory (SQLite) or a fresh
+// database on the throwaway PostgreSQL cluster that tests/scripts/pg_cluster.sh starts
+// (ctest fixture pg.cluster). The cluster's superuser URL comes from
+// DUALTUNE_TEST_PG_URL, or from the file url in DUALTUNE_TEST_PG_DIR. Without either the
+// PostgreSQL tests FAIL saying how to get a server: CI installs it, a silent skip would
+// hide a missing store.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "dualtune/gallery/pg.h"
+#include "gallery_fixtures.h"
+
+namespace dualtune::gallery::testenv {
+
+/// The cluster's superuser URL, or "" after a test failure saying what is missing.
+inline std::string admin_url() {
+  if (const char* u = std::getenv("DUALTUNE_TEST_PG_URL"); u && *u) return u;
+  const char* d = std::getenv("DUALTUNE_TEST_PG_DIR");
+  std::string url;
+  if (d && *d) std::getline(std::ifstream(std::string(d) + "/url"), url);
+  if (url.empty())
+    ADD_FAILURE() << "no PostgreSQL test server: expected DUALTUNE_TEST_PG_URL, or DUALTUNE_TEST_PG_DIR with the url "
+                     "file tests/scripts/pg_cluster.sh writes (ctest starts it as the fixture pg.cluster). Is the "
+                     "server installed? Run scripts/install_deps.sh (Debian postgresql + libpq-dev).";
+  return url;
+}
+
+/// The URL with its database replaced: scheme://user:pw@host:port/DB (no query kept).
+inline std::string with_database(const std::string& url, const std::string& db) {
+  const size_t slash = url.find('/', url.find("://") + 3);
+  return url.substr(0, slash) + "/" + db;
+}
+
+/// A new, empty database for one test, dropped at the end.
+class Database {
+ public:
+  Database() : admin_(admin_url()) {
+    if (admin_.empty()) return;
+    static std::atomic<int> counter{0};
+    name_ = "dt_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    pg::Conn c(admin_);
+    c.exec("DROP DATABASE IF EXISTS " + name_);
+    c.exec("CREATE DATABASE " + name_);
+    url_ = with_database(admin_, name_);
+  }
+  ~Database() {
+    if (name_.empty()) return;
+    try {
+      pg::Conn(admin_).exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+    } catch (const std::exception&) {  // a leftover database on a throwaway cluster
+    }
+  }
+  const std::string& url() const { return url_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string admin_, name_, url_;
+};
+
+/// The store kinds every contract test runs against.
+enum class Kind { kSqlite, kPostgres };
+inline std::string kind_name(const testing::TestParamInfo<Kind>& i) {
+  return i.param == Kind::kSqlite ? "sqlite" : "postgresql";
+}
+
+/// A place for a new gallery of the given kind (directory or URL), cleaned up after.
+class Where {
+ public:
+  Where(Kind k, const std::string& name) {
+    if (k == Kind::kSqlite) {
+      where_ = fixtures::temp_dir(name);
+      std::filesystem::remove_all(where_);  // create() makes it
+    } else {
+      db_ = std::make_unique<Database>();
+      where_ = db_->url();
+    }
+  }
+  const std::string& str() const { return where_; }
+  bool ok() const { return !where_.empty(); }
+
+ private:
+  std::unique_ptr<Database> db_;
+  std::string where_;
+};
+
+}  // namespace dualtune::gallery::testenv
