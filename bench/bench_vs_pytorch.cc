@@ -27,12 +27,10 @@
 //                (before/after comparisons, e.g. main's build)
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,74 +40,11 @@
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/cpu_features.h"
 #include "dualtune/util/install_paths.h"
+#include "vs_pytorch.h"
 
 using namespace dualtune;
+using namespace dualtune::bench;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-// A file of the source tree: the benchmark runs from the build directory, where the
-// shipped configs are found as the binary finds them (util/install_paths.h), in the
-// source tree that also holds bench/.
-std::string source(const std::string& rel) {
-  return (std::filesystem::path(require_shipped_dir("configs")).parent_path() / rel).string();
-}
-
-std::string python() {
-  const char* p = std::getenv("PYTHON");
-  return p ? p : "/usr/bin/python3";
-}
-
-// Runs `cmd`, returns its output (stdout + stderr) and sets *ok to its success.
-std::string run(const std::string& cmd, bool* ok) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  if (!p) {
-    *ok = false;
-    return out;
-  }
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  *ok = ::pclose(p) == 0;
-  return out;
-}
-
-// The number after `key` on the last line holding it, -1 if none.
-double number_after(const std::string& out, const std::string& key) {
-  const auto at = out.rfind(key);
-  if (at == std::string::npos) return -1;
-  return std::atof(out.c_str() + at + key.size());
-}
-
-// Median (the mean of the two middle values for an even count), min and max.
-struct Spread {
-  double min = -1, median = -1, max = -1;
-};
-Spread spread(std::vector<double> v) {
-  if (v.empty()) return {};
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return {v.front(), n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.back()};
-}
-
-std::string cpu_flags() {
-  std::ifstream is("/proc/cpuinfo");
-  std::string line, model;
-  bool bf16 = false, amx = false, avx512 = false;
-  while (std::getline(is, line)) {
-    if (model.empty() && line.rfind("model name", 0) == 0) model = line.substr(line.find(':') + 2);
-    if (line.rfind("flags", 0) == 0) {
-      bf16 = line.find(" avx512_bf16") != std::string::npos;
-      amx = line.find(" amx_bf16") != std::string::npos;
-      avx512 = line.find(" avx512f") != std::string::npos;
-      break;
-    }
-  }
-  return model + "; avx512f " + (avx512 ? "yes" : "no") + ", avx512_bf16 " + (bf16 ? "yes" : "no") + ", amx_bf16 " +
-         (amx ? "yes" : "no");
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
@@ -149,11 +84,7 @@ int main(int argc, char** argv) {
     bool good = false;
     const std::string o = run(cmd, &good);
     if (!good) std::fprintf(stderr, "dualtune train failed:\n%s\n", o.c_str());
-    double secs = 0, ips = -1;
-    const auto at = o.rfind("last epoch: ");
-    if (!good || at == std::string::npos || std::sscanf(o.c_str() + at, "last epoch: %lf s, %lf img/s", &secs, &ips) != 2)
-      return -1.0;
-    return ips;
+    return good ? train_images_per_second(o) : -1.0;
   };
   auto pytorch = [&](const std::string& mode, const std::string& flags, int64_t n, int64_t batch) {
     bool good = false;
@@ -186,7 +117,7 @@ int main(int argc, char** argv) {
                                        "dualtune extract (loader + inference)",
                                        "PyTorch extract fp32 channels-last"};
   if (before) names.push_back("BEFORE binary: dualtune train fp32");
-  std::map<std::string, std::vector<double>> ips;
+  Rounds ips;
   // Round 0 is the warm-up: measured like the others, then dropped from every row.
   for (int r = 0; r <= rounds; ++r) {
     ips[names[0]].push_back(dualtune_train("fp32", r == 0 ? run_dir : (tmp / ("fp32_" + std::to_string(r))).string()));
@@ -199,47 +130,20 @@ int main(int argc, char** argv) {
     ips[names[5]].push_back(dualtune_extract());
     ips[names[6]].push_back(pytorch("extract", "--channels-last", static_cast<int64_t>(test_set->size()), 256));
     if (before) ips[names[7]].push_back(dualtune_train("", (tmp / ("before_" + std::to_string(r))).string(), before));
-    std::printf(r == 0 ? "warm-up:" : "round %d:", r);
-    for (const auto& n : names)
-      std::printf(" %s", ips[n].size() > static_cast<size_t>(r) ? std::to_string(static_cast<int>(ips[n].back())).c_str()
-                                                                 : "-");
-    std::printf("\n");
-    std::fflush(stdout);
+    print_round(r, names, ips);
   }
-  for (auto& [name, v] : ips)
-    if (!v.empty()) v.erase(v.begin());  // the warm-up round
-
-  std::printf("\n%-40s %8s %8s %8s   %s\n", "img/s", "min", "median", "max", "rounds");
-  for (const auto& n : names) {
-    if (ips[n].empty()) {  // bf16 without bf16 rounds, BEFORE without a binary
-      std::printf("%-40s %8s\n", n.c_str(), "not measured");
-      continue;
-    }
-    const Spread sp = spread(ips[n]);
-    std::printf("%-40s %8.0f %8.0f %8.0f  ", n.c_str(), sp.min, sp.median, sp.max);
-    for (double v : ips[n]) std::printf(" %.0f", v);
-    std::printf("\n");
-  }
-  // Per-round ratios (both sides measured minutes apart) and the ratio of a's median to
-  // b's best round (the fairest to b); rows without measurements of both sides are left out.
-  auto print_ratio = [&](const std::string& label, const std::string& a, const std::string& b) {
-    std::vector<double> r;
-    for (size_t i = 0; i < std::min(ips[a].size(), ips[b].size()); ++i) r.push_back(ips[a][i] / ips[b][i]);
-    if (r.empty()) return;
-    const Spread sp = spread(r);
-    std::printf("  %-50s %5.2f  (%.2f-%.2f)  %5.2f\n", label.c_str(), sp.median, sp.min, sp.max,
-                spread(ips[a]).median / spread(ips[b]).max);
-  };
-  std::printf("\nratios: median of the per-round ratios (min-max), and a's median over b's best round\n");
-  print_ratio("dualtune train fp32 / PyTorch fp32 channels-last", names[0], names[1]);
-  print_ratio("dualtune train fp32 / PyTorch fp32 default layout", names[0], names[2]);
-  print_ratio("dualtune train bf16 / PyTorch bf16", names[3], names[4]);
-  print_ratio("dualtune train bf16 / PyTorch fp32 default layout", names[3], names[2]);
-  print_ratio("dualtune train bf16 / dualtune train fp32", names[3], names[0]);
-  print_ratio("dualtune extract / PyTorch extract", names[5], names[6]);
+  drop_warm_up(ips);
+  // bf16 without bf16 rounds and BEFORE without a binary print "not measured"
+  print_table(names, ips);
+  print_ratio("dualtune train fp32 / PyTorch fp32 channels-last", ips, names[0], names[1]);
+  print_ratio("dualtune train fp32 / PyTorch fp32 default layout", ips, names[0], names[2]);
+  print_ratio("dualtune train bf16 / PyTorch bf16", ips, names[3], names[4]);
+  print_ratio("dualtune train bf16 / PyTorch fp32 default layout", ips, names[3], names[2]);
+  print_ratio("dualtune train bf16 / dualtune train fp32", ips, names[3], names[0]);
+  print_ratio("dualtune extract / PyTorch extract", ips, names[5], names[6]);
   if (before) {  // names[7] exists only with a BEFORE binary (indexing it without one crashed at the end)
-    print_ratio("dualtune train fp32 / BEFORE binary fp32", names[0], names[7]);
-    print_ratio("BEFORE binary fp32 / PyTorch fp32 channels-last", names[7], names[1]);
+    print_ratio("dualtune train fp32 / BEFORE binary fp32", ips, names[0], names[7]);
+    print_ratio("BEFORE binary fp32 / PyTorch fp32 channels-last", ips, names[7], names[1]);
   }
   std::filesystem::remove_all(tmp);
   return 0;

@@ -28,13 +28,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def read_idx_images(root, n):
-    with gzip.open(os.path.join(root, "train-images-idx3-ubyte.gz"), "rb") as f:
+def read_idx_images(root, n, split="train"):
+    """The first n images of Fashion-MNIST's train or t10k split, normalised, and their labels."""
+    with gzip.open(os.path.join(root, split + "-images-idx3-ubyte.gz"), "rb") as f:
         data = f.read()
     count, rows, cols = (int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
     n = min(n, count)
     px = np.frombuffer(data, dtype=np.uint8, offset=16, count=n * rows * cols).reshape(n, 1, rows, cols)
-    with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz"), "rb") as f:
+    with gzip.open(os.path.join(root, split + "-labels-idx1-ubyte.gz"), "rb") as f:
         labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8, count=n)
     x = (px.astype(np.float32) / 255.0 - 0.2860) / 0.3530
     return torch.from_numpy(x.copy()), torch.from_numpy(labels.astype(np.int64))
@@ -84,37 +85,49 @@ def main():
                for i in range(0, len(x_all), a.batch)]
     cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
 
-    if a.mode == "train":
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=5e-4)
-        model.train()
-        total = len(batches)
-
-        def step(it, x, y):
-            for g in opt.param_groups:
-                g["lr"] = 1e-3 * 0.5 * (1.0 + math.cos(math.pi * it / total))
-            with cast():
-                e = model(x)
-                loss = label_smoothing_ce(e @ model.classifier.t(), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss.item()  # the trainer reads every term (NaN check, log)
-
-        step(0, *batches[0])  # warm-up: oneDNN primitive creation
-        t0 = time.perf_counter()
-        for it, (x, y) in enumerate(batches):
-            step(it, x, y)
-    else:
-        model.eval()
-        with torch.no_grad():
-            with cast():
-                model(batches[0][0])
-            t0 = time.perf_counter()
-            for x, _ in batches:
-                with cast():
-                    model(x).float().sum().item()
-    print("img/s %.1f" % (len(x_all) / (time.perf_counter() - t0)))
+    seconds = train(model, batches, cast) if a.mode == "train" else extract(model, batches, cast)
+    print("img/s %.1f" % (len(x_all) / seconds))
     return 0
+
+
+def train(model, batches, cast, lr=1e-3, weight_decay=5e-4):
+    """One epoch over `batches` with the trainer's recipe (Adam with L2 weight decay, cosine
+    schedule over the epoch's steps, label-smoothing cross-entropy on e @ classifier^T).
+    The first step runs once more before the clock starts (oneDNN primitive creation,
+    TorchScript's first runs); returns the seconds of the timed epoch."""
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    model.train()
+    total = len(batches)
+
+    def step(it, x, y):
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * it / total))
+        with cast():
+            e = model(x)
+            loss = label_smoothing_ce(e @ model.classifier.t(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()  # the trainer reads every term (NaN check, log)
+
+    step(0, *batches[0])  # warm-up: oneDNN primitive creation
+    t0 = time.perf_counter()
+    for it, (x, y) in enumerate(batches):
+        step(it, x, y)
+    return time.perf_counter() - t0
+
+
+def extract(model, batches, cast):
+    """No-grad inference over `batches` after one untimed batch; returns the seconds."""
+    model.eval()
+    with torch.no_grad():
+        with cast():
+            model(batches[0][0])
+        t0 = time.perf_counter()
+        for x, _ in batches:
+            with cast():
+                model(x).float().sum().item()
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
