@@ -83,7 +83,10 @@ TEST(DemoPipeline, EveryStageWritesConsistentOutputs) {
     EXPECT_EQ(status, 0) << c << "\n" << o;
     return o;
   };
-  ok(bin + " extract --model " + sdir + "/old --root " + dir + "/data --out " + dir + "/ex --threads 1");
+  // The demo extracts in its --precision (auto); the same rule here (bf16 on a CPU with
+  // bf16 instructions, fp32 elsewhere).
+  ok(bin + " extract --model " + sdir + "/old --root " + dir + "/data --out " + dir +
+     "/ex --threads 1 --precision auto");
   const auto ex = features::FeatureSet::load(dir + "/ex");
   const auto demo_old = features::FeatureSet::load(sdir + "/features/old");
   ASSERT_EQ(ex.features.size(), demo_old.features.size());

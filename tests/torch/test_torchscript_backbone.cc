@@ -231,7 +231,7 @@ TEST_F(TorchScriptBackbone, TheRunIsTheOldModelOfASecondTrainingAndStaysUnchange
   const std::string g = dir + "/gallery";
   ok("gallery create " + g + " --model old --model-path " + dir + "/ts");
   ok("gallery add " + g + " --threads 1 --workers 0 --batch 16");
-  ok("gallery rollout " + g + " --model new --model-path " + dir + "/second");
+  ok("gallery rollout " + g + " --model new --model-path " + dir + "/second --force");
   ok("gallery backfill " + g + " --threads 1 --workers 0 --batch 16");
 }
 

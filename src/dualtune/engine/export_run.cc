@@ -103,7 +103,7 @@ void write_torchscript_model(models::EmbeddingModel& model, const std::string& p
   }
   const std::string eps = c10::str(model->neck->options.eps());
   m.define("def forward(self, x: Tensor) -> Tensor:\n"
-           "    f = self.backbone(x)\n"
+           "    f = self.backbone.forward(x)\n"
            "    if f.dim() == 4:\n"
            "        f = f.mean([2, 3])\n" +
            proj +
