@@ -17,8 +17,19 @@
 #include "dualtune/gallery/image_embedder.h"
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/gallery/store.h"
+#include "dualtune/util/error.h"
 
 namespace dualtune::gallery::fixtures {
+
+/// The message of the dualtune::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const dualtune::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 inline std::string temp_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("dualtune_gallery_" + name + "_" + std::to_string(::getpid()));

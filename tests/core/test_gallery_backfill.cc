@@ -22,14 +22,7 @@ using dualtune::gallery::fixtures::vectors_by_key;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using dualtune::gallery::fixtures::error_of;
 
 std::vector<std::string> item_keys(int n, const std::vector<int>& bad = {}) {
   std::vector<std::string> keys;

@@ -26,14 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using dualtune::gallery::fixtures::error_of;
 
 /// Unit vectors at the given angles (degrees): cosine ranks by angular distance.
 features::FeatureSet at_angles(const std::vector<double>& degrees) {

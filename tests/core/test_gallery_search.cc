@@ -20,14 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using dualtune::gallery::fixtures::error_of;
 
 // Old model: 2-d, new model: 3-d. Items A=(1,0), B=(0,1), C=(1,1) (old); B is backfilled
 // with new (0,1,0).

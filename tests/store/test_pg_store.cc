@@ -17,14 +17,7 @@ using dualtune::Error;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using dualtune::gallery::fixtures::error_of;
 
 /// The password of a URL postgresql://user:PASSWORD@...
 std::string password_of(const std::string& url) {

@@ -19,14 +19,7 @@ using testenv::Kind;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using dualtune::gallery::fixtures::error_of;
 
 class StoreContract : public testing::TestWithParam<Kind> {
  protected:
