@@ -110,10 +110,7 @@ void write_torchscript_model(models::EmbeddingModel& model, const std::string& p
            "    return (f - self.neck_mean) / torch.sqrt(self.neck_var + " + eps +
            ") * self.neck_weight + self.neck_bias\n");
   m.eval();
-  // Saved beside and renamed: the export directory is itself renamed only when complete.
-  const std::string tmp = path + ".tmp";
-  m.save(tmp);
-  fs::rename(tmp, path);
+  m.save(path);  // into the export's temporary directory, renamed into place when complete
 }
 
 void write_export(const std::string& run_dir, const std::string& dir, nlohmann::json* description) {
