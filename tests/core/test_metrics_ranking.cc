@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "dualtune/eval/evaluate.h"
@@ -308,24 +309,28 @@ TEST(TarAtFar, RowsCountLikePairsOnTheWindowsLowestKey) {
 
 // positive_ranks against the definition, counted by brute force: rank of positive j =
 // 1 + #{valid k ranked before j}. Scores drawn from few values (many ties, across
-// bucket edges), the full cosine range, just outside it, and a dense cluster near 1
-// (many positives in one bucket).
+// bucket edges), the full cosine range, just outside it, a dense cluster near 1 (many
+// positives in one bucket), and the ranges of merged keys (logits, rank keys, a range
+// that is not finite: the buckets follow the scores' own range).
 TEST(PositiveRanks, MatchesBruteForceOnRandomScoresWithTies) {
   std::mt19937 rng(7);
-  for (int trial = 0; trial < 340; ++trial) {
+  for (int trial = 0; trial < 350; ++trial) {
     // Small galleries, then larger ones with few positives (the bucket table then has
     // many more buckets than positives and most negatives are only counted).
     const bool large = trial >= 300;
     const int64_t ng = large ? 2000 + static_cast<int64_t>(rng() % 4000) : 1 + static_cast<int64_t>(rng() % 400);
     std::vector<float> s(static_cast<size_t>(ng));
     std::vector<Role> r(static_cast<size_t>(ng));
-    const int kind = trial % 4;
-    std::uniform_real_distribution<float> u(-1.f, 1.f), near1(0.999f, 1.f);
+    const int kind = trial % 7;
+    std::uniform_real_distribution<float> u(-1.f, 1.f), near1(0.999f, 1.f), logit(-40.f, 12.f), rank_key(0.f, 1.f);
     for (int64_t j = 0; j < ng; ++j) {
       if (kind == 0) s[j] = static_cast<float>(static_cast<int>(rng() % 9) - 4) / 4.f;  // ties on 9 values
       if (kind == 1) s[j] = u(rng);
       if (kind == 2) s[j] = (rng() % 2 ? 1.f : -1.f) * (1.f + static_cast<float>(rng() % 3) * 1e-6f);  // at and past ±1
       if (kind == 3) s[j] = near1(rng);
+      if (kind == 4) s[j] = logit(rng);     // merged keys: calibrated logits, far outside [-1, 1]
+      if (kind == 5) s[j] = rank_key(rng);  // rank-merge keys in (0, 1)
+      if (kind == 6) s[j] = j % 5 == 0 ? std::numeric_limits<float>::infinity() : u(rng) * 1e6f;  // not finite
       const auto v = rng() % 100;
       r[j] = v < (large ? 3 : 30) ? P : (v < 90 ? N : X);
     }

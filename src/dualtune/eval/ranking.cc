@@ -1,6 +1,7 @@
 #include "dualtune/eval/ranking.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "dualtune/util/error.h"
@@ -45,13 +46,27 @@ void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScra
   // it) and one in a higher bucket strictly lower. A negative in a bucket without
   // positives therefore has exactly start[b] positives ranked before it and is only
   // counted; the few in a bucket holding positives are compared with those positives.
-  // Cosines lie in [-1, 1]; others clamp (NaN to bucket 0). Many more buckets than
-  // positives keep those comparisons, and the positives sharing a bucket, rare.
+  // The buckets split [lo, hi], the scores' own range: cosines, but also the merged
+  // keys of a partly backfilled gallery (calibrated logits, rank keys in (0, 1)), which
+  // would otherwise pile into the end buckets. A range that is not finite and positive
+  // falls back to the cosine range [-1, 1]; scores outside the range clamp (NaN to
+  // bucket 0). Many more buckets than positives keep the comparisons, and the positives
+  // sharing a bucket, rare. Exactness does not depend on the range: any weakly
+  // decreasing bucket index gives the same ranks.
   uint32_t nb = 64;
   while ((nb < 8 * m || nb < static_cast<uint64_t>(ng) / 8) && nb < (1u << 16)) nb *= 2;
-  const float scale = static_cast<float>(nb) / 2.0f, top = static_cast<float>(nb) - 0.5f;
-  auto bucket = [scale, top](float v) -> uint32_t {
-    float t = (1.0f - v) * scale;
+  float lo = INFINITY, hi = -INFINITY;
+  for (int64_t k = 0; k < ng; ++k) {
+    const float v = scores[k];
+    lo = v < lo ? v : lo;  // NaN compares false: ignored
+    hi = v > hi ? v : hi;
+  }
+  float scale = static_cast<float>(nb) / (hi - lo);
+  if (!(std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(scale) && scale > 0.0f))
+    lo = -1.0f, hi = 1.0f, scale = static_cast<float>(nb) / 2.0f;
+  const float top = static_cast<float>(nb) - 0.5f;
+  auto bucket = [scale, top, hi](float v) -> uint32_t {
+    float t = (hi - v) * scale;
     t = t > 0.0f ? t : 0.0f;
     t = t < top ? t : top;
     return static_cast<uint32_t>(static_cast<int32_t>(t));

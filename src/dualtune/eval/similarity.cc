@@ -74,25 +74,28 @@ void split_sgemm(int64_t rows, int64_t ng, const float* q, const float* g, int64
 
 }  // namespace
 
+void similarity_rows(int64_t rows, const float* q, int64_t ng, const float* g, int64_t d, float* S) {
+  // With the pthreads OpenBLAS, the GEMM is split over the OpenMP threads (split_sgemm):
+  // the callers rank each block in an OpenMP region, and OpenBLAS' own pool, spinning
+  // after the GEMM, would take cores from it. Each score is the same dot product
+  // whichever way it is split (up to its last bit).
+  const int nthreads = omp_get_max_threads();
+  if (nthreads > 1 && !omp_in_parallel() && pthreads_openblas()) {
+    split_sgemm(rows, ng, q, g, d, S, nthreads);
+  } else {
+    sgemm_columns(rows, 0, ng, q, g, d, S, ng);
+  }
+}
+
 void for_each_similarity_block(int64_t nq, const float* q, int64_t ng, const float* g, int64_t d,
                                int64_t max_block_bytes, const SimilarityBlockFn& on_block) {
   DT_CHECK(d > 0, "similarity: expected dimension d > 0, found ", d);
   if (nq == 0) return;
   const int64_t block = std::min(nq, query_block_rows(ng, max_block_bytes));
   std::vector<float> S(static_cast<size_t>(block * std::max<int64_t>(ng, 1)));
-  // With the pthreads OpenBLAS, each block's GEMM is split over the OpenMP threads
-  // (split_sgemm): the callers rank each block in an OpenMP region, and OpenBLAS' own
-  // pool, spinning after the GEMM, would take cores from it. Each score is the same dot
-  // product whichever way it is split (up to its last bit).
-  const int nthreads = omp_get_max_threads();
-  const bool split = nthreads > 1 && !omp_in_parallel() && pthreads_openblas();
   for (int64_t q0 = 0; q0 < nq; q0 += block) {
     const int64_t rows = std::min(block, nq - q0);
-    if (split) {
-      split_sgemm(rows, ng, q + q0 * d, g, d, S.data(), nthreads);
-    } else {
-      sgemm_columns(rows, 0, ng, q + q0 * d, g, d, S.data(), ng);
-    }
+    similarity_rows(rows, q + q0 * d, ng, g, d, S.data());
     on_block(q0, rows, S.data());
   }
 }

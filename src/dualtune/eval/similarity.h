@@ -22,6 +22,10 @@ int64_t query_block_rows(int64_t ng, int64_t max_block_bytes);
 /// Called once per block: S is rows×ng row-major, S[r*ng + j] = <q[q0 + r], g[j]>.
 using SimilarityBlockFn = std::function<void(int64_t q0, int64_t rows, const float* S)>;
 
+/// S (rows × ng, row-major) = q · gᵀ for rows query vectors of size d (normalised):
+/// the GEMM of one block, as for_each_similarity_block computes it.
+void similarity_rows(int64_t rows, const float* q, int64_t ng, const float* g, int64_t d, float* S);
+
 /// Computes q·gᵀ block by block, in increasing q0 order.
 /// @param q  nq query vectors of size d (already normalised), size nq*d
 /// @param g  ng gallery vectors of size d (already normalised), size ng*d

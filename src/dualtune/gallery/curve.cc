@@ -1,11 +1,10 @@
 #include "dualtune/gallery/curve.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <cstring>
 #include <sstream>
 
 #include "dualtune/eval/metrics.h"
@@ -70,6 +69,34 @@ void check(const CurveData& d, const std::vector<CurveSpec>& specs, const std::v
   }
 }
 
+// Gallery indices by score, best first, ties by index ascending (eval's ranked order):
+// a stable LSD radix sort, 3 passes of 11 bits, on the score's order-preserving bits
+// above the index. `work` and `tmp` are scratch; the order is written to `out`.
+void order_best_first(int64_t n, const float* s, std::vector<uint64_t>& work, std::vector<uint64_t>& tmp,
+                      std::vector<int64_t>& out) {
+  DT_CHECK(n <= int64_t(0xFFFFFFFF), "backfill curve: the rank merge orders at most 2^32 − 1 items, found ", n);
+  work.resize(static_cast<size_t>(n));
+  tmp.resize(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = s[j] == 0.0f ? 0.0f : s[j];  // −0 ties +0, as in the comparison
+    uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    u ^= (u >> 31) ? 0xFFFFFFFFu : 0x80000000u;  // ascending in the score
+    work[j] = (uint64_t(~u) << 32) | uint64_t(j);  // descending score, then index
+  }
+  uint64_t* a = work.data();
+  uint64_t* b = tmp.data();
+  for (int shift = 32; shift < 64; shift += 11) {
+    uint32_t count[2049] = {0};
+    for (int64_t j = 0; j < n; ++j) ++count[((a[j] >> shift) & 2047u) + 1];
+    for (int k = 0; k < 2048; ++k) count[k + 1] += count[k];
+    for (int64_t j = 0; j < n; ++j) b[count[(a[j] >> shift) & 2047u]++] = a[j];
+    std::swap(a, b);
+  }
+  out.resize(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) out[j] = static_cast<int64_t>(a[j] & 0xFFFFFFFFu);
+}
+
 }  // namespace
 
 std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<CurveSpec>& specs,
@@ -98,14 +125,13 @@ std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<Curv
   eval::for_each_similarity_block(nq, qn.data(), n, gn.data(), data.d_new, max_block_bytes / 2,
                                   [&](int64_t q0, int64_t rows, const float* S_new) {
     // new→old scores of the same block of queries.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
-                static_cast<int>(d_mix), 1.f, qo.data() + q0 * d_mix, static_cast<int>(d_mix), go.data(),
-                static_cast<int>(d_mix), 0.f, S_old.data(), static_cast<int>(n));
+    eval::similarity_rows(rows, qo.data() + q0 * d_mix, n, go.data(), d_mix, S_old.data());
 #pragma omp parallel
     {
       std::vector<eval::Role> roles(static_cast<size_t>(n));
       std::vector<float> key(static_cast<size_t>(n));
-      std::vector<int64_t> by_new(any_rank ? n : 0), by_old(any_rank ? n : 0);
+      std::vector<int64_t> by_new, by_old;
+      std::vector<uint64_t> sort_work, sort_tmp;
       eval::RankScratch scratch;
       std::vector<int64_t> ranks;
 #pragma omp for schedule(dynamic, 4)
@@ -128,13 +154,8 @@ std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<Curv
         const float* so = S_old.data() + r * n;
         if (any_rank) {
           // Items by score within each version, best first (ties: index ascending).
-          std::iota(by_new.begin(), by_new.end(), 0);
-          std::iota(by_old.begin(), by_old.end(), 0);
-          auto desc = [](const float* s) {
-            return [s](int64_t a, int64_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-          };
-          std::sort(by_new.begin(), by_new.end(), desc(sn));
-          std::sort(by_old.begin(), by_old.end(), desc(so));
+          order_best_first(n, sn, sort_work, sort_tmp, by_new);
+          order_best_first(n, so, sort_work, sort_tmp, by_old);
         }
         for (size_t s = 0; s < ns; ++s) {
           const CurveSpec& spec = specs[s];
