@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -97,5 +100,28 @@ TEST(Device, CpuRunIsUnchangedAndCudaWithoutCudaStopsBeforeTraining) {
   EXPECT_NE(out.find("device: cuda asked for, but this libtorch has no CUDA"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir + "/cuda/meta.json"));
   EXPECT_FALSE(fs::exists(dir + "/cuda/checkpoint.pt"));
+
+  // Every command that embeds images honours --device: asked for cuda here, each stops
+  // with the same error and writes nothing; with cpu, the same command works.
+  const std::string B = std::string(DUALTUNE_BINARY) + " ";
+  const std::string data = " --format idx --root " + dir + "/data --split test --workers 0";
+  out = testdata::run_command(B + "gallery create " + dir + "/g --model m --model-path " + dir + "/cpu", &status);
+  ASSERT_EQ(status, 0) << out;
+  const std::vector<std::pair<std::string, std::string>> commands{
+      {"extract --model " + dir + "/cpu --out " + dir + "/features" + data, dir + "/features"},
+      {"eval --model m=" + dir + "/cpu --out " + dir + "/report" + data, dir + "/report"},
+      {"gallery add " + dir + "/g" + data, ""},
+  };
+  for (const auto& [command, output] : commands) {
+    out = testdata::run_command(B + command + " --device cuda", &status);
+    EXPECT_NE(status, 0) << command << "\n" << out;
+    EXPECT_NE(out.find("device: cuda asked for, but this libtorch has no CUDA"), std::string::npos) << command << "\n" << out;
+    if (!output.empty()) EXPECT_FALSE(fs::exists(output)) << command;
+    out = testdata::run_command(B + command + " --device cpu", &status);
+    EXPECT_EQ(status, 0) << command << "\n" << out;
+  }
+  out = testdata::run_command(B + "gallery status --json " + dir + "/g", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["items"], 16) << out;  // the cpu add's 16 test images, none from the cuda one
   fs::remove_all(dir);
 }

@@ -7,6 +7,7 @@
 #include "dualtune/app/run_eval.h"
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/data_options.h"
+#include "dualtune/engine/device.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/error.h"
@@ -68,7 +69,7 @@ void register_eval_command(CLI::App& app) {
       DT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), "--model expects NAME=MODEL, got '", spec,
                "'");
       const std::string name = spec.substr(0, eq), model = spec.substr(eq + 1);
-      const auto embed = engine::embedder_for(model, "", embedding_precision(*data));
+      const auto embed = engine::embedder_for(model, "", embedding_precision(*data), engine::resolve_device(data->device).name);
       auto extract = [&](const std::string& split, const std::string& dir) {
         DataOptions d = *data;
         if (!split.empty()) d.split = split;

@@ -27,8 +27,8 @@ void register_extract_command(CLI::App& app) {
   cmd->add_option("--threads", opts->threads, "libtorch threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([opts] {
     engine::set_threads(opts->threads);
+    const auto resolved = resolve_data_options(opts->data, opts->model);  // a bad device or precision: before any output
     ensure_writable_dir(opts->out);
-    const auto resolved = resolve_data_options(opts->data, opts->model);
     const auto dataset = data::open_dataset(resolved.spec);
     const auto fs = engine::extract_features(engine::embedder_for(opts->model, opts->class_map, resolved.precision, resolved.device),
                                              dataset, resolved.transform, opts->batch, opts->data.workers);

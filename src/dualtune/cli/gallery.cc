@@ -13,6 +13,7 @@
 #include "dualtune/cli/commands.h"
 #include "dualtune/cli/gallery_common.h"
 #include "dualtune/data/image_decode.h"
+#include "dualtune/engine/device.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/engine/torch_image_embedder.h"
 #include "dualtune/features/feature_set.h"
@@ -37,6 +38,7 @@ std::unique_ptr<gallery::ImageEmbedder> gallery_embedder(const gallery::ModelInf
   o.transform = resolve_data_options(d, m.path).transform;
   o.workers = data.workers;
   o.precision = embedding_precision(data);
+  o.device = engine::resolve_device(data.device).name;
   return engine::make_gallery_embedder(o);
 }
 

@@ -9,6 +9,7 @@
 #include "dualtune/app/gallery_status.h"
 #include "dualtune/app/rollout_gate.h"
 #include "dualtune/cli/gallery_common.h"
+#include "dualtune/engine/device.h"
 #include "dualtune/engine/extract.h"
 #include "dualtune/engine/settings.h"
 #include "dualtune/util/error.h"
@@ -38,8 +39,9 @@ gallery::RolloutGate gate_from_split(const gallery::ModelInfo& deployed, const g
   const auto extract = [&](const std::string& path) {
     DataOptions d = o.probe_data;
     d.config = o.model->data_config;
-    return engine::extract_features(engine::embedder_for(path), dataset, resolve_data_options(d, path).transform, 256,
-                                    o.probe_data.workers);
+    const auto embed = engine::embedder_for(path, "", embedding_precision(o.probe_data),
+                                            engine::resolve_device(o.probe_data.device).name);
+    return engine::extract_features(embed, dataset, resolve_data_options(d, path).transform, 256, o.probe_data.workers);
   };
   auto g = app::gate_from_feature_sets(extract(deployed.path), extract(reg.path), m, o.threads);
   g.probe = "split " + spec.format + ":" + spec.root + ":" + spec.split;

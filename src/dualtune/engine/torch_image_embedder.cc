@@ -68,7 +68,7 @@ class BatchImages : public data::Dataset {
 class ModelEmbedder : public gallery::ImageEmbedder {
  public:
   explicit ModelEmbedder(const GalleryEmbedderOptions& o)
-      : options_(o), embed_(embedder_for(o.model_path, o.class_map, o.precision)), fingerprint_(gallery::model_fingerprint(o.model_path)) {
+      : options_(o), embed_(embedder_for(o.model_path, o.class_map, o.precision, o.device)), fingerprint_(gallery::model_fingerprint(o.model_path)) {
     torch::NoGradGuard no_grad;
     const auto& t = options_.transform;
     const auto e = embed_(torch::zeros({1, t.channels, t.height, t.width}));

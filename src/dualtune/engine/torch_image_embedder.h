@@ -19,6 +19,7 @@ struct GalleryEmbedderOptions {
   data::TransformOptions transform;  ///< test-time transform (cli: resolve_data_options)
   int workers = 2;              ///< decoding threads per batch
   std::string precision = "fp32";  ///< resolved: fp32 | bf16 (engine/precision.h)
+  std::string device = "cpu";      ///< resolved: cpu | cuda (engine/device.h)
 };
 
 /// Opens the model (one forward pass on a blank image to learn its embedding size).
