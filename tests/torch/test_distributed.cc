@@ -1,5 +1,5 @@
 // Data-parallel training on c10d Gloo (engine/distributed.h), driven through the CLI:
-//   - 2 ranks on 127.0.0.1 (`train --nproc 2`) end with the parameters of one process that
+//   - 2 ranks on 127.0.0.1 (`train --nproc 2`; a built-in or a TorchScript backbone) end with the parameters of one process that
 //     accumulates the gradients of the same two half-batches (the exact single-process
 //     equivalent: BatchNorm statistics are per rank, as in DDP);
 //   - SIGKILL of one rank makes the other exit non-zero with a clear error, quickly;
@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -112,27 +114,42 @@ std::string DistributedTraining::dir;
 class TwoRanks : public DistributedTraining, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(TwoRanks, EqualOneProcessAccumulatingTheirHalfBatches) {
-  const std::string optim = GetParam();
-  const std::string out_dir = dir + "/two_ranks_" + optim;
+  // "adam", "sgd", or "adam-torchscript": a user's scripted module as the backbone (the
+  // fixture feature_map.pt: BatchNorm, no dropout, so both sides see the same forward).
+  const std::string param = GetParam();
+  const std::string optim = param.substr(0, param.find('-'));
+  std::vector<std::string> backbone;
+  if (param.find("-torchscript") != std::string::npos) {
+    const char* env = std::getenv("DUALTUNE_TORCHSCRIPT_FIXTURES");
+    const std::string module = std::string(env && *env ? env : DUALTUNE_TORCHSCRIPT_FIXTURES) + "/feature_map.pt";
+    ASSERT_TRUE(std::filesystem::exists(module)) << module << ": run `ctest -R fixtures.torchscript_models`";
+    backbone = {"model.backbone=torchscript", "model.path=" + module};
+  }
+  std::string backbone_args;
+  for (const auto& b : backbone) backbone_args += " " + b;
+  const std::string out_dir = dir + "/two_ranks_" + param;
   int status = 0;
   const auto out = testdata::run_command(std::string(DUALTUNE_BINARY) + " train -c " + dir + "/cfg.yml output_dir=" + out_dir +
-                           " optim.name=" + optim + " optim.lr=0.05 --nproc 2",
+                           " optim.name=" + optim + " optim.lr=0.05" + backbone_args + " --nproc 2",
                        &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("2 ranks"), std::string::npos) << out;
   const auto meta = nlohmann::json::parse(testdata::slurp(out_dir + "/meta.json"));
   EXPECT_EQ(meta["world_size"].get<int>(), 2);
   EXPECT_TRUE(meta["complete"].get<bool>());
+  // A torchscript run keeps its copy of the user's module (models/torchscript_backbone.h).
+  EXPECT_EQ(std::filesystem::exists(out_dir + "/backbone.pt"), !backbone.empty());
   // Resume with another world size is refused.
   const auto bad = testdata::run_command(std::string(DUALTUNE_BINARY) + " train -c " + dir + "/cfg.yml output_dir=" + out_dir +
-                           " optim.name=" + optim + " optim.lr=0.05 --resume",
+                           " optim.name=" + optim + " optim.lr=0.05" + backbone_args + " --resume",
                        &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("world size 2 but this run has world size 1"), std::string::npos) << bad;
 
   // Reference: one process, the same seed, initial weights and items.
-  const auto cfg = config::Config::load(
-      dir + "/cfg.yml", {"output_dir=" + dir + "/reference", "optim.name=" + optim, "optim.lr=0.05"});
+  std::vector<std::string> overrides{"output_dir=" + dir + "/reference_" + param, "optim.name=" + optim, "optim.lr=0.05"};
+  overrides.insert(overrides.end(), backbone.begin(), backbone.end());
+  const auto cfg = config::Config::load(dir + "/cfg.yml", overrides);
   torch::set_num_threads(1);
   const auto train_set = data::open_dataset(engine::dataset_spec(cfg));
   const auto seed = static_cast<uint64_t>(cfg.get<int64_t>("seed"));
@@ -153,7 +170,7 @@ TEST_P(TwoRanks, EqualOneProcessAccumulatingTheirHalfBatches) {
     // the same float expression; FusedAdam against torch's Adam is test_fused_adam.cc.
     opt_ptr = std::make_unique<engine::FusedAdam>(params, torch::optim::AdamOptions(lr0).weight_decay(wd));
   auto& opt = *opt_ptr;
-  engine::Objective objective(engine::objective_options(cfg), train_set, dir + "/reference",
+  engine::Objective objective(engine::objective_options(cfg), train_set, dir + "/reference_" + param,
                               [](const std::string&) {});
   std::vector<std::unique_ptr<data::Loader>> halves;
   for (int r = 0; r < 2; ++r) {
@@ -200,10 +217,12 @@ TEST_P(TwoRanks, EqualOneProcessAccumulatingTheirHalfBatches) {
     worst = std::max(worst, rel);
     EXPECT_LT(rel, 1e-5) << "parameter " << kv.key();
   }
-  std::printf("%s: largest relative parameter difference, 2 ranks vs reference: %.3g\n", optim.c_str(), worst);
+  std::printf("%s: largest relative parameter difference, 2 ranks vs reference: %.3g\n", param.c_str(), worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(Distributed, TwoRanks, ::testing::Values("adam", "sgd"));
+// Named TorchScript* so that ctest runs the fixture export first (CMakeLists.txt).
+INSTANTIATE_TEST_SUITE_P(TorchScriptDistributed, TwoRanks, ::testing::Values("adam-torchscript"));
 
 TEST_F(DistributedTraining, KilledRankMakesTheOtherFailWithinTheTimeout) {
   testdata::write_tiny_idx(dir + "/data_long", 2000, 64, 8);
