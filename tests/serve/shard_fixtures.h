@@ -16,16 +16,18 @@
 namespace dualtune::serve::testing {
 
 /// Vectors of n items of `classes` classes (item i has class i % classes): class centre
-/// + noise of deviation `noise`, dim components, seeded.
+/// + noise of deviation `noise`, dim (<= 64) components. The centres are the same for
+/// every call (the first dim of 64 seeded components), so vectors of two dimensions
+/// agree on their common prefix, as two compatible models' do; `seed` draws the noise.
 inline std::vector<float> class_vectors(int64_t n, int64_t dim, int64_t classes, float noise, uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 centre_rng(12345), rng(seed);
   std::normal_distribution<float> g(0.f, 1.f);
-  std::vector<float> centre(static_cast<size_t>(classes * dim));
-  for (auto& x : centre) x = g(rng);
+  std::vector<float> centre(static_cast<size_t>(classes * 64));
+  for (auto& x : centre) x = g(centre_rng);
   std::vector<float> v(static_cast<size_t>(n * dim));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t c = 0; c < dim; ++c)
-      v[static_cast<size_t>(i * dim + c)] = centre[static_cast<size_t>((i % classes) * dim + c)] + noise * g(rng);
+      v[static_cast<size_t>(i * dim + c)] = centre[static_cast<size_t>((i % classes) * 64 + c)] + noise * g(rng);
   return v;
 }
 
