@@ -5,6 +5,8 @@
 #   pg_cluster.sh start STATE   starts one; STATE/url holds its superuser URL
 #                               (postgresql://dualtune:PASSWORD@127.0.0.1:PORT/postgres)
 #   pg_cluster.sh stop STATE    stops it and deletes its files
+#   pg_cluster.sh pause STATE   stops its server, keeping its files (an outage)
+#   pg_cluster.sh resume STATE  starts the paused server again, same port and data
 #   pg_cluster.sh run CMD...    starts one, runs CMD with DUALTUNE_TEST_PG_URL set, stops it
 #
 # ctest runs start/stop as the fixture of the store tests (CMakeLists.txt), which read
@@ -49,12 +51,32 @@ start() {
   port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   # fsync off: a test cluster is thrown away, durability buys nothing here. Benchmarks
   # set DUALTUNE_PG_FSYNC=on to compare with SQLite's synchronous=FULL on equal terms.
+  echo "$port" >"$state/port"
+  server_start "$state"
+  echo "postgresql://dualtune:$pw@127.0.0.1:$port/postgres" >"$state/url"
+  echo "pg_cluster.sh: PostgreSQL ($("$bin/postgres" --version)) on 127.0.0.1:$port, data in $tmp"
+}
+
+# Starts the server of STATE (its data directory and port from start).
+server_start() {
+  local state="$1" bin tmp port as=()
+  bin="$(find_bindir)"
+  tmp="$(cat "$state/dir")"
+  port="$(cat "$state/port")"
+  [ "$(id -u)" -ne 0 ] || as=(runuser -u postgres --)
   "${as[@]}" "$bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 \
     -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=${DUALTUNE_PG_FSYNC:-off} -c max_connections=50" \
     start >/dev/null ||
     { cat "$tmp/server.log" >&2; die "pg_ctl start failed"; }
-  echo "postgresql://dualtune:$pw@127.0.0.1:$port/postgres" >"$state/url"
-  echo "pg_cluster.sh: PostgreSQL ($("$bin/postgres" --version)) on 127.0.0.1:$port, data in $tmp"
+}
+
+pause() {
+  local state="$1" bin tmp as=()
+  [ -f "$state/dir" ] || die "no cluster in $state"
+  tmp="$(cat "$state/dir")"
+  bin="$(find_bindir)"
+  [ "$(id -u)" -ne 0 ] || as=(runuser -u postgres --)
+  "${as[@]}" "$bin/pg_ctl" -D "$tmp/data" -m fast -w stop >/dev/null
 }
 
 stop() {
@@ -70,6 +92,8 @@ stop() {
 case "${1:-}" in
   start) [ $# -eq 2 ] || die "usage: pg_cluster.sh start STATE_DIR"; start "$2" ;;
   stop) [ $# -eq 2 ] || die "usage: pg_cluster.sh stop STATE_DIR"; stop "$2" ;;
+  pause) [ $# -eq 2 ] || die "usage: pg_cluster.sh pause STATE_DIR"; pause "$2" ;;
+  resume) [ $# -eq 2 ] || die "usage: pg_cluster.sh resume STATE_DIR"; server_start "$2" ;;
   run)
     shift
     [ $# -ge 1 ] || die "usage: pg_cluster.sh run COMMAND..."
@@ -78,5 +102,5 @@ case "${1:-}" in
     start "$state" >&2
     DUALTUNE_TEST_PG_URL="$(cat "$state/url")" "$@"
     ;;
-  *) die "usage: pg_cluster.sh start|stop STATE_DIR, or pg_cluster.sh run COMMAND..." ;;
+  *) die "usage: pg_cluster.sh start|stop|pause|resume STATE_DIR, or pg_cluster.sh run COMMAND..." ;;
 esac

@@ -13,5 +13,6 @@ void register_demo_command(CLI::App& app);
 void register_transform_command(CLI::App& app);
 void register_gallery_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
+void register_proxy_command(CLI::App& app);
 
 }  // namespace dualtune::cli

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   dualtune::cli::register_transform_command(app);
   dualtune::cli::register_gallery_command(app);
   dualtune::cli::register_serve_command(app);
+  dualtune::cli::register_proxy_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -20,7 +20,8 @@ namespace dualtune::cli {
 namespace {
 
 struct ServeOptions {
-  std::string dir, host = "127.0.0.1", token_file, report, curve;
+  std::string dir, host = "127.0.0.1", token_file, report, curve, shard;
+  int64_t refresh_ms = serve::ServiceOptions{}.refresh_ms;
   int port = 8080;
   int threads = 8;
   int backfill_nice = serve::ServiceOptions{}.backfill_nice;
@@ -44,6 +45,8 @@ void run_serve(const ServeOptions& o) {
   so.limits = o.limits;
   so.threads = o.threads;
   so.backfill_nice = o.backfill_nice;
+  if (!o.shard.empty()) so.shard = gallery::Shard::parse(o.shard);
+  so.refresh_ms = o.refresh_ms;
   if (!o.quiet) so.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   auto gallery = open_gallery(o.dir);
   const DataOptions data = o.data;
@@ -63,9 +66,10 @@ void run_serve(const ServeOptions& o) {
   serve::Service service(*gallery, embedders, so);
   const int port = service.bind(o.host, o.port);
   const auto st = gallery->status();
-  std::printf("dualtune serve: http://%s:%d/ (gallery %s, %lld items; write routes %s)\n",
+  std::printf("dualtune serve: http://%s:%d/ (gallery %s, %lld items%s; write routes %s)\n",
               o.host.find(':') != std::string::npos ? ("[" + o.host + "]").c_str() : o.host.c_str(), port, gallery->dir().c_str(),
-              static_cast<long long>(st.items), so.token.empty() ? "disabled: no --token-file" : "need the bearer token");
+              static_cast<long long>(st.items), so.shard.all() ? "" : (", searching shard " + so.shard.str()).c_str(),
+              so.token.empty() ? "disabled: no --token-file" : "need the bearer token");
   if (!is_loopback(o.host))
     std::printf("warning: listening on %s, not loopback: every read route (search, thumbnails, status) is open to "
                 "whoever reaches this address\n", o.host.c_str());
@@ -115,6 +119,13 @@ void register_serve_command(CLI::App& app) {
   c->add_option("--curve", o->curve, "backfill curve file (curve.json of `gallery curve` or the demo; default "
                                      "DIR/curve/curve.json, else REPORT/transition/curve.json)");
   c->add_option("--threads", o->threads, "HTTP worker threads")->check(CLI::Range(1, 256))->capture_default_str();
+  c->add_option("--shard", o->shard, "I/N: hold and search only the items whose id mod N is I (one of N search "
+                                     "processes behind `dualtune proxy`; docs/GALLERY.md)");
+  c->add_option("--refresh-ms", o->refresh_ms, "PostgreSQL: a commit is searchable once its announcement (NOTIFY) "
+                                               "arrives and at the latest this long after it; 0 = ask the server at "
+                                               "every search")
+      ->check(CLI::Range(int64_t(0), int64_t(86400000)))
+      ->capture_default_str();
   c->add_option("--backfill-nice", o->backfill_nice, "niceness a running backfill adds to the service's (0-19, "
                                                      "capped at 19): searches get the cores first; 0 = equal shares")
       ->check(CLI::Range(0, 19))

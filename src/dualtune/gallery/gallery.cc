@@ -4,6 +4,7 @@
 // gallery_fit.cc, gallery_backfill.cc and gallery_curve.cc.
 #include "dualtune/gallery/gallery.h"
 
+#include "dualtune/gallery/freshness.h"
 #include "dualtune/gallery/gallery_internal.h"
 #include "dualtune/util/error.h"
 
@@ -14,6 +15,11 @@ Gallery::Gallery(std::string where, std::unique_ptr<Store> store, OpenOptions op
       options_(std::move(options)), store_(std::move(store)), caches_(std::make_unique<detail::Caches>()) {
   if (cache_dir_.empty()) options_.write_cache = false;
   data_version_ = store_->data_version();
+  if (options_.refresh_ms > 0) {
+    // The feed is a connection of its own (PgStore::change_feed reads only the URL).
+    Store* store = store_.get();
+    freshness_ = std::make_unique<detail::Freshness>(options_.refresh_ms, [store] { return store->change_feed(); });
+  }
 }
 
 Gallery::~Gallery() = default;

@@ -19,7 +19,10 @@
 //     the result of an uninterrupted run: the plan (order, batch grid) is stored, and each
 //     batch is committed in one transaction.
 //   - Several processes may open the same gallery. The database serialises their writes; a
-//     reader process picks up other processes' commits at its next search (refresh()).
+//     reader process picks up other processes' commits at its next search (refresh()):
+//     at once with OpenOptions::refresh_ms = 0 (it asks the store at every search), and
+//     with refresh_ms > 0 on PostgreSQL as soon as the commit's announcement arrives, at
+//     the latest refresh_ms after the commit (freshness.h).
 //
 // The class is a facade: its parts live in gallery_*.cc, one job each (lifecycle and
 // metadata, ingest, transform, query plans and caches, search, fits, backfill, curve
@@ -50,6 +53,7 @@ namespace dualtune::gallery {
 namespace detail {
 struct QueryPlan;
 struct Caches;
+class Freshness;
 }  // namespace detail
 
 class Gallery {
@@ -150,7 +154,14 @@ class Gallery {
   /// calibrations are fitted, else raw; docs/GALLERY.md). Throws for calibrated without a calibration.
   Merge resolve_merge(const std::string& model, std::optional<Merge> requested);
   /// Picks up commits of other processes (search calls it; cheap when nothing changed).
+  /// Asks the store's write sequence unless OpenOptions::refresh_ms says it need not yet
+  /// (freshness.h). A sequence that went back (the database was restored from an older
+  /// copy) drops every cache: they are rebuilt from the store.
   void refresh();
+  /// Whether commits reach this object by announcement (refresh_ms > 0 on a store with
+  /// a change feed), and how many announcements arrived.
+  bool listening() const;
+  int64_t announcements() const;
   /// Writes index caches that fell behind the store (e.g. before a service exits).
   void flush_caches();
 
@@ -241,6 +252,7 @@ class Gallery {
   std::atomic<bool> local_writes_{false};
   std::atomic<bool> backfill_running_{false};
   int64_t data_version_ = -1;         ///< store_mu_
+  std::unique_ptr<detail::Freshness> freshness_;  ///< null when refresh_ms = 0
 };
 
 }  // namespace dualtune::gallery

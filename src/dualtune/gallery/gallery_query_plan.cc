@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iterator>
 
+#include "dualtune/gallery/freshness.h"
 #include "dualtune/gallery/gallery_internal.h"
 #include "dualtune/util/error.h"
 
@@ -34,18 +35,38 @@ void drop_versions(Caches& caches, const std::string& cache_dir, const std::vect
 
 void Gallery::refresh() {
   bool changed = local_writes_.exchange(false);
+  if (!changed && freshness_ && !freshness_->due()) return;  // nothing announced, not due yet
+  bool restored = false;
   {
     std::lock_guard<std::mutex> lk(store_mu_);
-    const int64_t dv = store_->data_version();
+    int64_t dv = 0;
+    try {
+      dv = store_->data_version();
+    } catch (...) {
+      if (freshness_) freshness_->mark_stale();
+      throw;
+    }
     if (dv != data_version_) {
+      restored = dv < data_version_;
       data_version_ = dv;
       changed = true;
     }
   }
   if (!changed) return;
   std::unique_lock<std::shared_mutex> cl(cache_mu_);
+  if (restored) {
+    // The write sequence only grows: a smaller one is another copy of the database (a
+    // restored backup), whose rows the caches cannot be checked against.
+    caches_->flat.clear();
+    caches_->ann.clear();
+    caches_->plans.clear();
+    return;
+  }
   refresh_locked();
 }
+
+bool Gallery::listening() const { return freshness_ && freshness_->listening(); }
+int64_t Gallery::announcements() const { return freshness_ ? freshness_->announcements() : 0; }
 
 void Gallery::refresh_locked() {
   std::lock_guard<std::mutex> lk(store_mu_);
@@ -53,7 +74,7 @@ void Gallery::refresh_locked() {
   for (auto& [key, idx] : caches_->flat) {
     const VersionInfo v = store_->version(key.first);
     if (v.generation != idx->header().generation) {
-      idx = std::make_unique<VectorIndex>(store_->uuid(), v, key.second);
+      idx = std::make_unique<VectorIndex>(store_->uuid(), v, key.second, options_.shard);
       for (auto it = caches_->ann.begin(); it != caches_->ann.end();)
         it = std::get<0>(it->first) == v.id && std::get<1>(it->first) == key.second ? caches_->ann.erase(it) : std::next(it);
     }
@@ -87,7 +108,7 @@ const detail::QueryPlan& Gallery::query_plan_locked(const std::string& name) {
     auto& idx = caches_->flat[{v.id, d}];
     if (!idx) {
       std::string notice;
-      idx = VectorIndex::open(*store_, v, d, options_.write_cache, &notice);
+      idx = VectorIndex::open(*store_, v, d, options_.write_cache, &notice, options_.shard);
       if (!notice.empty() && options_.notice) options_.notice(notice);
     }
     detail::Slot s;

@@ -30,6 +30,16 @@ struct OpenOptions {
   bool write_cache = true;  ///< write rebuilt index caches to DIR/index/
   /// Receives one line per noteworthy event (a stale cache rebuilt). Default: ignored.
   std::function<void(const std::string&)> notice;
+  /// Searches hold and search only this shard's items (a search process of a sharded
+  /// gallery, vector_index.h); the default is every item. Writes are not affected.
+  Shard shard;
+  /// Freshness of searches (gallery.h, refresh()): 0 asks the store for its write
+  /// sequence at every search; > 0 asks only when the store announced a commit
+  /// (PostgreSQL LISTEN/NOTIFY) or when refresh_ms passed since the last time it asked,
+  /// so a search sees every write committed refresh_ms before it started even when an
+  /// announcement is lost. Stores that announce nothing (SQLite, whose data_version is a
+  /// local read) keep asking at every search.
+  int64_t refresh_ms = 0;
 };
 
 struct SearchOptions {

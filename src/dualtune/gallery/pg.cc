@@ -3,9 +3,13 @@
 #include <endian.h>
 #include <libpq-fe.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
+#include "dualtune/gallery/store.h"
 #include "dualtune/util/error.h"
 
 namespace dualtune::gallery::pg {
@@ -151,12 +155,61 @@ std::string Conn::describe_failure(pg_result* r) const {
   return replace_all(msg, password_, "***");
 }
 
-bool Conn::try_exec(const std::string& sql, const Params& p) {
+bool Conn::ensure_connected() {
+  if (PQstatus(c_) == CONNECTION_OK) return true;
+  PQreset(c_);
+  if (PQstatus(c_) != CONNECTION_OK) {
+    last_error_ = describe_failure(nullptr);
+    sqlstate_ = "08006";  // connection_failure
+    return false;
+  }
+  PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+  for (const auto& sql : session_) {
+    pg_result* r = PQexec(c_, sql.c_str());
+    const bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) last_error_ = describe_failure(r);
+    PQclear(r);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void Conn::throw_unreachable(const std::string& sql) {
+  throw StoreUnreachable(detail::concat("gallery ", shown_, ": the database server is unreachable (",
+                                        sql.empty() ? std::string("reconnecting") : "'" + sql.substr(0, 80) + "'",
+                                        "): ", last_error_));
+}
+
+namespace {
+/// Statements that may run twice without harm: those sent outside a transaction that
+/// read, open a transaction or set the session (the store's writes all run inside one).
+bool retryable(const std::string& sql) {
+  size_t i = 0;
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  for (const char* w : {"SELECT", "BEGIN", "SET", "LISTEN", "SHOW"})
+    if (sql.compare(i, std::strlen(w), w) == 0) return true;
+  return false;
+}
+}  // namespace
+
+pg_result* Conn::send(const std::string& sql, const Params& p, bool binary_result) {
   std::vector<const char*> values(p.size());
   for (size_t i = 0; i < p.size(); ++i) values[i] = p.null_[i] ? nullptr : p.values_[i].data();
-  pg_result* r = p.size() == 0 ? PQexec(c_, sql.c_str())  // may hold several statements
-                               : PQexecParams(c_, sql.c_str(), static_cast<int>(p.size()), nullptr, values.data(),
-                                              p.lengths_.data(), p.formats_.data(), 0);
+  for (int attempt = 0;; ++attempt) {
+    if (!ensure_connected()) return nullptr;
+    const bool idle = PQtransactionStatus(c_) == PQTRANS_IDLE;
+    pg_result* r = p.size() == 0 && !binary_result
+                       ? PQexec(c_, sql.c_str())  // may hold several statements
+                       : PQexecParams(c_, sql.c_str(), static_cast<int>(p.size()), nullptr, values.data(),
+                                      p.lengths_.data(), p.formats_.data(), binary_result ? 1 : 0);
+    if (PQstatus(c_) == CONNECTION_OK || attempt > 0 || !idle || !retryable(sql)) return r;
+    PQclear(r);  // lost while idle (e.g. the server restarted since the last statement): once more
+  }
+}
+
+bool Conn::try_exec(const std::string& sql, const Params& p) {
+  pg_result* r = send(sql, p, false);
+  if (!r && PQstatus(c_) != CONNECTION_OK) return false;  // unreachable: last_error_ says why
   const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     PQclear(r);
@@ -170,26 +223,58 @@ bool Conn::try_exec(const std::string& sql, const Params& p) {
 }
 
 Result Conn::exec(const std::string& sql, const Params& p, bool binary_result) {
-  std::vector<const char*> values(p.size());
-  for (size_t i = 0; i < p.size(); ++i) values[i] = p.null_[i] ? nullptr : p.values_[i].data();
-  pg_result* r = p.size() == 0 && !binary_result
-                     ? PQexec(c_, sql.c_str())
-                     : PQexecParams(c_, sql.c_str(), static_cast<int>(p.size()), nullptr, values.data(),
-                                    p.lengths_.data(), p.formats_.data(), binary_result ? 1 : 0);
+  pg_result* r = send(sql, p, binary_result);
   const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(r);
-  last_error_ = describe_failure(r);
+  if (r) last_error_ = describe_failure(r);
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-  sqlstate_ = state ? state : "";
+  sqlstate_ = state ? state : sqlstate_;
   PQclear(r);
+  if (PQstatus(c_) != CONNECTION_OK) throw_unreachable(sql);
   DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", last_error_);
 }
 
+void Conn::set_session(const std::string& sql) {
+  exec(sql);
+  session_.push_back(sql);
+}
+
+int Conn::wait_notifications(int timeout_ms) {
+  if (PQstatus(c_) != CONNECTION_OK) throw_unreachable("");
+  auto drain = [this] {
+    int n = 0;
+    while (PGnotify* m = PQnotifies(c_)) {
+      ++n;
+      PQfreemem(m);
+    }
+    return n;
+  };
+  int n = drain();
+  if (n > 0) return n;
+  pollfd fd{PQsocket(c_), POLLIN, 0};
+  if (fd.fd < 0) {
+    last_error_ = "no socket";
+    throw_unreachable("");
+  }
+  const int ready = ::poll(&fd, 1, timeout_ms);
+  if (ready > 0) {
+    // A closed socket reads as ready; PQconsumeInput then fails and the status goes bad.
+    if (!PQconsumeInput(c_) || PQstatus(c_) != CONNECTION_OK) {
+      last_error_ = describe_failure(nullptr);
+      throw_unreachable("");
+    }
+    n = drain();
+  }
+  return n;
+}
+
 void Conn::copy_in(const std::string& sql, const std::string& data) {
+  if (!ensure_connected()) throw_unreachable(sql);
   pg_result* r = PQexec(c_, sql.c_str());
   if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
     last_error_ = describe_failure(r);
     PQclear(r);
+    if (PQstatus(c_) != CONNECTION_OK) throw_unreachable(sql);
     DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", last_error_);
   }
   PQclear(r);
@@ -210,6 +295,7 @@ void Conn::copy_in(const std::string& sql, const std::string& data) {
   if (!ok && failure.empty()) failure = describe_failure(nullptr);
   if (!failure.empty()) {
     last_error_ = failure;
+    if (PQstatus(c_) != CONNECTION_OK) throw_unreachable(sql);
     DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", failure);
   }
 }

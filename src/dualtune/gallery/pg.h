@@ -8,6 +8,13 @@
 // float32 bytes. Results come back as text by default; exec(..., binary_result = true)
 // asks for binary columns (bytea raw, bigint as 8 bytes big-endian), which is what the
 // vector reads use to avoid hex-decoding every blob.
+//
+// A lost connection (server down or restarted) is a gallery::StoreUnreachable (store.h),
+// not a plain Error. The next statement reconnects first (PQreset) and replays the
+// session settings (set_session); a statement that found the connection lost while no
+// transaction was open (a read, BEGIN, SET, LISTEN) is retried once on the new
+// connection, so the first request after a restart succeeds. Inside a transaction
+// nothing is retried: the transaction is gone with the connection and its caller fails.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -79,13 +86,26 @@ class Conn {
   bool try_exec(const std::string& sql, const Params& params);
   /// COPY ... FROM STDIN with `data` as the stream (the whole of it, in pieces).
   void copy_in(const std::string& sql, const std::string& data);
+  /// Runs a session setting (SET ..., LISTEN ...) now and again after every reconnect.
+  void set_session(const std::string& sql);
+  /// Waits at most timeout_ms for NOTIFY messages on the channels this connection
+  /// LISTENs to; returns how many arrived (0 on timeout). Throws StoreUnreachable when
+  /// the connection is lost (it does not reconnect: see ChangeFeed in store.h).
+  int wait_notifications(int timeout_ms);
   const std::string& last_error() const { return last_error_; }
   const std::string& sqlstate() const { return sqlstate_; }
   const std::string& shown_url() const { return shown_; }
 
  private:
   std::string describe_failure(pg_result* r) const;
+  /// Reconnects when the connection is bad; false (reason in last_error_) when the
+  /// server is still unreachable.
+  bool ensure_connected();
+  [[noreturn]] void throw_unreachable(const std::string& sql);
+  /// Sends one statement; nullptr result means "no answer".
+  pg_result* send(const std::string& sql, const Params& p, bool binary_result);
   pg_conn* c_ = nullptr;
+  std::vector<std::string> session_;
   std::string shown_, password_;
   std::string last_error_, sqlstate_;
 };

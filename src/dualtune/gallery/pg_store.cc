@@ -15,6 +15,8 @@ namespace {
 constexpr const char* kApplication = "dualtune-gallery";
 /// The advisory lock key of "a backfill runs on this gallery" (one gallery a database).
 constexpr int64_t kBackfillLockKey = 0x4454474c;
+/// The NOTIFY channel of committed writes (one gallery a database).
+constexpr const char* kChannel = "dualtune_gallery_write";
 
 // bigint everywhere an SQLite INTEGER is; vectors out of line and uncompressed
 // (STORAGE EXTERNAL: float32 bytes do not compress, trying costs CPU on every write).
@@ -155,7 +157,7 @@ std::unique_ptr<PgStore> PgStore::open(const std::string& url, bool read_only) {
            "', found '", app, "' (another application's tables)");
   DT_CHECK(schema == std::to_string(kSchemaVersion), shown, ": expected gallery schema version ", kSchemaVersion,
            ", found ", schema.empty() ? "none" : schema, " (written by another dualtune version)");
-  if (read_only) c->exec("SET default_transaction_read_only = on");
+  if (read_only) c->set_session("SET default_transaction_read_only = on");
   auto store = std::unique_ptr<PgStore>(new PgStore(url, std::move(c), read_only));
   DT_CHECK(!store->uuid().empty(), shown, " is damaged: its meta table has no uuid");
   return store;
@@ -174,8 +176,11 @@ PgStore::Tx::Tx(PgStore& s, bool write) : s_(s) {
     DT_CHECK(!s_.read_only_, "gallery ", s_.dir_, ": opened read-only; expected a writable gallery for this command");
     s_.conn_->exec("BEGIN");
     try {
-      // Takes the row's lock until COMMIT: writers run one at a time (pg_store.h).
-      s_.conn_->exec("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'write_seq'");
+      // Takes the row's lock until COMMIT: writers run one at a time (pg_store.h). The
+      // NOTIFY is queued with the transaction: listeners get it at COMMIT, never for a
+      // rolled-back write (one round trip for both statements).
+      s_.conn_->exec(std::string("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'write_seq'; NOTIFY ") +
+                     kChannel);
     } catch (...) {
       s_.conn_->try_exec("ROLLBACK", {});
       throw;
@@ -205,6 +210,20 @@ void PgStore::Tx::commit() {
 std::unique_ptr<Store::Transaction> PgStore::transaction(bool write) { return std::make_unique<Tx>(*this, write); }
 
 std::unique_ptr<Store::Lock> PgStore::backfill_lock() { return std::make_unique<AdvisoryLock>(url_, dir_); }
+
+namespace {
+/// A connection of its own that LISTENs to the write channel.
+class PgChangeFeed final : public Store::ChangeFeed {
+ public:
+  explicit PgChangeFeed(const std::string& url) : conn_(url) { conn_.exec(std::string("LISTEN ") + kChannel); }
+  bool wait(int timeout_ms) override { return conn_.wait_notifications(timeout_ms) > 0; }
+
+ private:
+  pg::Conn conn_;
+};
+}  // namespace
+
+std::unique_ptr<Store::ChangeFeed> PgStore::change_feed() { return std::make_unique<PgChangeFeed>(url_); }
 
 // --- whole-database facts ---------------------------------------------------------------
 

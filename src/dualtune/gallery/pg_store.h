@@ -10,7 +10,8 @@
 // that row's lock until COMMIT. Writers therefore run one at a time, as SQLite's BEGIN
 // IMMEDIATE makes them, and this is what keeps embeddings.seq in commit order: a cache
 // that holds every vector with seq <= S never misses a later commit with a smaller seq.
-// The same counter is data_version(): it changes with every committed write.
+// The same counter is data_version(): it changes with every committed write, and the
+// same transaction NOTIFYs channel dualtune_gallery_write, which change_feed() LISTENs to.
 //
 // Implementation, one job a file: pg_store.cc (schema, create, open, transactions, the
 // backfill lock, whole-database facts), pg_store_items.cc (sources, items, vectors),
@@ -43,6 +44,8 @@ class PgStore final : public Store {
   std::string integrity_check() override;
   std::unique_ptr<Transaction> transaction(bool write) override;
   std::unique_ptr<Lock> backfill_lock() override;
+  /// LISTEN on a second connection to the NOTIFY every write transaction sends.
+  std::unique_ptr<ChangeFeed> change_feed() override;
   std::vector<ModelInfo> models() override;
   std::vector<VersionInfo> versions() override;
   ModelInfo model(const std::string& name) override;

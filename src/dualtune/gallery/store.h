@@ -52,10 +52,19 @@
 #include <vector>
 
 #include "dualtune/gallery/types.h"
+#include "dualtune/util/error.h"
 
 namespace dualtune::gallery {
 
 inline constexpr int kSchemaVersion = 1;
+
+/// Thrown by a store whose database server cannot be reached (refused, or the connection
+/// was lost: the server is down or restarting). The message names the server (password
+/// masked) and libpq's reason. The store reconnects at its next call, so a caller may
+/// retry later; `dualtune serve` answers 503 (docs/API.md).
+struct StoreUnreachable : Error {
+  using Error::Error;
+};
 /// PRAGMA application_id of an SQLite gallery database ("DTGL").
 inline constexpr int32_t kApplicationId = 0x4454474c;
 
@@ -129,6 +138,19 @@ class Store {
     virtual ~Lock() = default;
   };
   virtual std::unique_ptr<Lock> backfill_lock() = 0;
+  /// Announcements of commits made through any connection, so that a reader need not ask
+  /// data_version() at every search (Gallery's OpenOptions::refresh_ms). PostgreSQL: every
+  /// write transaction runs NOTIFY, delivered at its COMMIT (dropped on ROLLBACK), and a
+  /// feed is a second connection that LISTENs. Stores without announcements return null.
+  class ChangeFeed {
+   public:
+    virtual ~ChangeFeed() = default;
+    /// Waits at most timeout_ms for announcements; true when at least one arrived (all
+    /// pending ones are consumed). Throws StoreUnreachable when the connection is lost:
+    /// announcements made until a new feed listens are missed.
+    virtual bool wait(int timeout_ms) = 0;
+  };
+  virtual std::unique_ptr<ChangeFeed> change_feed() { return nullptr; }
 
   // --- models and versions -------------------------------------------------------
   virtual std::vector<ModelInfo> models() = 0;

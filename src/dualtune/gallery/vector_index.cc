@@ -105,20 +105,43 @@ std::string describe(const CacheHeader& h) {
 
 }  // namespace
 
+std::string Shard::suffix() const {
+  return all() ? "" : "-s" + std::to_string(index) + "of" + std::to_string(count);
+}
+
+Shard Shard::parse(const std::string& text) {
+  Shard s;
+  const size_t slash = text.find('/');
+  bool ok = slash != std::string::npos && slash > 0 && slash + 1 < text.size() &&
+            text.find_first_not_of("0123456789/") == std::string::npos && text.find('/', slash + 1) == std::string::npos;
+  if (ok) {
+    try {
+      s.index = std::stoll(text.substr(0, slash));
+      s.count = std::stoll(text.substr(slash + 1));
+    } catch (const std::exception&) {
+      ok = false;
+    }
+  }
+  DT_CHECK(ok && s.count >= 1 && s.index >= 0 && s.index < s.count, "shard: expected I/N with 0 <= I < N (e.g. 0/2: "
+           "the items whose id mod 2 is 0), found '", text, "'");
+  return s;
+}
+
 std::string VectorIndex::cache_path(const std::string& gallery_dir, const VersionInfo& version, int64_t dim,
                                     const std::string& kind) {
   return (fs::path(gallery_dir) / "index" / (version.name + ".d" + std::to_string(dim) + "." + kind + ".faiss"))
       .string();
 }
 
-VectorIndex::VectorIndex(const std::string& uuid, const VersionInfo& version, int64_t dim) {
+VectorIndex::VectorIndex(const std::string& uuid, const VersionInfo& version, int64_t dim, const Shard& shard)
+    : shard_(shard) {
   DT_CHECK(dim > 0 && dim <= version.dim, "index of version ", version.name, ": expected 0 < d <= ", version.dim,
            ", found ", dim);
   header_.uuid = uuid;
   header_.version_id = version.id;
   header_.generation = version.generation;
   header_.dim = dim;
-  header_.kind = "flat";
+  header_.kind = "flat" + shard.suffix();
   auto* map = new faiss::IndexIDMap2(new faiss::IndexFlatIP(dim));
   map->own_fields = true;
   index_.reset(map);
@@ -170,9 +193,10 @@ int64_t VectorIndex::top_up(Store& store) {
     x.clear();
   };
   store.for_each_vector(v.id, header_.max_seq, [&](int64_t seq, int64_t item, const float* vec) {
+    last = seq;  // the rows cover every seq read, the other shards' items included
+    if (!shard_.holds(item)) return;
     ids.push_back(item);
     x.insert(x.end(), vec, vec + v.dim);
-    last = seq;
     if (static_cast<int64_t>(ids.size()) == kChunk) flush();
   });
   flush();
@@ -182,13 +206,13 @@ int64_t VectorIndex::top_up(Store& store) {
 void VectorIndex::save(const std::string& path) const { write_cache_file(path, header_, *index_); }
 
 std::unique_ptr<VectorIndex> VectorIndex::open(Store& store, const VersionInfo& version, int64_t dim,
-                                               bool write_cache, std::string* notice) {
+                                               bool write_cache, std::string* notice, const Shard& shard) {
   // No cache directory (a PostgreSQL gallery): built from the store, kept in memory only.
   const std::string dir = store.cache_dir();
-  const std::string path = dir.empty() ? "" : cache_path(dir, version, dim, "flat");
+  const std::string path = dir.empty() ? "" : cache_path(dir, version, dim, "flat" + shard.suffix());
   if (path.empty()) write_cache = false;
   const std::string uuid = store.uuid();
-  auto idx = std::make_unique<VectorIndex>(uuid, version, dim);
+  auto idx = std::make_unique<VectorIndex>(uuid, version, dim, shard);
   bool loaded = false;
   if (!path.empty() && fs::exists(path)) {
     std::string problem;
@@ -203,7 +227,7 @@ std::unique_ptr<VectorIndex> VectorIndex::open(Store& store, const VersionInfo& 
       want.version_id = version.id;
       want.generation = version.generation;
       want.dim = dim;
-      want.kind = "flat";
+      want.kind = "flat" + shard.suffix();
       if (h.uuid != want.uuid || h.version_id != want.version_id || h.generation != want.generation ||
           h.dim != want.dim || h.kind != want.kind) {
         problem = "built for " + describe(h) + ", expected " + describe(want);
@@ -238,7 +262,7 @@ std::unique_ptr<VectorIndex> VectorIndex::open(Store& store, const VersionInfo& 
     }
     if (!loaded) {
       if (notice) *notice = "index cache " + path + " is stale or corrupt (" + problem + "): rebuilt from the store";
-      idx = std::make_unique<VectorIndex>(uuid, version, dim);
+      idx = std::make_unique<VectorIndex>(uuid, version, dim, shard);
     }
   }
   const int64_t before = idx->size();
@@ -274,7 +298,8 @@ std::unique_ptr<AnnIndex> AnnIndex::open(const std::string& gallery_dir, const V
   int64_t nlist = opt.nlist;
   if (opt.type == "ivf" && nlist <= 0) nlist = std::max<int64_t>(1, static_cast<int64_t>(4 * std::sqrt(double(n))));
   // "hnswl2-": graphs built on L2 (see open below); older inner-product caches are not reused.
-  const std::string kind = opt.type == "ivf" ? "ivf" + std::to_string(nlist) : "hnswl2-" + std::to_string(opt.hnsw_m);
+  const std::string kind = (opt.type == "ivf" ? "ivf" + std::to_string(nlist) : "hnswl2-" + std::to_string(opt.hnsw_m)) +
+                           flat.shard().suffix();
   const std::string path = gallery_dir.empty() ? "" : VectorIndex::cache_path(gallery_dir, version, d, kind);
   if (path.empty()) write_cache = false;  // no cache directory: memory only
   if (!path.empty() && fs::exists(path)) {

@@ -18,6 +18,11 @@
 // largest store seq the rows cover. A file whose header does not match the store, or
 // whose index does not match its header, is stale: it is rebuilt (and reported). A file
 // that is only behind (same generation, smaller seq) is topped up from the store.
+//
+// Shards: an index may hold only the items of one shard (Shard below: item id mod n ==
+// i), for a search process that serves one part of a gallery (docs/GALLERY.md, "Sharded
+// search"). Its kind carries the shard ("flat-s0of2", "ivf64-s0of2"), so shards and
+// unsharded processes sharing a gallery directory never read each other's cache files.
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -32,6 +37,22 @@ struct Index;
 
 namespace dualtune::gallery {
 
+/// The items a search process holds: those whose id mod count == index. By residue and
+/// not by contiguous id ranges because a gallery grows: ids are handed out in order
+/// (bigserial / INTEGER PRIMARY KEY), so every shard gets every count-th new item and
+/// the shards stay balanced without any boundary to move.
+struct Shard {
+  int64_t index = 0, count = 1;
+  bool all() const { return count == 1; }
+  bool holds(int64_t item_id) const { return count == 1 || item_id % count == index; }
+  /// "" for the whole gallery, else "-s<index>of<count>" (cache kinds, file names).
+  std::string suffix() const;
+  /// "i/n" (count 1: "0/1").
+  std::string str() const { return std::to_string(index) + "/" + std::to_string(count); }
+  /// Parses "i/n" with 0 <= i < n; throws saying what was expected.
+  static Shard parse(const std::string& text);
+};
+
 /// What a cache covers; its file header.
 struct CacheHeader {
   std::string uuid;         ///< gallery uuid
@@ -45,20 +66,21 @@ struct CacheHeader {
 
 class VectorIndex {
  public:
-  /// Empty index of a version at dimension dim.
-  VectorIndex(const std::string& uuid, const VersionInfo& version, int64_t dim);
+  /// Empty index of a version at dimension dim, for the items of `shard`.
+  VectorIndex(const std::string& uuid, const VersionInfo& version, int64_t dim, const Shard& shard = {});
   ~VectorIndex();
 
   /// Loads the cache file of (version, dim) if it matches the store, tops it up, else
   /// rebuilds from the store (and writes the file when `write_cache`). `notice` gets one
   /// line when a file was found stale or corrupt and was rebuilt.
   static std::unique_ptr<VectorIndex> open(Store& store, const VersionInfo& version, int64_t dim, bool write_cache,
-                                           std::string* notice = nullptr);
+                                           std::string* notice = nullptr, const Shard& shard = {});
   /// Path of the cache file in the gallery directory.
   static std::string cache_path(const std::string& gallery_dir, const VersionInfo& version, int64_t dim,
                                 const std::string& kind);
 
-  /// Appends the store's vectors of this version with seq > max_seq(). Returns rows added.
+  /// Appends the store's vectors of this version with seq > max_seq() (those of the
+  /// shard's items). Returns rows added.
   /// Throws (caller rebuilds) when the version's generation changed.
   int64_t top_up(Store& store);
   /// Appends rows: n vectors of the version's full dimension vdim (cut and normalised here).
@@ -66,6 +88,7 @@ class VectorIndex {
   void save(const std::string& path) const;
 
   const CacheHeader& header() const { return header_; }
+  const Shard& shard() const { return shard_; }
   int64_t size() const { return header_.rows; }
   int64_t dim() const { return header_.dim; }
   /// n × dim normalised rows, position order.
@@ -83,6 +106,7 @@ class VectorIndex {
 
  private:
   CacheHeader header_;
+  Shard shard_;
   std::unique_ptr<faiss::Index> index_;  ///< IndexIDMap2 over IndexFlatIP
   std::vector<int32_t> position_of_;     ///< item id -> position (-1), dense over ids
   void index_positions(int64_t from);

@@ -15,15 +15,17 @@ namespace fs = std::filesystem;
 namespace dualtune::serve {
 
 namespace {
-std::unique_ptr<gallery::Gallery> open_reader(const gallery::Gallery& g) {
+std::unique_ptr<gallery::Gallery> open_reader(const gallery::Gallery& g, const ServiceOptions& so) {
   gallery::OpenOptions o;
   o.read_only = true;
+  o.shard = so.shard;
+  o.refresh_ms = so.refresh_ms;
   return gallery::Gallery::open(g.location(), o);
 }
 }  // namespace
 
 Context::Context(gallery::Gallery& g, EmbedderFactory f, ServiceOptions o)
-    : writer(g), reader(open_reader(g)), gallery(*reader), options(std::move(o)), embedders(g, f), backfill(g, f, options.backfill_nice) {
+    : writer(g), reader(open_reader(g, o)), gallery(*reader), options(std::move(o)), embedders(g, f), backfill(g, f, options.backfill_nice) {
   std::string tmpl = (fs::temp_directory_path() / "dualtune-serve-XXXXXX").string();
   DT_CHECK(::mkdtemp(tmpl.data()) != nullptr, "serve: cannot create a temporary directory in ",
            fs::temp_directory_path().string());

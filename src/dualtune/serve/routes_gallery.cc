@@ -67,6 +67,8 @@ void add_vectors(Context& ctx, const nlohmann::json& body, httplib::Response& re
   gallery::AddReport rep;
   try {
     rep = ctx.writer.import_vectors(m.name, records, m.dim, vectors.data(), skip_existing);
+  } catch (const gallery::StoreUnreachable&) {
+    throw;  // 503, not the 4xx of a bad request
   } catch (const Error& e) {
     HTTP_THROW(409, e.what());  // e.g. a key already in the gallery, a new key for a non-deployed model
   }
@@ -119,6 +121,8 @@ void add_images(Context& ctx, const httplib::Request& req, httplib::Response& re
   ctx.embedders.with(active, [&](const auto& list) {
     try {
       rep = ctx.writer.add_images(records, list, 64, false);
+    } catch (const gallery::StoreUnreachable&) {
+      throw;  // 503, not the 4xx of a bad request
     } catch (const Error& e) {
       HTTP_THROW(409, e.what());  // e.g. the same image already in the gallery (its key is its content hash)
     }
@@ -271,6 +275,8 @@ void get_item_image(Context& ctx, const httplib::Request& req, httplib::Response
   std::vector<gallery::ImageRef> refs;
   try {
     refs = ctx.gallery.image_refs({std::stoll(text)});
+  } catch (const gallery::StoreUnreachable&) {
+    throw;  // 503, not the 4xx of a bad request
   } catch (const std::exception&) {  // unknown id, or a number out of range
     HTTP_THROW(404, "no item with id ", text);
   }
@@ -278,6 +284,8 @@ void get_item_image(Context& ctx, const httplib::Request& req, httplib::Response
   std::string png;
   try {
     png = ctx.thumbnails.png(refs[0], static_cast<int>(size));
+  } catch (const gallery::StoreUnreachable&) {
+    throw;  // 503, not the 4xx of a bad request
   } catch (const Error& e) {
     HTTP_THROW(404, "the image of item ", id, " cannot be shown: ", e.what());
   }
@@ -298,6 +306,8 @@ void post_retire(Context& ctx, const httplib::Request& req, httplib::Response& r
              "pause) before a model is retired");
   try {
     ctx.writer.retire(m.name);
+  } catch (const gallery::StoreUnreachable&) {
+    throw;  // 503, not the 4xx of a bad request
   } catch (const Error& e) {
     HTTP_THROW(409, e.what());
   }
@@ -308,6 +318,8 @@ void post_rollback(Context& ctx, const httplib::Request&, httplib::Response& res
   gallery::ModelInfo m;
   try {
     m = ctx.writer.rollback();
+  } catch (const gallery::StoreUnreachable&) {
+    throw;  // 503, not the 4xx of a bad request
   } catch (const Error& e) {
     HTTP_THROW(409, e.what());  // nothing rolling out, e.g. after the cutover
   }

@@ -10,6 +10,7 @@ void get_health(Context& ctx, const httplib::Request&, httplib::Response& res) {
   send_json(res, {{"status", ctx.stopping ? "stopping" : "ok"},
                   {"gallery", st.uuid},
                   {"items", st.items},
+                  {"shard", ctx.options.shard.str()},
                   {"uptime_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count()}});
 }
 

@@ -39,11 +39,15 @@ Query read_query(Context& ctx, const std::string& model, int64_t k, const std::s
     gallery::Merge m;
     try {
       m = gallery::parse_merge(merge);
+    } catch (const gallery::StoreUnreachable&) {
+      throw;  // 503, not the 4xx of a bad request
     } catch (const Error& e) {
       HTTP_THROW(400, "\"merge\": ", e.what());
     }
     try {
       q.options.merge = ctx.gallery.resolve_merge(q.model.name, m);
+    } catch (const gallery::StoreUnreachable&) {
+      throw;  // 503, not the 4xx of a bad request
     } catch (const Error& e) {
       HTTP_THROW(409, e.what());
     }
@@ -181,6 +185,8 @@ void post_search(Context& ctx, const httplib::Request& req, httplib::Response& r
     std::vector<gallery::ImageRef> refs;
     try {
       refs = ctx.gallery.image_refs({id});
+    } catch (const gallery::StoreUnreachable&) {
+      throw;  // 503, not the 4xx of a bad request
     } catch (const Error&) {
       HTTP_THROW(404, "no item with id ", id);
     }

@@ -126,8 +126,8 @@ struct Service::Impl {
     return httplib::Server::HandlerResponse::Unhandled;
   }
 
-  /// Runs the route's handler; its HttpError (or any other exception, as 500) becomes
-  /// the JSON error answer.
+  /// Runs the route's handler; its HttpError (a StoreUnreachable as 503, any other
+  /// exception as 500) becomes the JSON error answer.
   void dispatch(const Route& route, const httplib::Request& req, httplib::Response& res) {
     try {
       // A body sent without Content-Length (chunked) is measured once read.
@@ -138,6 +138,10 @@ struct Service::Impl {
       route.handler(ctx, req, res);
     } catch (const HttpError& e) {
       send_error(res, e.status, ctx.public_text(e.what()));
+    } catch (const gallery::StoreUnreachable& e) {
+      // The server is down or restarting: the store reconnects at the next request.
+      res.set_header("Retry-After", "1");
+      send_error(res, 503, ctx.public_text(std::string("the gallery's database is unreachable: ") + e.what()));
     } catch (const std::exception& e) {
       send_error(res, 500, ctx.public_text(e.what()));
     }

@@ -7,6 +7,10 @@
 // Threading: requests run on a pool of `threads` workers; searches run side by side
 // (Gallery::search is thread-safe), writes are serialised by the gallery, and at most one
 // backfill runs, on its own thread (backfill_runner.h).
+//
+// A PostgreSQL server that is down or restarting makes the routes that need the store
+// answer 503 {"error": "the gallery's database is unreachable: ..."} (password masked);
+// the store reconnects at the next request, so the service recovers by itself.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,6 +49,13 @@ struct ServiceOptions {
   /// when both want a core, so the searches' tail latency is not set by the backfill.
   /// 0 = equal shares.
   int backfill_nice = 10;
+  /// Searches hold and search only this shard's items (`serve --shard i/n`; a proxy,
+  /// shard_proxy.h, merges the shards' answers). Default: every item.
+  gallery::Shard shard;
+  /// How stale searches may be on a store that announces its commits (PostgreSQL):
+  /// a commit is searchable once its announcement arrives, and at the latest refresh_ms
+  /// after it (gallery::OpenOptions::refresh_ms); 0 asks the store at every search.
+  int64_t refresh_ms = 1000;
   /// One line per request and per event (start, shutdown); default: none.
   std::function<void(const std::string&)> log;
 };
