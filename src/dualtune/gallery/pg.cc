@@ -4,8 +4,10 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
+#include "dualtune/gallery/store.h"
 #include "dualtune/util/error.h"
 
 namespace dualtune::gallery::pg {
@@ -29,6 +31,50 @@ std::string mask_url(const std::string& url) {
     const size_t v = p + 9, e = out.find('&', v);
     out.replace(v, (e == std::string::npos ? out.size() : e) - v, "***");
   }
+  return out;
+}
+
+std::string strip_password(const std::string& url, std::string* password) {
+  std::string out = url, pw;
+  const size_t scheme = out.find("://");
+  if (scheme == std::string::npos) {
+    if (password) password->clear();
+    return out;
+  }
+  const size_t start = scheme + 3;
+  const size_t end = std::min(out.find('/', start), out.find('?', start));
+  const size_t at = out.rfind('@', end == std::string::npos ? out.size() : end);
+  if (at != std::string::npos && at >= start) {
+    const size_t colon = out.find(':', start);
+    if (colon != std::string::npos && colon < at) {
+      pw = out.substr(colon + 1, at - colon - 1);
+      out.erase(colon, at - colon);
+    }
+  }
+  // ?password=...&rest or &password=...: the parameter and its separator go.
+  for (size_t p = out.find("password=", start); p != std::string::npos;) {
+    if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) {
+      p = out.find("password=", p + 1);
+      continue;
+    }
+    const size_t v = p + 9, e = out.find('&', v);
+    if (pw.empty()) pw = out.substr(v, (e == std::string::npos ? out.size() : e) - v);
+    if (e != std::string::npos) out.erase(p, e + 1 - p);   // "password=x&" -> ""
+    else out.erase(p - 1);                                  // "?password=x" / "&password=x" at the end
+    p = out.find("password=", p > 0 ? p - 1 : 0);
+  }
+  // A URI's password is percent-encoded (libpq decodes it); PGPASSWORD takes it plain.
+  std::string plain;
+  for (size_t i = 0; i < pw.size(); ++i) {
+    if (pw[i] == '%' && i + 2 < pw.size() && std::isxdigit(static_cast<unsigned char>(pw[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(pw[i + 2]))) {
+      plain += static_cast<char>(std::stoi(pw.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      plain += pw[i];
+    }
+  }
+  if (password) *password = plain;
   return out;
 }
 
@@ -169,6 +215,14 @@ bool Conn::try_exec(const std::string& sql, const Params& p) {
   return false;
 }
 
+void Conn::fail(const std::string& sql, const std::string& why) const {
+  // A broken connection is its own error: the caller may open a new one and go on.
+  if (PQstatus(c_) == CONNECTION_BAD)
+    throw StoreConnectionLost(detail::concat("gallery ", shown_, ": lost the connection to the server during '",
+                                             sql.substr(0, 80), "': ", why));
+  DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", why);
+}
+
 Result Conn::exec(const std::string& sql, const Params& p, bool binary_result) {
   std::vector<const char*> values(p.size());
   for (size_t i = 0; i < p.size(); ++i) values[i] = p.null_[i] ? nullptr : p.values_[i].data();
@@ -182,7 +236,7 @@ Result Conn::exec(const std::string& sql, const Params& p, bool binary_result) {
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
   sqlstate_ = state ? state : "";
   PQclear(r);
-  DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", last_error_);
+  fail(sql, last_error_);
 }
 
 void Conn::copy_in(const std::string& sql, const std::string& data) {
@@ -190,7 +244,7 @@ void Conn::copy_in(const std::string& sql, const std::string& data) {
   if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
     last_error_ = describe_failure(r);
     PQclear(r);
-    DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", last_error_);
+    fail(sql, last_error_);
   }
   PQclear(r);
   constexpr size_t kPiece = 1 << 20;
@@ -210,7 +264,7 @@ void Conn::copy_in(const std::string& sql, const std::string& data) {
   if (!ok && failure.empty()) failure = describe_failure(nullptr);
   if (!failure.empty()) {
     last_error_ = failure;
-    DT_THROW("gallery ", shown_, ": '", sql.substr(0, 80), "' failed: ", failure);
+    fail(sql, failure);
   }
 }
 
