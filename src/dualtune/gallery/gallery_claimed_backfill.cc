@@ -152,6 +152,7 @@ BackfillReport Gallery::backfill_claimed(const BackfillOptions& opt_in, const Cl
   BackfillReport rep;
   if (progress) progress(prog);
   const double poll = std::min(0.5, co.lease_seconds / 4);
+  auto counted = Clock::now();
   bool stop = false;
   while (!stop) {
     try {
@@ -198,6 +199,12 @@ BackfillReport Gallery::backfill_claimed(const BackfillOptions& opt_in, const Cl
       rep.failed += failed;
       prog.done += stored;
       prog.failed += failed;
+      if (since(counted) >= 5) {  // the other workers' commits too, now and then (two counts over the plan)
+        const BackfillProgress all = backfill_progress(m.name);
+        prog.done = all.done;
+        prog.failed = all.failed;
+        counted = Clock::now();
+      }
       prog.this_run = rep.embedded + rep.failed;
       prog.seconds = since(t0);
       prog.items_per_second = prog.seconds > 0 ? double(prog.this_run) / prog.seconds : 0;
