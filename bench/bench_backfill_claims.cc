@@ -9,7 +9,7 @@
 // vector (d = 128) is a function of its key, so the stored vectors are checked against
 // values computed here. Time = fork of the workers to the last one's exit.
 //
-//   bench_backfill_claims URL [n=10000] [batch=256] [work_us=300] [dir=/tmp/bench_claims]
+//   bench_backfill_claims URL [n=10000] [batch=256] [work_us=300] [dir=TMPDIR/bench_claims]
 // URL: a postgresql:// URL whose user may CREATE DATABASE (tests/scripts/pg_cluster.sh
 // run gives one in $DUALTUNE_TEST_PG_URL); one fresh database per run.
 #include <arpa/inet.h>
@@ -162,14 +162,14 @@ void check(const std::string& where, int64_t n) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s URL [n=10000] [batch=256] [work_us=300] [dir=/tmp/bench_claims]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s URL [n=10000] [batch=256] [work_us=300] [dir=TMPDIR/bench_claims]\n", argv[0]);
     return 2;
   }
   const std::string admin = argv[1];
   const int64_t n = argc > 2 ? std::atoll(argv[2]) : 10000;
   const int64_t batch = argc > 3 ? std::atoll(argv[3]) : 256;
   const int work_us = argc > 4 ? std::atoi(argv[4]) : 300;
-  const std::string dir = argc > 5 ? argv[5] : "/tmp/bench_claims";
+  const std::string dir = argc > 5 ? argv[5] : (fs::temp_directory_path() / "bench_claims").string();
   const std::vector<int> worlds{1, 2, 4};
   std::printf("backfill of n=%lld items (d=%lld, batch %lld, %d us of CPU per item), %u cores\n",
               static_cast<long long>(n), static_cast<long long>(kNewDim), static_cast<long long>(batch), work_us,
