@@ -76,7 +76,7 @@ bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.r
 
 }  // namespace
 
-BackfillRanks BackfillRanks::from_env() {
+BackfillRanks BackfillRanks::from_env(bool need_master) {
   BackfillRanks r;
   if (!std::getenv("RANK") && !std::getenv("WORLD_SIZE")) return r;
   r.rank = env_int("RANK", -1);
@@ -85,7 +85,7 @@ BackfillRanks BackfillRanks::from_env() {
            r.rank, ", WORLD_SIZE ", r.world);
   r.master_addr = env_or("MASTER_ADDR", "127.0.0.1");
   r.master_port = env_int("MASTER_PORT", 0);
-  DT_CHECK(r.world == 1 || (r.master_port > 0 && r.master_port < 65536), "backfill ranks: expected MASTER_PORT in "
+  DT_CHECK(!need_master || r.world == 1 || (r.master_port > 0 && r.master_port < 65536), "backfill ranks: expected MASTER_PORT in "
            "1..65535 for WORLD_SIZE ", r.world, ", found ", r.master_port);
   r.timeout_seconds = env_int("DUALTUNE_DIST_TIMEOUT", 60);
   return r;

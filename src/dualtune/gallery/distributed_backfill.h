@@ -35,8 +35,9 @@ struct BackfillRanks {
   std::string master_addr = "127.0.0.1";
   int master_port = 0;
   double timeout_seconds = 60;
-  /// Reads the variables above; throws naming a malformed one.
-  static BackfillRanks from_env();
+  /// Reads the variables above; throws naming a malformed one. need_master = false: no
+  /// MASTER_PORT needed (workers that claim batches from a PostgreSQL store never meet).
+  static BackfillRanks from_env(bool need_master = true);
 };
 
 /// Rank 0's side: listens on master_port and hands out the shares (a RemoteWorkers for

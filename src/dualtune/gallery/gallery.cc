@@ -161,6 +161,10 @@ ModelInfo Gallery::rollout(const ModelRegistration& r, const RolloutGate& gate) 
   ModelInfo m;
   {
     std::lock_guard<std::mutex> lk(store_mu_);
+    // The check and the write in one write transaction: writers of other processes are
+    // serialised with it (SQLite BEGIN IMMEDIATE; PostgreSQL the write_seq row lock, taken
+    // before the models are read), so two rollouts cannot both find nothing rolling out.
+    auto t = store_->transaction(true);
     std::optional<ModelInfo> back;
     for (const auto& x : store_->models()) {
       DT_CHECK(x.role != Role::kRollingOut, "gallery ", dir_, ": model '", x.name,
@@ -189,6 +193,7 @@ ModelInfo Gallery::rollout(const ModelRegistration& r, const RolloutGate& gate) 
     } else {
       m = store_->add_model(r.name, r.dim, r.path, r.config_hash, Role::kRollingOut, &e);
     }
+    t->commit();
   }
   invalidate_local();
   return m;

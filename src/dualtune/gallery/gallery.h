@@ -196,6 +196,20 @@ class Gallery {
   BackfillReport backfill(const BackfillOptions& options, ImageEmbedder& embedder,
                           const std::function<void(const BackfillProgress&)>& progress = {},
                           const std::atomic<bool>* cancel = nullptr, RemoteWorkers* remote = nullptr);
+  /// One worker of a backfill with many writers (store.h, batch claims): any number of
+  /// processes, on any machines that reach the store, each running this with its own
+  /// rank. Rank 0 plans (as backfill() does; options.rank/world give this worker's rank);
+  /// the others wait for its plan. Then each worker claims a batch under a lease, embeds
+  /// it and commits its vectors itself, together with marking the batch done, only while
+  /// it still holds the claim; until every batch is done (waiting for batches other
+  /// workers hold, which come back when their lease expires). Throws when another worker
+  /// has the same rank, when the store's uuid is not options.gallery_uuid, when the
+  /// embedder is not the model's. A lost connection is reopened with backoff (bounded by
+  /// claim.reconnect_seconds); the batch in flight is released and embedded again. Budget,
+  /// cancel and rollback stop it at a batch boundary as in backfill().
+  BackfillReport backfill_claimed(const BackfillOptions& options, const ClaimOptions& claim, ImageEmbedder& embedder,
+                                  const std::function<void(const BackfillProgress&)>& progress = {},
+                                  const std::atomic<bool>* cancel = nullptr);
   /// Progress counters of the model's plan.
   BackfillProgress backfill_progress(const std::string& model);
 
@@ -236,6 +250,12 @@ class Gallery {
   Merge merge_for(const detail::QueryPlan& plan, std::optional<Merge> requested) const;
   void invalidate_local();
   ModelInfo deployed_locked();
+  /// Opens the store again after its connection broke (store_mu_ held).
+  void reopen_store_locked();
+  /// commit_batch for a claimed batch: also marks it done if `worker` still holds it, in
+  /// the same transaction. -1: the model is no longer rolling out; -2: the claim was lost
+  /// (nothing stored).
+  int64_t commit_claimed(const ModelInfo& model, int64_t batch, const std::string& worker, const EmbeddedBatch& eb);
   /// evaluate_state's problem: the gallery's items with both versions, the queries keyed to
   /// their items, one spec per merge (orders left empty); has_new / ids by gallery index.
   CurveData state_data(const std::string& model, int64_t nq, const float* queries,

@@ -17,14 +17,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// The rolling-out model named in options (or the rolling-out one).
+}  // namespace
+
+namespace detail {
+
 ModelInfo backfill_model(Store& store, const std::string& dir, const std::string& name) {
   const std::vector<ModelInfo> all = store.models();
   ModelInfo m;
   if (!name.empty()) {
     m = store.model(name);
   } else {
-    const auto it = detail::rolling_out(all);
+    const auto it = rolling_out(all);
     DT_CHECK(it, "gallery ", dir, ": nothing to backfill: no model is rolling out (expected `gallery rollout` first)");
     m = *it;
   }
@@ -33,7 +36,27 @@ ModelInfo backfill_model(Store& store, const std::string& dir, const std::string
   return m;
 }
 
-}  // namespace
+void split_embedded(const ModelInfo& m, const EmbeddedBatch& batch, std::vector<int64_t>& ok, std::vector<float>& vec,
+                    std::vector<std::pair<int64_t, std::string>>& failures) {
+  const size_t n = batch.item_ids.size();
+  DT_CHECK(batch.errors.size() == n && batch.vectors.size() == n * static_cast<size_t>(m.dim), "gallery backfill: batch ",
+           batch.index, " has ", n, " items, ", batch.errors.size(), " errors and ", batch.vectors.size(),
+           " floats; expected ", n, " × ", m.dim);
+  for (size_t i = 0; i < n; ++i) {
+    bool finite = true;
+    for (int64_t c = 0; c < m.dim; ++c) finite &= std::isfinite(batch.vectors[i * m.dim + c]);
+    if (!batch.errors[i].empty() || !finite) {
+      failures.emplace_back(batch.item_ids[i], batch.errors[i].empty() ? "non-finite embedding" : batch.errors[i]);
+      continue;
+    }
+    ok.push_back(batch.item_ids[i]);
+    vec.insert(vec.end(), batch.vectors.begin() + i * m.dim, batch.vectors.begin() + (i + 1) * m.dim);
+  }
+}
+
+}  // namespace detail
+
+using detail::backfill_model;
 
 Plan Gallery::plan_backfill(const BackfillOptions& opt) {
   std::lock_guard<std::mutex> wl(writer_mu_);
@@ -138,28 +161,15 @@ std::vector<BackfillBatch> Gallery::pending_batches(const BackfillOptions& opt) 
 
 int64_t Gallery::commit_batch(const std::string& name, const EmbeddedBatch& batch) {
   std::lock_guard<std::mutex> wl(writer_mu_);
-  const size_t n = batch.item_ids.size();
   int64_t stored = 0;
   {
     std::lock_guard<std::mutex> lk(store_mu_);
     const ModelInfo m = store_->model(name);
     if (m.role != Role::kRollingOut) return -1;  // rolled back (or retired) since the batch was handed out
-    DT_CHECK(batch.errors.size() == n && batch.vectors.size() == n * static_cast<size_t>(m.dim), "gallery backfill: batch ",
-             batch.index, " has ", n, " items, ", batch.errors.size(), " errors and ", batch.vectors.size(),
-             " floats; expected ", n, " × ", m.dim);
     std::vector<int64_t> ok;
     std::vector<float> vec;
     std::vector<std::pair<int64_t, std::string>> failures;
-    for (size_t i = 0; i < n; ++i) {
-      bool finite = true;
-      for (int64_t c = 0; c < m.dim; ++c) finite &= std::isfinite(batch.vectors[i * m.dim + c]);
-      if (!batch.errors[i].empty() || !finite) {
-        failures.emplace_back(batch.item_ids[i], batch.errors[i].empty() ? "non-finite embedding" : batch.errors[i]);
-        continue;
-      }
-      ok.push_back(batch.item_ids[i]);
-      vec.insert(vec.end(), batch.vectors.begin() + i * m.dim, batch.vectors.begin() + (i + 1) * m.dim);
-    }
+    detail::split_embedded(m, batch, ok, vec, failures);
     stored = store_->add_vectors(ok, VersionRows{m.version_id, m.dim, vec.data()}, failures, true);
   }
   invalidate_local();

@@ -71,6 +71,14 @@ inline std::optional<ModelInfo> rolling_out(const std::vector<ModelInfo>& models
   return std::nullopt;
 }
 
+/// The rolling-out model a backfill fills in: `name`, or the rolling-out one when "";
+/// throws saying why when it is not rolling out (gallery_backfill.cc).
+ModelInfo backfill_model(Store& store, const std::string& dir, const std::string& name);
+/// Splits an embedded batch of model m into the items to store (ids, their vectors) and
+/// the failures (an error, or a non-finite vector); throws when its sizes are not n × dim.
+void split_embedded(const ModelInfo& m, const EmbeddedBatch& batch, std::vector<int64_t>& ok, std::vector<float>& vec,
+                    std::vector<std::pair<int64_t, std::string>>& failures);
+
 /// Image-source specs by source id, each read from the store once. Source id 0 (no
 /// image known) gives "". The caller holds the store's lock while it reads new ids.
 class SourceSpecs {

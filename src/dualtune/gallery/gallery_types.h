@@ -97,6 +97,29 @@ struct BackfillReport {
   bool rolled_back = false;          ///< stopped because the model stopped rolling out (`gallery rollback`)
   double seconds = 0;
   std::vector<std::pair<std::string, std::string>> failures;  ///< (key, error) of this call
+  // Gallery::backfill_claimed only:
+  std::vector<int64_t> batches;      ///< batches this worker committed, in commit order
+  int64_t lost = 0;                  ///< batches embedded here whose claim another worker had taken over (discarded)
+  int64_t reconnects = 0;            ///< times the store connection was opened again
+};
+
+/// A backfill worker of the claims protocol (Gallery::backfill_claimed, store.h): any
+/// number of processes on any machines that reach the store.
+struct ClaimOptions {
+  /// Seconds a claimed batch stays this worker's; a worker that dies holding it leaves it
+  /// to the next claim after this long. Must exceed one batch's embedding time.
+  double lease_seconds = 60;
+  /// This worker's name in the claims table (default host:pid:rank:random).
+  std::string worker;
+  /// The uuid of the gallery the workers are meant for (rank 0 prints it; "" = unchecked).
+  std::string gallery_uuid;
+  /// Ranks > 0: how long to wait for rank 0's plan.
+  double plan_wait_seconds = 60;
+  /// How long to keep trying to reconnect after the store connection broke (backoff
+  /// 0.25 s doubling, at most 4 s apart) before giving up.
+  double reconnect_seconds = 30;
+  /// Where the worker says what it does about a lost connection (default: nowhere).
+  std::function<void(const std::string&)> log;
 };
 
 struct TransformOptions {

@@ -36,6 +36,50 @@ std::string mask_url(const std::string& url) {
   return out;
 }
 
+std::string strip_password(const std::string& url, std::string* password) {
+  std::string out = url, pw;
+  const size_t scheme = out.find("://");
+  if (scheme == std::string::npos) {
+    if (password) password->clear();
+    return out;
+  }
+  const size_t start = scheme + 3;
+  const size_t end = std::min(out.find('/', start), out.find('?', start));
+  const size_t at = out.rfind('@', end == std::string::npos ? out.size() : end);
+  if (at != std::string::npos && at >= start) {
+    const size_t colon = out.find(':', start);
+    if (colon != std::string::npos && colon < at) {
+      pw = out.substr(colon + 1, at - colon - 1);
+      out.erase(colon, at - colon);
+    }
+  }
+  // ?password=...&rest or &password=...: the parameter and its separator go.
+  for (size_t p = out.find("password=", start); p != std::string::npos;) {
+    if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) {
+      p = out.find("password=", p + 1);
+      continue;
+    }
+    const size_t v = p + 9, e = out.find('&', v);
+    if (pw.empty()) pw = out.substr(v, (e == std::string::npos ? out.size() : e) - v);
+    if (e != std::string::npos) out.erase(p, e + 1 - p);   // "password=x&" -> ""
+    else out.erase(p - 1);                                  // "?password=x" / "&password=x" at the end
+    p = out.find("password=", p > 0 ? p - 1 : 0);
+  }
+  // A URI's password is percent-encoded (libpq decodes it); PGPASSWORD takes it plain.
+  std::string plain;
+  for (size_t i = 0; i < pw.size(); ++i) {
+    if (pw[i] == '%' && i + 2 < pw.size() && std::isxdigit(static_cast<unsigned char>(pw[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(pw[i + 2]))) {
+      plain += static_cast<char>(std::stoi(pw.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      plain += pw[i];
+    }
+  }
+  if (password) *password = plain;
+  return out;
+}
+
 // --- Params ---------------------------------------------------------------------------
 
 Params& Params::add(int64_t v) { return add(std::to_string(v)); }

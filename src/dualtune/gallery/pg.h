@@ -29,6 +29,11 @@ bool is_url(const std::string& s);
 /// The URL with its password (user:PASSWORD@ and ?password=...) replaced by "***".
 std::string mask_url(const std::string& url);
 
+/// The URL without its password (user:PASSWORD@ becomes user@, a password=... query
+/// parameter is dropped), the password in *password ("" when it had none): what a child
+/// process gets on its command line, with the password in its environment (PGPASSWORD).
+std::string strip_password(const std::string& url, std::string* password);
+
 /// Statement parameters, 1-based in SQL ($1, $2, ...), added in order.
 class Params {
  public:

@@ -84,6 +84,18 @@ CREATE TABLE history (
   detail TEXT NOT NULL);
 )sql";
 
+// Batch claims of the many-writers backfill (store.h, pg_store_claims.cc); also created at
+// the first writable open of a gallery made before them.
+const char* kClaimsTable = R"sql(
+CREATE TABLE IF NOT EXISTS claims (
+  version_id BIGINT NOT NULL,
+  batch BIGINT NOT NULL,
+  done BOOLEAN NOT NULL DEFAULT false,
+  claimed_by TEXT,
+  lease_expires TIMESTAMPTZ,
+  PRIMARY KEY (version_id, batch));
+)sql";
+
 bool has_meta(pg::Conn& c) {
   return c.exec("SELECT to_regclass('meta') IS NOT NULL").get_text(0, 0) == "t";
 }
@@ -128,7 +140,7 @@ std::unique_ptr<PgStore> PgStore::create(const std::string& url) {
              "expected a database without one");
     // Transactional DDL: a failed or killed create leaves no table behind.
     c.exec("BEGIN");
-    if (!c.try_exec(kSchema, {})) {
+    if (!c.try_exec(std::string(kSchema) + kClaimsTable, {})) {
       const std::string why = c.last_error();
       c.exec("ROLLBACK");
       DT_THROW("gallery create: ", c.shown_url(), ": cannot create the gallery's tables: ", why,
@@ -158,6 +170,7 @@ std::unique_ptr<PgStore> PgStore::open(const std::string& url, bool read_only) {
   DT_CHECK(schema == std::to_string(kSchemaVersion), shown, ": expected gallery schema version ", kSchemaVersion,
            ", found ", schema.empty() ? "none" : schema, " (written by another dualtune version)");
   if (read_only) c->set_session("SET default_transaction_read_only = on");
+  else if (c->exec("SELECT to_regclass('claims') IS NULL").get_text(0, 0) == "t") c->exec(kClaimsTable);
   auto store = std::unique_ptr<PgStore>(new PgStore(url, std::move(c), read_only));
   DT_CHECK(!store->uuid().empty(), shown, " is damaged: its meta table has no uuid");
   return store;

@@ -16,7 +16,8 @@
 // Implementation, one job a file: pg_store.cc (schema, create, open, transactions, the
 // backfill lock, whole-database facts), pg_store_items.cc (sources, items, vectors),
 // pg_store_models.cc (models, versions, fits, backfill plans, failures),
-// pg_store_history.cc (the lifecycle history).
+// pg_store_history.cc (the lifecycle history), pg_store_claims.cc (batch claims of many
+// backfill writers, their locks).
 #include <memory>
 #include <string>
 
@@ -75,6 +76,12 @@ class PgStore final : public Store {
   std::tuple<int64_t, int64_t, int64_t> plan_counts(int64_t version_id) override;
   std::vector<std::pair<int64_t, std::string>> failures(int64_t version_id) override;
   void clear_failures(int64_t version_id) override;
+  std::unique_ptr<Lock> worker_lock(int rank) override;
+  void open_claims(int64_t version_id) override;
+  BatchClaim claim_batch(int64_t version_id, const std::string& worker, double lease_seconds) override;
+  bool finish_claim(int64_t version_id, int64_t batch, const std::string& worker) override;
+  int64_t release_claims(int64_t version_id, const std::string& worker) override;
+  std::vector<std::tuple<int64_t, bool, std::string>> claims(int64_t version_id) override;
   void save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id, const std::string& params) override;
   std::string load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id) override;
   void add_history(const HistoryEvent& e) override;
@@ -91,6 +98,9 @@ class PgStore final : public Store {
   /// Vectors for items (already checked: new for this version), sent with COPY.
   void copy_vectors(const std::vector<int64_t>& ids, const VersionRows& rows, const std::vector<size_t>& which);
   void check_rows(const VersionRows& rows);
+  /// Replaces the version's claim rows by one unclaimed row per batch of its stored plan
+  /// (inside the caller's write transaction; pg_store_claims.cc).
+  void write_claims(int64_t version_id);
 
   std::string url_;  ///< with its password: the backfill lock opens a second connection
   std::unique_ptr<pg::Conn> conn_;

@@ -122,6 +122,7 @@ int64_t PgStore::retire_model(int64_t model_id, int64_t promote_model_id, const 
     conn_->exec("DELETE FROM plan_items WHERE version_id = $1", p);
     conn_->exec("DELETE FROM plans WHERE version_id = $1", p);
     conn_->exec("DELETE FROM failures WHERE version_id = $1", p);
+    conn_->exec("DELETE FROM claims WHERE version_id = $1", p);
   }
   if (record) add_history(*record);
   t.commit();
@@ -174,6 +175,8 @@ void PgStore::save_plan(const Plan& plan) {
     copy.field(plan.items[p]);
   }
   conn_->copy_in("COPY plan_items(version_id, position, item_id) FROM STDIN (FORMAT binary)", copy.finish());
+  // A new plan, a new batch grid: every claim of the old one is void (store.h).
+  write_claims(plan.version_id);
   t.commit();
 }
 

@@ -102,13 +102,18 @@ const void* Stmt::column_blob(int i, int64_t* bytes) const {
   return p;
 }
 
-Transaction::Transaction(Db& db, bool immediate) : db_(db) { db_.exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN"); }
+Transaction::Transaction(Db& db, bool immediate) : db_(db) {
+  // sqlite3_get_autocommit is 0 while a transaction is open on the connection: join it.
+  outer_ = sqlite3_get_autocommit(db_.handle()) != 0;
+  if (outer_) db_.exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN");
+}
 
 Transaction::~Transaction() {
-  if (!done_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (outer_ && !done_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Transaction::commit() {
+  if (!outer_) return;
   db_.exec("COMMIT");
   done_ = true;
 }

@@ -74,6 +74,9 @@ class Stmt {
 
 /// BEGIN IMMEDIATE (takes the write lock at once, so a writer never fails half-way on a
 /// lock upgrade) ... COMMIT; rolled back by the destructor unless commit() was called.
+/// BEGIN [IMMEDIATE] ... COMMIT, rolled back by the destructor unless committed. Inside a
+/// transaction already open on the connection (Store::transaction around several calls)
+/// it joins that one: no BEGIN, and commit/rollback are left to the outer one.
 class Transaction {
  public:
   explicit Transaction(Db& db, bool immediate = true);
@@ -82,7 +85,7 @@ class Transaction {
 
  private:
   Db& db_;
-  bool done_ = false;
+  bool done_ = false, outer_ = true;
 };
 
 }  // namespace dualtune::gallery::sql

@@ -3,7 +3,8 @@
 // never block the writer and see whole transactions only). Implementation, one job a
 // file: store.cc (schema, create, open, whole-database facts), store_models.cc (models,
 // versions, fits), store_items.cc (sources, items, vectors), store_plans.cc (backfill
-// plans, failures), store_history.cc (lifecycle history, the rolled_back role's upgrade).
+// plans, failures), store_claims.cc (batch claims of many writers), store_history.cc
+// (lifecycle history, the rolled_back role's upgrade).
 #include <memory>
 #include <string>
 
@@ -59,6 +60,12 @@ class SqliteStore final : public Store {
   std::tuple<int64_t, int64_t, int64_t> plan_counts(int64_t version_id) override;
   std::vector<std::pair<int64_t, std::string>> failures(int64_t version_id) override;
   void clear_failures(int64_t version_id) override;
+  std::unique_ptr<Lock> worker_lock(int rank) override;
+  void open_claims(int64_t version_id) override;
+  BatchClaim claim_batch(int64_t version_id, const std::string& worker, double lease_seconds) override;
+  bool finish_claim(int64_t version_id, int64_t batch, const std::string& worker) override;
+  int64_t release_claims(int64_t version_id, const std::string& worker) override;
+  std::vector<std::tuple<int64_t, bool, std::string>> claims(int64_t version_id) override;
   void save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id, const std::string& params) override;
   std::string load_fit(const std::string& kind, int64_t query_model_id, int64_t version_id) override;
   void add_history(const HistoryEvent& e) override;

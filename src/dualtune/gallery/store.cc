@@ -177,6 +177,7 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir, bool read
   DT_CHECK(schema == kSchemaVersion, path, ": expected gallery schema version ", kSchemaVersion, ", found ", schema,
            " (written by another dualtune version)");
   if (!read_only) detail::upgrade_lifecycle_schema(*db);
+  if (!read_only) detail::upgrade_claims_schema(*db);
   configure(*db, read_only);
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore(dir, std::move(db)));
   DT_CHECK(!store->uuid().empty(), path, " is damaged: its meta table has no uuid");

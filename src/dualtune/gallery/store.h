@@ -26,6 +26,11 @@
 //   failures(version_id, item_id, error)  items a backfill skipped (not retried)
 //   fits(kind, query_model_id, version_id, params)   fitted parameters (JSON), e.g. the
 //                                         score calibration and the order predictor
+//   claims(version_id, batch, done, claimed_by, lease_expires)   one row per batch of
+//                                         the version's plan (written with it): which
+//                                         worker holds the batch until when (database
+//                                         clock), and whether its vectors are committed
+//                                         (store_claims.cc, pg_store_claims.cc)
 //   history(id, time, event, model, detail)   the lifecycle: rollouts (with their
 //                                         compatibility gate), rollbacks, retirements;
 //                                         detail = JSON (history_json.h gives its fields)
@@ -60,8 +65,10 @@ inline constexpr int kSchemaVersion = 1;
 
 /// Thrown by a store whose database server cannot be reached (refused, or the connection
 /// was lost: the server is down or restarting). The message names the server (password
-/// masked) and libpq's reason. The store reconnects at its next call, so a caller may
-/// retry later; `dualtune serve` answers 503 (docs/API.md).
+/// masked) and libpq's reason. The transaction in flight is rolled back by the server,
+/// and session state (advisory locks) is gone. The store reconnects at its next call, so
+/// a caller may retry later; `dualtune serve` answers 503 (docs/API.md), a claiming
+/// backfill worker opens the store again and takes its rank's lock again.
 struct StoreUnreachable : Error {
   using Error::Error;
 };
@@ -82,6 +89,14 @@ struct Plan {
   uint64_t seed = 0;
   int64_t batch_size = 0;  ///< fixed with the plan: batch b is positions [b·B, (b+1)·B)
   std::vector<int64_t> items;  ///< item ids, position order
+};
+
+/// A batch of a plan handed to one backfill worker (Store::claim_batch).
+struct BatchClaim {
+  int64_t batch = -1;            ///< the claimed batch; -1 when none could be claimed
+  std::vector<int64_t> items;    ///< its items still pending (no vector, no failure), plan order
+  int64_t open = 0;              ///< batches of the plan not done yet (the claimed one included)
+  bool has_claims = false;       ///< the plan has its claim rows (false: no plan yet)
 };
 
 /// One item's stored fields (Store::items).
@@ -228,6 +243,34 @@ class Store {
   virtual std::vector<std::pair<int64_t, std::string>> failures(int64_t version_id) = 0;
   /// Forgets the failures of the version (they are retried by the next backfill).
   virtual void clear_failures(int64_t version_id) = 0;
+
+  // --- batch claims: many backfill writers (store_claims.cc, pg_store_claims.cc) ---
+  // Each batch b of a version's plan has a claims row; save_plan writes them (all not
+  // done, unclaimed). A worker claims the first batch that is not done and not held under
+  // an unexpired lease, embeds it, and commits its vectors together with finish_claim in
+  // one write transaction, which marks it done only while the worker still holds it. A
+  // worker that dies leaves its batch to the next claim after the lease expires. Leases
+  // are measured by the database's clock (PostgreSQL now(); SQLite's, one machine).
+  /// Held by a backfill worker of the claims protocol: shares the backfill lock with the
+  /// other workers (a single-writer backfill_lock() excludes them all) and holds `rank`
+  /// exclusively. Throws naming the rank when another worker of the same rank holds it,
+  /// or naming the holder when a single-writer backfill runs.
+  virtual std::unique_ptr<Lock> worker_lock(int rank) = 0;
+  /// Writes the claim rows of the version's stored plan when it has none (a plan saved by
+  /// a version without claims); one transaction. No-op without a plan.
+  virtual void open_claims(int64_t version_id) = 0;
+  /// Claims one batch for `worker` until now + lease_seconds, in one statement: the
+  /// lowest batch not done whose claim is free or expired. See BatchClaim.
+  virtual BatchClaim claim_batch(int64_t version_id, const std::string& worker, double lease_seconds) = 0;
+  /// Inside the caller's write transaction: marks the batch done if `worker` still holds
+  /// its claim (and keeps the row locked until COMMIT). False when another worker took it
+  /// over or the plan was replaced: the caller must then roll back its vectors.
+  virtual bool finish_claim(int64_t version_id, int64_t batch, const std::string& worker) = 0;
+  /// Frees the batches `worker` claimed and did not finish (a worker stopping early or
+  /// reconnecting); returns how many.
+  virtual int64_t release_claims(int64_t version_id, const std::string& worker) = 0;
+  /// (batch, done, claimed_by) of every claim row of the version, batch ascending.
+  virtual std::vector<std::tuple<int64_t, bool, std::string>> claims(int64_t version_id) = 0;
 
   // --- fitted parameters (JSON text) ----------------------------------------------
   virtual void save_fit(const std::string& kind, int64_t query_model_id, int64_t version_id,

@@ -20,6 +20,13 @@ std::string random_uuid();
 /// connection before foreign keys are switched on.
 void upgrade_lifecycle_schema(sql::Db& db);
 
+/// Gives a gallery database made before it the claims table (store_claims.cc); called by
+/// SqliteStore::open on a writable connection.
+void upgrade_claims_schema(sql::Db& db);
+/// Replaces the claim rows of a version by one unclaimed row per batch of a plan of
+/// `planned` items in batches of batch_size (inside the caller's transaction).
+void write_claims(sql::Db& db, int64_t version_id, int64_t planned, int64_t batch_size);
+
 /// Column 0 of every row the statement yields (ids), in order.
 inline std::vector<int64_t> int_rows(sql::Stmt& s) {
   std::vector<int64_t> out;

@@ -135,6 +135,7 @@ int64_t SqliteStore::retire_model(int64_t model_id, int64_t promote_model_id, co
     db_->prepare("DELETE FROM plan_items WHERE version_id = ?").bind(1, v).run();
     db_->prepare("DELETE FROM plans WHERE version_id = ?").bind(1, v).run();
     db_->prepare("DELETE FROM failures WHERE version_id = ?").bind(1, v).run();
+    db_->prepare("DELETE FROM claims WHERE version_id = ?").bind(1, v).run();
   }
   if (record) add_history(*record);
   t.commit();

@@ -38,6 +38,8 @@ void SqliteStore::save_plan(const Plan& plan) {
   auto ins = db_->prepare("INSERT INTO plan_items(version_id, position, item_id) VALUES (?, ?, ?)");
   for (size_t p = 0; p < plan.items.size(); ++p)
     ins.bind(1, plan.version_id).bind(2, static_cast<int64_t>(p)).bind(3, plan.items[p]).run();
+  // A new plan, a new batch grid: every claim of the old one is void (store.h).
+  detail::write_claims(*db_, plan.version_id, static_cast<int64_t>(plan.items.size()), plan.batch_size);
   t.commit();
 }
 
