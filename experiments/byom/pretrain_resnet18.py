@@ -18,16 +18,17 @@ its module names and initialisation) with 1 input channel: conv1 7 x 7 stride 2 
 3 x 3 stride-2 max-pool, so a 32 x 32 image reaches layer1 at 8 x 8 and layer4 at 1 x 1.
 That is the architecture of dualtune's built-in `model.backbone: resnet18` (the arch
 scenario's new model), here written in Python. The stem usual for 32 px (CIFAR's 3 x 3
-stride 1, no max-pool, layer1 at 32 x 32) costs 10x more per image (54 against 538
+stride 1, no max-pool, layer1 at 32 x 32) costs 10x more per image: 54 against 538
 images/s per training step on one thread, bf16, batch 128, measured on this project's
-machine; a 3 x 3 stride 2 stem without max-pool: 207), which does not fit a shared
-2-core machine. forward(x) returns the global average pool of layer4, B x 512: a valid
-dualtune backbone, which adds its own projection, BatchNorm neck and classifier.
+machine with a 3 x 3 stride-2 conv before the max-pool (the 7 x 7 conv adds under 2 %
+of the multiply-adds); 3 x 3 stride 2 without the max-pool: 207. That does not fit a
+shared 2-core machine. forward(x) returns the global average pool of layer4, B x 512:
+a valid dualtune backbone, which adds its own projection, BatchNorm neck and classifier.
 
 Pretraining: the 60,000 training images, 28 x 28 padded with 2 black pixels to 32 x 32
 (black is Fashion-MNIST's background), random horizontal flip and a random shift of up
-to 2 px (pad 4, crop 32), normalised with Fashion-MNIST's own statistics (mean 0.2860,
-std 0.3530 of the 28 x 28 training pixels; the glyph benchmark is normalised with its
+to 2 px (pad 2 more per side, crop 32), normalised with Fashion-MNIST's own statistics
+(mean 0.2860, std 0.3530 of the 28 x 28 training pixels; the glyph benchmark is normalised with its
 own, 0.7877 / 0.3361, when dualtune fine-tunes: each domain is fed zero-mean,
 unit-variance, as an ImageNet model is pretrained with ImageNet's statistics). A linear
 classifier 512 -> 10 on top, cross-entropy, SGD (momentum 0.9, Nesterov, weight decay
@@ -37,7 +38,9 @@ per step to 0 over all epochs after 100 warm-up steps, bf16 autocast on the forw
 no augmentation, eval mode).
 
 Deterministic given --seed and --threads: the initialisation, the shuffling and the
-augmentation draw from generators seeded with --seed.
+augmentation draw from generators seeded with --seed, so two runs save equal tensors
+(the files' bytes may differ: TorchScript numbers its generated type names in no fixed
+order).
 """
 import argparse
 import gzip
