@@ -10,7 +10,7 @@
 #                                      on Fashion-MNIST in Python (pretrain.json: its log)
 #   OUT/old                            the old model (configs/glyphs/old_convnet_s.yml, full budget)
 #   OUT/{bct,dual_tuning}_{scratch,pretrained}   the four new models
-#   OUT/report                         `dualtune eval` of the four upgrades (report.json / .md,
+#   OUT/features, OUT/report           test features; `dualtune eval` of the four upgrades (report.json / .md,
 #                                      diagnostics.json), and OUT/table.md, the section's table
 #   OUT/logs                           one log per step
 #
@@ -23,10 +23,12 @@
 #   THREADS=1                   libtorch threads per training; two trainings run side by side
 #   NICE=10                     niceness of every heavy step
 # Steps already finished in OUT (their output exists, a run's meta.json says complete) are
-# skipped, so a stopped run continues (an unfinished training starts over).
+# skipped, so a stopped run continues (an unfinished training starts over), and copying
+# OUT/init and OUT/old of one run into a new OUT trains only the new models at another
+# EPOCHS / LIMIT.
 set -euo pipefail
 
-[ $# -eq 2 ] || { sed -n 2,26p "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,28p "$0"; exit 2; }
 DATA=$1
 OUT=$2
 B=${DUALTUNE:-./build/dualtune}
@@ -42,6 +44,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 [ -f "$DATA/manifest.json" ] || { echo "run.sh: expected the glyph benchmark in $DATA (manifest.json), found none" >&2; exit 1; }
 [ -x "$B" ] || { echo "run.sh: expected the dualtune binary at $B (set DUALTUNE=...), found none" >&2; exit 1; }
 mkdir -p "$OUT/logs"
+both() {  # both PID1 PID2: wait for two background steps, fail if either failed
+  local rc=0
+  wait "$1" || rc=1
+  wait "$2" || rc=1
+  return $rc
+}
 run() {  # run NAME CMD...: timed, niced, logged to OUT/logs/NAME.log
   local name=$1; shift
   echo "== $(date -u +%H:%M:%S) $name"
@@ -57,7 +65,7 @@ grep -qs '"complete": true' "$OUT/old/meta.json" ||
   run old "$B" train -c "$ROOT/configs/glyphs/old_convnet_s.yml" data.root="$DATA" threads="$THREADS" \
     data.workers=1 optim.precision=auto output_dir="$OUT/old" &
 p2=$!
-wait "$p1" && wait "$p2"
+both "$p1" "$p2"
 
 # 3. Four new models, two at a time: {scratch, pretrained} x {bct, dual-tuning}.
 train_new() {  # train_new METHOD INIT
@@ -70,16 +78,21 @@ train_new() {  # train_new METHOD INIT
 for m in bct dual_tuning; do
   train_new "$m" scratch & p1=$!
   train_new "$m" pretrained & p2=$!
-  wait "$p1" && wait "$p2"
+  both "$p1" "$p2"
 done
 
-# 4. Leave-one-out on the test split (600 syllables no model trained on): old/old, new/new, new→old.
-ups=() models=(--model old="$OUT/old")
-for m in bct dual_tuning; do for i in scratch pretrained; do
-  models+=(--model "${m}_$i=$OUT/${m}_$i"); ups+=(--upgrade "${m}_$i:old")
-done; done
-[ -f "$OUT/report/report.json" ] || run eval "$B" eval "${models[@]}" "${ups[@]}" --old old --precision auto \
-  --threads 2 --diagnose --seen-classes "$OUT/old" --out "$OUT/report"
-"$PY" "$HERE/table.py" "$OUT/report" bct_scratch bct_pretrained dual_tuning_scratch dual_tuning_pretrained |
+# 4. Test features (all 25,800 images of the 600 test syllables no model trained on), then
+#    leave-one-out: old/old, new/new and new→old of the four upgrades.
+NEW=(bct_scratch bct_pretrained dual_tuning_scratch dual_tuning_pretrained)
+feats=() ups=()
+for name in old "${NEW[@]}"; do
+  [ -f "$OUT/features/$name/features.npy" ] || run "extract_$name" "$B" extract --model "$OUT/$name" \
+    --precision auto --threads "$THREADS" --workers 1 --out "$OUT/features/$name"
+  feats+=(--features "$name=$OUT/features/$name")
+  [ "$name" = old ] || ups+=(--upgrade "$name:old")
+done
+[ -f "$OUT/report/report.json" ] || run eval "$B" eval "${feats[@]}" "${ups[@]}" --old old --threads 2 \
+  --diagnose --seen-classes "$OUT/old" --out "$OUT/report"
+"$PY" "$HERE/table.py" "$OUT/report" "${NEW[@]}" |
   tee "$OUT/table.md"
-cat "$OUT/logs/times.txt"
+cat "$OUT/logs/times.txt" 2>/dev/null || true
