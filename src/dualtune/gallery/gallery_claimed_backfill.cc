@@ -156,6 +156,12 @@ BackfillReport Gallery::backfill_claimed(const BackfillOptions& opt_in, const Cl
   bool stop = false;
   while (!stop) {
     try {
+      // A rank lock lost with its connection (the server restarted, the backend was
+      // ended) is taken again, as after any lost connection.
+      if (!lock->held()) {
+        reconnect("the connection holding this rank's lock was lost");
+        ++rep.reconnects;
+      }
       BatchClaim c;
       {
         std::lock_guard<std::mutex> lk(store_mu_);

@@ -208,6 +208,7 @@ bool Conn::ensure_connected() {
     return false;
   }
   PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+  ++reconnects_;
   for (const auto& sql : session_) {
     pg_result* r = PQexec(c_, sql.c_str());
     const bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;

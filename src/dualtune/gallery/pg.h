@@ -100,6 +100,9 @@ class Conn {
   const std::string& last_error() const { return last_error_; }
   const std::string& sqlstate() const { return sqlstate_; }
   const std::string& shown_url() const { return shown_; }
+  /// Times the connection was re-established after it was lost (session state such as
+  /// advisory locks did not survive those).
+  int64_t reconnects() const { return reconnects_; }
 
  private:
   std::string describe_failure(pg_result* r) const;
@@ -110,6 +113,7 @@ class Conn {
   /// Sends one statement; nullptr result means "no answer".
   pg_result* send(const std::string& sql, const Params& p, bool binary_result);
   pg_conn* c_ = nullptr;
+  int64_t reconnects_ = 0;
   std::vector<std::string> session_;
   std::string shown_, password_;
   std::string last_error_, sqlstate_;

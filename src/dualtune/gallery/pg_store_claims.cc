@@ -56,6 +56,13 @@ class WorkerLock final : public Store::Lock {
     }
   }
 
+  /// The locks live in the connection's server session: a connection that was lost (and
+  /// maybe silently re-established by the next statement) no longer holds them.
+  bool held() override {
+    conn_.exec("SELECT 1");
+    return conn_.reconnects() == 0;
+  }
+
  private:
   pg::Conn conn_;
 };

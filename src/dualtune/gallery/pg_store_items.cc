@@ -4,7 +4,9 @@
 // bytea holding dim float32 little-endian, written with COPY (binary) and read in
 // binary result format, in pages of kPage rows so a large version never sits in one
 // result.
+#include <atomic>
 #include <cstring>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -209,11 +211,20 @@ void PgStore::for_each_vector(int64_t version_id, int64_t after_seq,
                               const std::function<void(int64_t, int64_t, const float*)>& fn) {
   const int64_t dim = version(version_id).dim;
   std::vector<float> buf(static_cast<size_t>(dim));
-  // Pages by seq (keyset): writers commit in seq order (pg_store.h), so this sees every
-  // vector committed before the call whose seq > after_seq.
-  for (int64_t last = after_seq;;) {
-    auto r = conn_->exec("SELECT seq, item_id, vec FROM embeddings WHERE version_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                         pg::Params().add(version_id).add(last).add(static_cast<int64_t>(kPage)), true);
+  // One query in seq order, read through a cursor in pages of kPage rows: writers commit
+  // in seq order (pg_store.h), so this sees every vector committed before the call whose
+  // seq > after_seq. One cursor, not a query per page: right after a bulk import the
+  // table has no statistics yet, and a planner that takes it for small may answer each
+  // page with a scan and sort of the whole table (33 s instead of ~2 for 1M vectors).
+  Tx t(*this, false);
+  static std::atomic<int64_t> cursors{0};
+  const std::string cursor = "dualtune_vectors_" + std::to_string(++cursors);
+  conn_->exec("DECLARE " + cursor + " NO SCROLL CURSOR FOR SELECT seq, item_id, vec FROM embeddings "
+              "WHERE version_id = $1 AND seq > $2 ORDER BY seq",
+              pg::Params().add(version_id).add(after_seq));
+  const std::string fetch = "FETCH FORWARD " + std::to_string(kPage) + " FROM " + cursor;
+  for (;;) {
+    auto r = conn_->exec(fetch, pg::Params(), true);
     for (int i = 0; i < r.rows(); ++i) {
       int64_t bytes = 0;
       const char* p = r.get_bytes(i, 2, &bytes);
@@ -221,11 +232,12 @@ void PgStore::for_each_vector(int64_t version_id, int64_t after_seq,
                r.get_int(i, 1), " (version ", version_id, ") has ", bytes, " bytes, expected ", dim * 4,
                " (corrupt database)");
       std::memcpy(buf.data(), p, static_cast<size_t>(bytes));
-      last = r.get_int(i, 0);
-      fn(last, r.get_int(i, 1), buf.data());
+      fn(r.get_int(i, 0), r.get_int(i, 1), buf.data());
     }
     if (r.rows() < static_cast<int>(kPage)) break;
   }
+  conn_->exec("CLOSE " + cursor);
+  t.commit();
 }
 
 std::vector<float> PgStore::vectors_of(int64_t version_id, const std::vector<int64_t>& item_ids,

@@ -151,6 +151,10 @@ class Store {
   class Lock {
    public:
     virtual ~Lock() = default;
+    /// Whether the lock is still held. A lock kept by a server session (PostgreSQL's
+    /// advisory locks) is gone when its connection dropped, even if the connection has
+    /// reconnected since; a file lock is held until released.
+    virtual bool held() { return true; }
   };
   virtual std::unique_ptr<Lock> backfill_lock() = 0;
   /// Announcements of commits made through any connection, so that a reader need not ask
