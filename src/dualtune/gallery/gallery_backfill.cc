@@ -188,13 +188,7 @@ BackfillReport Gallery::backfill(const BackfillOptions& opt_in, ImageEmbedder& e
                                  const std::function<void(const BackfillProgress&)>& progress,
                                  const std::atomic<bool>* cancel, RemoteWorkers* remote) {
   DT_CHECK(!options_.read_only, "gallery backfill: the gallery was opened read-only");
-  bool expected = false;
-  DT_CHECK(backfill_running_.compare_exchange_strong(expected, true), "gallery ", dir_,
-           ": a backfill is already running in this process; expected one at a time");
-  struct Reset {
-    std::atomic<bool>& f;
-    ~Reset() { f.store(false); }
-  } reset{backfill_running_};
+  const detail::BackfillGuard one_at_a_time(backfill_running_, dir_);
   std::unique_ptr<Store::Lock> lock;
   {
     std::lock_guard<std::mutex> lk(store_mu_);

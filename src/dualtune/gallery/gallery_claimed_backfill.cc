@@ -68,13 +68,7 @@ BackfillReport Gallery::backfill_claimed(const BackfillOptions& opt_in, const Cl
   DT_CHECK(co.lease_seconds > 0, "gallery backfill: expected a lease > 0 seconds, found ", co.lease_seconds);
   DT_CHECK(opt_in.world >= 1 && opt_in.rank >= 0 && opt_in.rank < opt_in.world,
            "gallery backfill: expected 0 <= rank < world, found rank ", opt_in.rank, " of ", opt_in.world);
-  bool expected = false;
-  DT_CHECK(backfill_running_.compare_exchange_strong(expected, true), "gallery ", dir_,
-           ": a backfill is already running in this process; expected one at a time");
-  struct Reset {
-    std::atomic<bool>& f;
-    ~Reset() { f.store(false); }
-  } reset{backfill_running_};
+  const detail::BackfillGuard one_at_a_time(backfill_running_, dir_);
   const auto t0 = Clock::now();
   BackfillOptions opt = opt_in;
   const std::string worker = co.worker.empty() ? default_worker(opt.rank) : co.worker;

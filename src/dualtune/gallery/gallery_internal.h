@@ -3,6 +3,7 @@
 // includes it. The cached query plan of a model (which versions its queries score, which
 // rows each version contributes, calibrations, the aligned merge's sample), the caches
 // that hold plans and indexes, and small lookups several parts of the Gallery share.
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,8 +14,25 @@
 #include <vector>
 
 #include "dualtune/gallery/gallery.h"
+#include "dualtune/util/error.h"
 
 namespace dualtune::gallery::detail {
+
+/// Marks a backfill as running in this process for its scope; refuses a second one.
+class BackfillGuard {
+ public:
+  BackfillGuard(std::atomic<bool>& running, const std::string& dir) : running_(running) {
+    bool expected = false;
+    DT_CHECK(running_.compare_exchange_strong(expected, true), "gallery ", dir,
+             ": a backfill is already running in this process; expected one at a time");
+  }
+  ~BackfillGuard() { running_.store(false); }
+  BackfillGuard(const BackfillGuard&) = delete;
+  BackfillGuard& operator=(const BackfillGuard&) = delete;
+
+ private:
+  std::atomic<bool>& running_;
+};
 
 /// Items of a version sampled for the aligned merge (evenly strided over the shared ones).
 inline constexpr int64_t kAlignSample = 1024;

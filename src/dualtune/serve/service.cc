@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "dualtune/serve/context.h"
+#include "dualtune/serve/listener.h"
 #include "dualtune/serve/request.h"
 #include "dualtune/serve/routes.h"
 #include "dualtune/serve/token.h"
@@ -74,10 +75,7 @@ struct Service::Impl {
   Context ctx;
   httplib::Server server;
   std::vector<std::regex> patterns;
-  std::mutex mu;
-  std::condition_variable stop_cv;
-  bool stopping = false;
-  std::atomic<bool> listening{false};
+  Listener listener{server};
 
   const Route* match(const httplib::Request& req) const {
     const auto& all = routes();
@@ -230,38 +228,12 @@ Service::~Service() {
   impl_->ctx.backfill.stop_and_join();
 }
 
-int Service::bind(const std::string& host, int port) {
-  // SO_REUSEADDR only: a restart may reuse a port whose old connections linger, but a
-  // port another server listens on is refused (httplib's default, SO_REUSEPORT, would
-  // let a second server share it and take half of its connections).
-  impl_->server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  const int bound = port == 0 ? impl_->server.bind_to_any_port(host) : (impl_->server.bind_to_port(host, port) ? port : -1);
-  DT_CHECK(bound > 0, "serve: cannot listen on ", host, ":", port, " (address in use, or not an address of this machine?)");
-  return bound;
-}
+int Service::bind(const std::string& host, int port) { return impl_->listener.bind(host, port, "serve"); }
 
 void Service::run() {
   Impl& im = *impl_;
-  // httplib's stop() only acts on a running listener (and must be called once): the
-  // stopper waits for the listener to run, so a shutdown() just before run() is not lost.
-  std::thread stopper([&im] {
-    std::unique_lock<std::mutex> lk(im.mu);
-    im.stop_cv.wait(lk, [&im] { return im.stopping; });
-    lk.unlock();
-    while (im.listening.load() && !im.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    if (im.listening.load()) im.server.stop();
-  });
-  {
-    std::lock_guard<std::mutex> lk(im.mu);
-    im.listening = !im.stopping;
-  }
-  if (im.listening) im.server.listen_after_bind();  // returns after stop(), once in-flight requests are answered
-  im.listening = false;
+  im.listener.run();  // until shutdown(); the requests in flight are answered
   shutdown();
-  stopper.join();
   im.ctx.backfill.stop_and_join();
   im.ctx.gallery.flush_caches();  // the reader holds the search caches
   if (im.ctx.options.log) im.ctx.options.log("stopped: requests answered, backfill at a batch boundary, caches written");
@@ -269,14 +241,10 @@ void Service::run() {
 
 void Service::shutdown() {
   Impl& im = *impl_;
-  {
-    std::lock_guard<std::mutex> lk(im.mu);
-    if (im.stopping) return;
-    im.stopping = true;
-  }
+  // Each step may run twice (run() ends with a shutdown() too): flags, a pause.
   im.ctx.stopping.store(true);
   im.ctx.backfill.pause();
-  im.stop_cv.notify_all();
+  im.listener.request_stop();
 }
 
 }  // namespace dualtune::serve

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualtune/gallery/vector_index.h"
+#include "dualtune/serve/listener.h"
 #include "dualtune/serve/request.h"
 #include "dualtune/util/error.h"
 
@@ -98,10 +99,7 @@ struct ShardProxy::Impl {
   ProxyOptions options;
   std::vector<std::unique_ptr<Link>> links;  ///< by shard index
   httplib::Server server;
-  std::mutex mu;
-  std::condition_variable stop_cv;
-  bool stopping = false;
-  std::atomic<bool> listening{false};
+  Listener listener{server};
 
   /// Asks every shard at once (the calling thread asks shard 0).
   std::vector<Reply> fan_out(const std::string& method, const std::string& path, const std::string& body) {
@@ -293,44 +291,10 @@ ShardProxy::ShardProxy(ProxyOptions options) : impl_(std::make_unique<Impl>()) {
 
 ShardProxy::~ShardProxy() { shutdown(); }
 
-int ShardProxy::bind(const std::string& host, int port) {
-  impl_->server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  const int bound = port == 0 ? impl_->server.bind_to_any_port(host) : (impl_->server.bind_to_port(host, port) ? port : -1);
-  DT_CHECK(bound > 0, "proxy: cannot listen on ", host, ":", port, " (address in use, or not an address of this machine?)");
-  return bound;
-}
+int ShardProxy::bind(const std::string& host, int port) { return impl_->listener.bind(host, port, "proxy"); }
 
-void ShardProxy::run() {
-  Impl& im = *impl_;
-  // As Service::run: stop() only acts on a running listener, so the stopper waits for it.
-  std::thread stopper([&im] {
-    std::unique_lock<std::mutex> lk(im.mu);
-    im.stop_cv.wait(lk, [&im] { return im.stopping; });
-    lk.unlock();
-    while (im.listening.load() && !im.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    if (im.listening.load()) im.server.stop();
-  });
-  {
-    std::lock_guard<std::mutex> lk(im.mu);
-    im.listening = !im.stopping;
-  }
-  if (im.listening) im.server.listen_after_bind();
-  im.listening = false;
-  shutdown();
-  stopper.join();
-}
+void ShardProxy::run() { impl_->listener.run(); }
 
-void ShardProxy::shutdown() {
-  Impl& im = *impl_;
-  {
-    std::lock_guard<std::mutex> lk(im.mu);
-    if (im.stopping) return;
-    im.stopping = true;
-  }
-  im.stop_cv.notify_all();
-}
+void ShardProxy::shutdown() { impl_->listener.request_stop(); }
 
 }  // namespace dualtune::serve
