@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -101,6 +102,27 @@ inline std::vector<ItemRecord> records(const std::vector<std::string>& keys, con
   std::vector<ItemRecord> out;
   for (size_t i = 0; i < keys.size(); ++i) out.push_back({keys[i], labels.empty() ? "" : labels[i], -1, 0});
   return out;
+}
+
+/// "img0", "img1", ...: n item keys.
+inline std::vector<std::string> keys_of(int n, const std::string& prefix = "img") {
+  std::vector<std::string> k;
+  for (int i = 0; i < n; ++i) k.push_back(prefix + std::to_string(i));
+  return k;
+}
+
+/// A gallery whose deployed model "old" (d = 4) has key_vector(key, 4, 1) for every key,
+/// with "new" (d = 6, fingerprint fp-new) rolling out and nothing backfilled yet.
+inline std::unique_ptr<Gallery> rolling_out_new(const std::string& where, const std::vector<std::string>& keys) {
+  auto g = Gallery::create(where, {"old", 4, "", "fp-old"});
+  std::vector<float> x;
+  for (const auto& k : keys) {
+    const auto v = key_vector(k, 4, 1);
+    x.insert(x.end(), v.begin(), v.end());
+  }
+  g->import_vectors("old", records(keys), 4, x.data(), false);
+  g->rollout({"new", 6, "", "fp-new"});
+  return g;
 }
 
 }  // namespace dualtune::gallery::fixtures

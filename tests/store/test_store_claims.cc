@@ -40,25 +40,8 @@ class Claims : public testing::TestWithParam<Kind> {
   std::unique_ptr<testenv::Where> where_;
 };
 
-std::vector<std::string> keys_of(int n) {
-  std::vector<std::string> k;
-  for (int i = 0; i < n; ++i) k.push_back("img" + std::to_string(i));
-  return k;
-}
-
-/// Deployed "old" (d = 4) with key_vector(key, 4, 1) for every key; "new" (d = 6,
-/// fingerprint fp-new) rolling out, nothing backfilled.
-std::unique_ptr<Gallery> rolling_out_new(const std::string& where, const std::vector<std::string>& keys) {
-  auto g = Gallery::create(where, {"old", 4, "", "fp-old"});
-  std::vector<float> x;
-  for (const auto& k : keys) {
-    const auto v = fixtures::key_vector(k, 4, 1);
-    x.insert(x.end(), v.begin(), v.end());
-  }
-  g->import_vectors("old", fixtures::records(keys), 4, x.data(), false);
-  g->rollout({"new", 6, "", "fp-new"});
-  return g;
-}
+using fixtures::keys_of;
+using fixtures::rolling_out_new;
 
 /// Every key's stored "new" vector is key_vector(key, 6, 2), and nothing else is stored.
 void expect_backfilled(const std::string& where, const std::vector<std::string>& keys) {
