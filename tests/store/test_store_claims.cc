@@ -14,6 +14,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <fstream>
+#include <filesystem>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -328,6 +331,52 @@ TEST(ClaimsPostgres, AWorkerWhoseConnectionsAreTerminatedCommitsOnceAndTakesItsR
   EXPECT_NE(said[0].find("reconnecting for up to 30 s"), std::string::npos) << said[0];
   EXPECT_NE(said[1].find("0 claimed batch(es) released"), std::string::npos) << said[1];
   expect_backfilled(db.url(), keys);
+}
+
+// A real server restart, on a cluster of this test's own: the server is stopped while
+// batch 1 is embedded, so the commit finds no server; the worker says it is reconnecting
+// (and the test starts the server again right then, from the log callback: no sleep),
+// opens the store again, gives back its claim, embeds batch 1 again and finishes with
+// every vector once.
+TEST(ClaimsPostgres, AWorkerCarriesOnAcrossAServerRestart) {
+  auto cluster = [](const std::string& verb, const std::string& state) {
+    const std::string cmd = std::string("bash '") + DUALTUNE_SOURCE_DIR + "/tests/scripts/pg_cluster.sh' " + verb +
+                            " '" + state + "' >/dev/null";
+    const int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  const std::string state = fixtures::temp_dir("claims_restart") + "/cluster";
+  ASSERT_EQ(cluster("start", state), 0) << "pg_cluster.sh start failed (PostgreSQL installed? scripts/install_deps.sh)";
+  std::string admin;
+  std::getline(std::ifstream(state + "/url"), admin);
+  pg::Conn(admin).exec("CREATE DATABASE restart");
+  const std::string url = admin.substr(0, admin.find('/', admin.find("://") + 3)) + "/restart";
+  const auto keys = keys_of(12);
+  rolling_out_new(url, keys);
+  HookedEmbedder e;
+  bool stopped = false;
+  e.before = [&](int n) {
+    if (n == 1) stopped = cluster("pause", state) == 0;
+  };
+  BackfillOptions o;
+  o.batch_size = 3;
+  ClaimOptions c = lease(60);
+  std::vector<std::string> said;
+  c.log = [&](const std::string& s) {
+    said.push_back(s);
+    if (s.find("reconnecting") != std::string::npos) cluster("resume", state);
+  };
+  const auto rep = Gallery::open(url)->backfill_claimed(o, c, e);
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(rep.reconnects, 1);
+  EXPECT_TRUE(rep.finished);
+  EXPECT_EQ(e.count, 5);  // 4 batches, batch 1 twice: its commit met no server
+  ASSERT_EQ(said.size(), 2u);
+  EXPECT_NE(said[0].find("reconnecting for up to 30 s"), std::string::npos) << said[0];
+  EXPECT_NE(said[1].find("1 claimed batch(es) released"), std::string::npos) << said[1];
+  expect_backfilled(url, keys);
+  cluster("stop", state);
+  std::filesystem::remove_all(std::filesystem::path(state).parent_path());
 }
 
 TEST(ClaimsPostgres, TwoRolloutsRacingFindEachOtherInsideTheWriteTransaction) {
