@@ -173,15 +173,24 @@ TEST_P(Claims, TwoWorkersBackfillOnePlanEveryBatchOnce) {
   BackfillOptions o;
   o.batch_size = 3;  // 8 batches
   o.world = 2;
-  // Worker 0 starts its first batch only once worker 1 has committed one: both work.
+  // Both work, whichever starts first: worker 0 embeds its first batch only once worker 1
+  // has committed one, and worker 1 its second only once worker 0 holds a batch (else
+  // worker 1 could finish all eight before worker 0 has opened the gallery).
   std::mutex mu;
   std::condition_variable cv;
-  bool one_committed = false;
+  bool one_committed = false, zero_claimed = false;
   HookedEmbedder e0, e1;
   e0.before = [&](int n) {
     if (n != 0) return;
     std::unique_lock<std::mutex> lk(mu);
+    zero_claimed = true;
+    cv.notify_all();
     cv.wait_for(lk, std::chrono::seconds(20), [&] { return one_committed; });
+  };
+  e1.before = [&](int n) {
+    if (n != 1) return;
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait_for(lk, std::chrono::seconds(20), [&] { return zero_claimed; });
   };
   BackfillReport rep0, rep1;
   std::string err0, err1;

@@ -123,6 +123,14 @@ class AdvisoryLock final : public Store::Lock {
                "); expected none: one backfill at a time");
     }
   }
+  // Released at once, not when the server notices the closed connection (a backend
+  // ends asynchronously): the next taker in this or another process finds it free.
+  ~AdvisoryLock() override {
+    try {
+      conn_.try_exec("SELECT pg_advisory_unlock_all()", pg::Params());
+    } catch (...) {
+    }
+  }
 
  private:
   pg::Conn conn_;

@@ -62,6 +62,14 @@ class WorkerLock final : public Store::Lock {
     conn_.exec("SELECT 1");
     return conn_.reconnects() == 0;
   }
+  // Released at once, not when the server notices the closed connection (a backend
+  // ends asynchronously): the next taker in this or another process finds it free.
+  ~WorkerLock() override {
+    try {
+      conn_.try_exec("SELECT pg_advisory_unlock_all()", pg::Params());
+    } catch (...) {
+    }
+  }
 
  private:
   pg::Conn conn_;
