@@ -105,11 +105,10 @@ std::string meta_value(pg::Conn& c, const std::string& key) {
   return r.rows() ? r.get_text(0, 0) : "";
 }
 
-/// A second connection holding the backfill advisory lock; closing it (or the process
-/// dying, which drops the connection) releases the lock on the server.
-class AdvisoryLock final : public Store::Lock {
+/// A second connection holding the backfill advisory lock.
+class AdvisoryLock final : public PgSessionLock {
  public:
-  AdvisoryLock(const std::string& url, const std::string& shown) : conn_(url) {
+  AdvisoryLock(const std::string& url, const std::string& shown) : PgSessionLock(url) {
     // The holder's pid, for the message of the next one.
     conn_.exec("SET application_name = 'dualtune backfill, process " + std::to_string(::getpid()) + "'");
     auto r = conn_.exec("SELECT pg_try_advisory_lock($1)", pg::Params().add(kBackfillLockKey));
@@ -123,20 +122,16 @@ class AdvisoryLock final : public Store::Lock {
                "); expected none: one backfill at a time");
     }
   }
-  // Released at once, not when the server notices the closed connection (a backend
-  // ends asynchronously): the next taker in this or another process finds it free.
-  ~AdvisoryLock() override {
-    try {
-      conn_.try_exec("SELECT pg_advisory_unlock_all()", pg::Params());
-    } catch (...) {
-    }
-  }
-
- private:
-  pg::Conn conn_;
 };
 
 }  // namespace
+
+PgSessionLock::~PgSessionLock() {
+  try {
+    conn_.try_exec("SELECT pg_advisory_unlock_all()", pg::Params());
+  } catch (...) {  // a destructor: the server releases it with the session anyway
+  }
+}
 
 PgStore::PgStore(std::string url, std::unique_ptr<pg::Conn> conn, bool read_only)
     : Store(pg::mask_url(url)), url_(std::move(url)), conn_(std::move(conn)), read_only_(read_only) {}

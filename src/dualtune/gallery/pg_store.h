@@ -26,6 +26,17 @@
 
 namespace dualtune::gallery {
 
+/// A lock held by a server session of its own (advisory locks) on a connection opened
+/// for it. Destruction releases it at once (pg_advisory_unlock_all), not when the server
+/// notices the closed connection (a backend ends asynchronously), so the next taker in
+/// this or another process finds it free; a dying process drops the session and the lock.
+class PgSessionLock : public Store::Lock {
+ protected:
+  explicit PgSessionLock(const std::string& url) : conn_(url) {}
+  ~PgSessionLock() override;
+  pg::Conn conn_;
+};
+
 class PgStore final : public Store {
  public:
   /// Creates the gallery's tables in the URL's (existing) database; fails when it

@@ -33,9 +33,9 @@ std::string host_name() {
   return buf;
 }
 
-class WorkerLock final : public Store::Lock {
+class WorkerLock final : public PgSessionLock {
  public:
-  WorkerLock(const std::string& url, const std::string& shown, int rank) : conn_(url) {
+  WorkerLock(const std::string& url, const std::string& shown, int rank) : PgSessionLock(url) {
     conn_.exec("SET application_name = 'dualtune backfill rank " + std::to_string(rank) + ", " + host_name() +
                " process " + std::to_string(::getpid()) + "'");
     const std::string db = "(SELECT oid FROM pg_database WHERE datname = current_database())";
@@ -62,17 +62,6 @@ class WorkerLock final : public Store::Lock {
     conn_.exec("SELECT 1");
     return conn_.reconnects() == 0;
   }
-  // Released at once, not when the server notices the closed connection (a backend
-  // ends asynchronously): the next taker in this or another process finds it free.
-  ~WorkerLock() override {
-    try {
-      conn_.try_exec("SELECT pg_advisory_unlock_all()", pg::Params());
-    } catch (...) {
-    }
-  }
-
- private:
-  pg::Conn conn_;
 };
 
 }  // namespace
