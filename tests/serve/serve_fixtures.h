@@ -24,6 +24,7 @@
 #include "dualtune/util/atomic_file.h"
 #include "dualtune/util/error.h"
 #include "gallery_fixtures.h"
+#include "store_test_env.h"
 
 namespace dualtune::serve::testing {
 
@@ -112,11 +113,16 @@ inline double cosine_prefix(const std::vector<float>& a, const std::vector<float
   return ab / std::sqrt(aa * bb);
 }
 
+using gallery::testenv::gallery_at;
+using gallery::testenv::on_postgres;
+using gallery::testenv::url_password;
+
 /// A gallery of the generated images: model "old" (dim 16, deployed) embeds all of
-/// them; model "new" (dim 24) is rolled out and nothing is backfilled yet.
+/// them; model "new" (dim 24) is rolled out and nothing is backfilled yet. The gallery
+/// lives at gallery_at(dir).
 inline std::unique_ptr<gallery::Gallery> transition_gallery(const std::string& dir, const std::string& images_root) {
   PixelEmbedder old_model(16), new_model(24);
-  auto g = gallery::Gallery::create(dir, {"old", 16, "pixels-old", old_model.fingerprint()});
+  auto g = gallery::Gallery::create(gallery_at(dir), {"old", 16, "pixels-old", old_model.fingerprint()});
   const int64_t source = g->add_source(folder_source(images_root));
   data::DatasetSpec spec;
   spec.format = "image_folder";

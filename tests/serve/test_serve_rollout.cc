@@ -19,7 +19,7 @@ json post(httplib::Client& c, const std::string& path, const std::string& token,
 }
 
 int64_t stored_vectors(const std::string& dir, const std::string& model) {
-  auto s = gallery::Store::open(dir, true);
+  auto s = gallery::Store::open(gallery_at(dir), true);
   return s->count_vectors(s->model(model).version_id);
 }
 

@@ -25,7 +25,7 @@ class ShardedSearch : public ::testing::Test {
   void SetUp() override {
     dir = gallery::fixtures::temp_dir("shards");
     std::filesystem::remove_all(dir);
-    g = imported_transition(dir, kItems);
+    g = imported_transition(gallery_at(dir), kItems);
   }
   void TearDown() override {
     g.reset();
@@ -33,7 +33,7 @@ class ShardedSearch : public ::testing::Test {
   }
   /// A server of shard i of n (its own Gallery: its own connections and caches).
   std::unique_ptr<TestServer> shard_server(int64_t i, int64_t n) {
-    shard_galleries.push_back(gallery::Gallery::open(dir));
+    shard_galleries.push_back(gallery::Gallery::open(gallery_at(dir)));
     ServiceOptions o;
     o.shard = {i, n};
     return std::make_unique<TestServer>(*shard_galleries.back(), o);

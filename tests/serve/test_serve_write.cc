@@ -167,7 +167,7 @@ TEST_F(ServeWrite, BackfillRunsToTheEndAndNewQueriesThenMeetNewEmbeddings) {
   const json st = body_json(c.Get("/api/status"));
   EXPECT_DOUBLE_EQ(st["models"][1]["backfilled"].get<double>(), 1.0);
   // Every vector is the new model's embedding of the item's image.
-  for (const auto& [key, v] : vectors_by_key(dir + "/g", "new"))
+  for (const auto& [key, v] : vectors_by_key(gallery_at(dir + "/g"), "new"))
     EXPECT_EQ(v, pixel_vector(data::decode_image_file(key), 24)) << key;
   // New queries now score new embeddings (all 24 components).
   const auto q = pixel_vector(data::decode_image_file(paths[4]), 24);
@@ -215,15 +215,15 @@ TEST_F(ServeWrite, PausedBackfillStopsAtABatchBoundaryAndResumesToTheUninterrupt
   EXPECT_GE(done, 6);
   EXPECT_LT(done, 24);
   EXPECT_EQ(done % 3, 0) << "stopped inside a batch";
-  EXPECT_EQ(static_cast<int64_t>(vectors_by_key(dir + "/g", "new").size()), done);
+  EXPECT_EQ(static_cast<int64_t>(vectors_by_key(gallery_at(dir + "/g"), "new").size()), done);
   // Resume: same plan, same result as the uninterrupted run.
   post(c, "/api/backfill", json::object(), kToken, &status);
   ASSERT_EQ(status, 202);
   EXPECT_EQ(wait_backfill(c)["state"], "finished");
-  EXPECT_EQ(vectors_by_key(dir + "/g", "new"), vectors_by_key(dir + "/ref", "new"));
+  EXPECT_EQ(vectors_by_key(gallery_at(dir + "/g"), "new"), vectors_by_key(gallery_at(dir + "/ref"), "new"));
   gallery::Plan a, b;
-  ASSERT_TRUE(gallery::Store::open(dir + "/g", true)->load_plan(g->model("new").version_id, a));
-  ASSERT_TRUE(gallery::Store::open(dir + "/ref", true)->load_plan(ref->model("new").version_id, b));
+  ASSERT_TRUE(gallery::Store::open(gallery_at(dir + "/g"), true)->load_plan(g->model("new").version_id, a));
+  ASSERT_TRUE(gallery::Store::open(gallery_at(dir + "/ref"), true)->load_plan(ref->model("new").version_id, b));
   EXPECT_EQ(a.items, b.items);
 }
 
@@ -261,7 +261,7 @@ TEST_F(ServeWrite, ShutdownDuringABackfillStopsItAtABatchBoundaryAndALaterServer
   post(c, "/api/backfill", json::object(), kToken, &status);
   EXPECT_EQ(wait_backfill(c)["state"], "finished");
   EXPECT_EQ(g->backfill_progress("new").done, 24);
-  for (const auto& [key, v] : vectors_by_key(dir + "/g", "new"))
+  for (const auto& [key, v] : vectors_by_key(gallery_at(dir + "/g"), "new"))
     EXPECT_EQ(v, pixel_vector(data::decode_image_file(key), 24)) << key;
 }
 
@@ -333,6 +333,15 @@ TEST_F(ServeWrite, AddItemsByPostedEmbeddingsAndByUploadedImages) {
   httplib::MultipartFormDataItems form{{"image", bytes, "new.png", "image/png"}, {"label", "class9", "", ""}};
   const auto up = c.Post("/api/items", bearer(kToken), form);
   ASSERT_TRUE(up);
+  if (on_postgres()) {  // no directory beside a database gallery that every backfill worker could read
+    EXPECT_EQ(up->status, 501) << up->body;
+    EXPECT_NE(body_json(up)["error"].get<std::string>().find("is a PostgreSQL database: uploads need a directory every "
+                                                             "backfill worker can read"),
+              std::string::npos);
+    EXPECT_EQ(body_json(up)["error"].get<std::string>().find(url_password(gallery_at(dir + "/g"))), std::string::npos);
+    EXPECT_EQ(g->status().items, 25);  // nothing added
+    return;
+  }
   EXPECT_EQ(up->status, 200) << up->body;
   const json added = json::parse(up->body);
   EXPECT_EQ(added["added"], 1);
@@ -379,12 +388,29 @@ TEST_F(ServeWrite, RetireIsRefusedUntilTheBackfillIsDoneThenPromotesTheNewModel)
 }
 
 TEST_F(ServeWrite, CurveAndReportComeFromTheFilesBesideTheGallery) {
-  TestServer s(*g, options());
+  auto o = options();
+  // A database gallery has no directory beside it: --report and --curve name the files
+  // (shown by their own names), and without them the answer says so.
+  const std::string report = on_postgres() ? "report" : "g/report", curve_file = on_postgres() ? "curve" : "g/curve";
+  if (on_postgres()) {
+    TestServer bare(*g, o);
+    auto c = bare.client();
+    for (const std::string route : {"/api/report", "/api/curve"}) {
+      const auto r = c.Get(route);
+      EXPECT_EQ(r->status, 404);
+      const std::string e = body_json(r)["error"];
+      EXPECT_NE(e.find(" is a database, so expected serve --"), std::string::npos) << e;
+      EXPECT_EQ(e.find(url_password(gallery_at(dir + "/g"))), std::string::npos) << e;
+    }
+    o.report_dir = dir + "/g/report";
+    o.curve_file = dir + "/g/curve/curve.json";
+  }
+  TestServer s(*g, o);
   auto c = s.client();
   const auto none = c.Get("/api/report");
   EXPECT_EQ(none->status, 404);
-  EXPECT_NE(body_json(none)["error"].get<std::string>().find("no compatibility report for this gallery: expected "
-                                                             "g/report/report.json"),
+  EXPECT_NE(body_json(none)["error"].get<std::string>().find("no compatibility report for this gallery: expected " +
+                                                             report + "/report.json"),
             std::string::npos);
   EXPECT_EQ(c.Get("/api/curve")->status, 404);
 
@@ -407,7 +433,7 @@ TEST_F(ServeWrite, CurveAndReportComeFromTheFilesBesideTheGallery) {
   const auto rep = eval::evaluate_compatibility({eval::loo_model("old", old_f), eval::loo_model("new", new_f)}, "old", eo);
   report::write_report(rep, dir + "/g/report");
   const json r = body_json(c.Get("/api/report"));
-  EXPECT_EQ(r["source"], "g/report/report.json");  // named by the gallery, not the server's path
+  EXPECT_EQ(r["source"], report + "/report.json");  // named by the gallery, not the server's path
   EXPECT_EQ(r["upgrade"]["new_model"], "new");
   const auto& v = rep.upgrades[0].map;
   EXPECT_EQ(r["verdict"]["compatible"], v.compatible);
@@ -443,7 +469,7 @@ TEST_F(ServeWrite, CurveAndReportComeFromTheFilesBesideTheGallery) {
   std::filesystem::create_directories(dir + "/g/curve");
   write_text_atomic(dir + "/g/curve/curve.json", json{{"title", "t"}, {"curves", jc}}.dump());
   const json curve = body_json(c.Get("/api/curve"));
-  EXPECT_EQ(curve["source"], "g/curve/curve.json");
+  EXPECT_EQ(curve["source"], curve_file + "/curve.json");
   EXPECT_EQ(curve["curves"], jc);
   EXPECT_EQ(curve["current"]["model"], "new");
   EXPECT_DOUBLE_EQ(curve["current"]["fraction"].get<double>(), 1.0);

@@ -11,6 +11,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "dualtune/gallery/pg.h"
@@ -88,5 +91,35 @@ class Where {
   std::unique_ptr<Database> db_;
   std::string where_;
 };
+
+/// The store a suite of directory galleries runs on: SQLite galleries in directories, or
+/// PostgreSQL databases when DUALTUNE_TEST_STORE=postgresql (ctest runs such a suite a
+/// second time that way, as pg.*, on the throwaway cluster of the fixture pg.cluster).
+inline bool on_postgres() {
+  const char* s = std::getenv("DUALTUNE_TEST_STORE");
+  return s && std::string(s) == "postgresql";
+}
+
+/// Where the gallery a test names by the directory `dir` lives: `dir` itself on SQLite;
+/// on PostgreSQL a fresh database of the test cluster, the same one each time the
+/// running test asks for the same `dir` (dropped at exit).
+inline std::string gallery_at(const std::string& dir) {
+  if (!on_postgres()) return dir;
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<Database>> databases;
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::lock_guard<std::mutex> lock(mu);
+  auto& db = databases[(test ? std::string(test->test_suite_name()) + "." + test->name() + " " : "") + dir];
+  if (!db) db = std::make_unique<Database>();
+  return db->url();
+}
+
+/// The password of a postgresql://user:password@host URL ("" if it has none).
+inline std::string url_password(const std::string& url) {
+  const size_t user = url.find("://"), at = url.find('@');
+  if (user == std::string::npos || at == std::string::npos) return "";
+  const size_t colon = url.find(':', user + 3);
+  return colon < at ? url.substr(colon + 1, at - colon - 1) : "";
+}
 
 }  // namespace dualtune::gallery::testenv

@@ -61,6 +61,10 @@ std::string verdict_text(const nlohmann::json& upgrade, const std::string& old_m
 
 void get_curve(Context& ctx, const httplib::Request&, httplib::Response& res) {
   const std::string file = ctx.curve_file();
+  // A database gallery has no directory beside it: only --curve or --report name files.
+  HTTP_CHECK(!file.empty() || !ctx.gallery.cache_dir().empty(), 404, "no backfill curve for this gallery: ",
+             ctx.gallery.dir(), " is a database, so expected serve --curve FILE (the curve.json of `dualtune gallery "
+             "curve`) or --report REPORT with REPORT/transition/curve.json (the demo)");
   HTTP_CHECK(!file.empty(), 404, "no backfill curve for this gallery: expected ", ctx.gallery.dir(),
              "/curve/curve.json (`dualtune gallery curve ", ctx.gallery.dir(), "`), REPORT/transition/curve.json (the demo) "
              "or --curve FILE");
@@ -86,6 +90,9 @@ void get_curve_plot(Context& ctx, const httplib::Request&, httplib::Response& re
 
 void get_report(Context& ctx, const httplib::Request&, httplib::Response& res) {
   const std::string dir = ctx.report_dir();
+  HTTP_CHECK(!dir.empty() || !ctx.options.report_dir.empty() || !ctx.gallery.cache_dir().empty(), 404,
+             "no compatibility report for this gallery: ", ctx.gallery.dir(), " is a database, so expected serve "
+             "--report DIR with DIR/report.json (`dualtune eval --out DIR`)");
   HTTP_CHECK(!dir.empty(), 404, "no compatibility report for this gallery: expected ",
              ctx.options.report_dir.empty() ? ctx.gallery.dir() + "/report" : ctx.options.report_dir,
              "/report.json (`dualtune eval --out DIR`, then serve --report DIR)");
@@ -122,6 +129,9 @@ void get_report(Context& ctx, const httplib::Request&, httplib::Response& res) {
 
 void get_report_plot(Context& ctx, const httplib::Request& req, httplib::Response& res) {
   const std::string dir = ctx.report_dir();
+  HTTP_CHECK(!dir.empty() || !ctx.options.report_dir.empty() || !ctx.gallery.cache_dir().empty(), 404,
+             "no compatibility report for this gallery: ", ctx.gallery.dir(), " is a database, so expected serve "
+             "--report DIR with DIR/report.json (`dualtune eval --out DIR`)");
   HTTP_CHECK(!dir.empty(), 404, "no compatibility report for this gallery");
   const std::string name = req.matches[1].str();
   HTTP_CHECK(name.find("..") == std::string::npos && fs::path(name).extension() == ".png", 404, "no plot '", name, "'");
