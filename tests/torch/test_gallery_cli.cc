@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +27,7 @@
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/atomic_file.h"
 #include "../core/gallery_fixtures.h"
+#include "../store/store_test_env.h"
 #include "tiny_data.h"
 
 using namespace dualtune;
@@ -70,10 +73,13 @@ class GalleryCli : public ::testing::Test {
     EXPECT_EQ(st, 0) << args << "\n" << out;
     return out;
   }
-  /// A gallery with every image of imgs/g added by the old model and the new model rolled out.
+  /// A gallery with every image of imgs/g added by the old model and the new model rolled
+  /// out: the directory dir/name, or the database URL `where`.
   static std::string rolled_out(const std::string& name) {
-    const std::string g = dir + "/" + name;
-    fs::remove_all(g);
+    fs::remove_all(dir + "/" + name);
+    return rolled_out_at(dir + "/" + name);
+  }
+  static std::string rolled_out_at(const std::string& g) {
     ok("create " + g + " --model old --model-path " + dir + "/runs/old");
     ok("add " + g + " --format image_folder --root " + dir + "/imgs --split g --threads 1 --workers 0 --batch 8");
     ok("rollout " + g + " --model new --model-path " + dir + "/runs/new --force");  // the gate: below
@@ -299,6 +305,56 @@ TEST_F(GalleryCli, SearchesFromAnotherProcessDuringABackfillAlwaysSeeEveryItem) 
   EXPECT_GT(searches, 5);
   EXPECT_GT(mixed, 0) << "no search landed while the gallery was partly backfilled";
   EXPECT_EQ(vectors_by_key(g, "new").size(), 48u);
+}
+
+/// The command lines of the running processes (arguments joined by spaces) that contain `part`.
+std::set<std::string> command_lines_with(const std::string& part) {
+  std::set<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "cmdline", std::ios::binary);
+    std::string line((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::replace(line.begin(), line.end(), '\0', ' ');
+    if (line.find(part) != std::string::npos) found.insert(line);
+  }
+  return found;
+}
+
+// On a PostgreSQL gallery `--nproc 2` starts a claiming worker (store_claims.h); the
+// result equals one process on a SQLite gallery, vector for vector. The worker's command
+// line, which every user of the machine can read in /proc, carries the URL without its
+// password (the worker gets it as PGPASSWORD); the test watches /proc while it runs.
+TEST_F(GalleryCli, PostgreSQLNprocTwoEqualsOneProcessAndTheWorkersCommandLineHasNoPassword) {
+  gallery::testenv::Database db;
+  ASSERT_FALSE(db.url().empty());
+  const std::string one = rolled_out("pg_nproc1"), two = rolled_out_at(db.url());
+  ok("backfill " + one + " --batch 4 --threads 1 --order random --seed 1");
+  const std::string password = gallery::testenv::url_password(db.url());
+  ASSERT_FALSE(password.empty());
+  std::atomic<bool> done{false};
+  int status = -1;
+  std::string out;
+  std::thread run_it([&] {
+    out = run("backfill '" + two + "' --batch 4 --threads 1 --order random --seed 1 --nproc 2", &status);
+    done = true;
+  });
+  std::set<std::string> workers;  // the started ranks: they alone are given --gallery-uuid
+  while (!done) {
+    for (const auto& c : command_lines_with("--gallery-uuid")) workers.insert(c);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  run_it.join();
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(vectors_by_key(one, "new"), vectors_by_key(two, "new"));
+  EXPECT_EQ(vectors_by_key(two, "new").size(), 48u);
+  ASSERT_FALSE(workers.empty()) << "never saw the worker rank's process: " << out;
+  for (const auto& c : workers) {
+    EXPECT_EQ(c.find(password), std::string::npos) << "the password is on a worker's command line: " << c;
+    EXPECT_NE(c.find(" gallery backfill postgresql://dualtune@127.0.0.1:"), std::string::npos) << c;
+  }
+  EXPECT_EQ(out.find(password), std::string::npos) << out;
 }
 
 TEST_F(GalleryCli, NprocTwoEqualsOneProcess) {
