@@ -40,13 +40,13 @@ inline std::string temp_dir(const std::string& name) {
 }
 
 /// The vectors of version `name` (a model's own, or a derived one such as "new@h") in
-/// the gallery directory `dir`, by item key (read from SQLite).
-inline std::map<std::string, std::vector<float>> vectors_by_key(const std::string& dir, const std::string& name) {
-  auto s = Store::open(dir, true);
+/// the gallery at `where` (a directory or a postgresql:// URL), by item key.
+inline std::map<std::string, std::vector<float>> vectors_by_key(const std::string& where, const std::string& name) {
+  auto s = Store::open(where, true);
   VersionInfo m;
   for (const auto& v : s->versions())
     if (v.name == name) m = v;
-  if (m.id == 0) throw std::runtime_error("no version named " + name + " in " + dir);
+  if (m.id == 0) throw std::runtime_error("no version named " + name + " in " + s->dir());
   std::map<int64_t, std::string> key;
   for (const auto& r : s->items()) key[r.id] = r.record.key;
   std::map<std::string, std::vector<float>> out;

@@ -15,10 +15,12 @@
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/error.h"
 #include "gallery_fixtures.h"
+#include "store_test_env.h"
 
 using namespace dualtune::gallery;
 using dualtune::Error;
 using dualtune::gallery::fixtures::vectors_by_key;
+using dualtune::gallery::testenv::gallery_at;
 
 namespace {
 
@@ -35,7 +37,7 @@ std::vector<std::string> item_keys(int n, const std::vector<int>& bad = {}) {
 
 /// A gallery of n items added with the old KeyEmbedder (dim 4), new model (dim 6) rolled out.
 std::unique_ptr<Gallery> rolled_out(const std::string& dir, const std::vector<std::string>& keys) {
-  auto g = Gallery::create(dir, {"old", 4, "", "fp-old"});
+  auto g = Gallery::create(gallery_at(dir), {"old", 4, "", "fp-old"});
   fixtures::KeyEmbedder old(4, 1, "fp-old");
   // Bad keys fail in add too, so they are imported with a vector instead.
   std::vector<std::string> good;
@@ -89,16 +91,16 @@ TEST(Backfill, ResumedInStepsEqualsUninterrupted) {
     EXPECT_NE(error_of([&] { g->backfill(other, emb); }).find("a plan with order 'random' exists"), std::string::npos);
     // A fresh object (as another process would) finishes it.
     g.reset();
-    auto g2 = Gallery::open(b);
+    auto g2 = Gallery::open(gallery_at(b));
     step.max_items = 0;
     const auto r2 = g2->backfill(step, emb);
     EXPECT_TRUE(r2.finished);
     EXPECT_EQ(r2.embedded, 37);
   }
-  EXPECT_EQ(vectors_by_key(a, "new"), vectors_by_key(b, "new"));
+  EXPECT_EQ(vectors_by_key(gallery_at(a), "new"), vectors_by_key(gallery_at(b), "new"));
   Plan pa, pb;
-  ASSERT_TRUE(Store::open(a, true)->load_plan(Store::open(a, true)->model("new").version_id, pa));
-  ASSERT_TRUE(Store::open(b, true)->load_plan(Store::open(b, true)->model("new").version_id, pb));
+  ASSERT_TRUE(Store::open(gallery_at(a), true)->load_plan(Store::open(gallery_at(a), true)->model("new").version_id, pa));
+  ASSERT_TRUE(Store::open(gallery_at(b), true)->load_plan(Store::open(gallery_at(b), true)->model("new").version_id, pb));
   EXPECT_EQ(pa.items, pb.items);
 }
 
@@ -208,7 +210,7 @@ TEST(Backfill, UncertaintyOrderPutsTheLargestPredictedErrorFirst) {
   const Plan plan = g->plan_backfill({});
   EXPECT_EQ(plan.order, "uncertainty");  // the default once a predictor is stored
   // Independently: predicted score of each item from its stored old vector, descending.
-  auto s = Store::open(dir, true);
+  auto s = Store::open(gallery_at(dir), true);
   std::vector<uint8_t> has;
   const auto old = s->vectors_of(s->model("old").version_id, plan.items, has);
   const auto pred = fit.predictor.predict(static_cast<int64_t>(plan.items.size()), old.data());
@@ -282,7 +284,7 @@ struct StatesGallery {
       const auto v = fixtures::key_vector(keys.back(), 6, 2);
       queries.insert(queries.end(), v.begin(), v.end());
     }
-    g = Gallery::create(dir, {"old", 4, "", "fp-old"});
+    g = Gallery::create(gallery_at(dir), {"old", 4, "", "fp-old"});
     fixtures::KeyEmbedder old(4, 1, "fp-old");
     g->add_images(fixtures::records(keys, labels), {{"old", &old}}, 16, false);
     g->rollout({"new", 6, "", "fp-new"});

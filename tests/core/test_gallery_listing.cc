@@ -5,12 +5,14 @@
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/util/error.h"
 #include "gallery_fixtures.h"
+#include "store_test_env.h"
 
 using namespace dualtune::gallery;
+using dualtune::gallery::testenv::gallery_at;
 
 TEST(GalleryListing, PagesInIdOrderWithTheVersionsEachItemHas) {
   const auto dir = fixtures::temp_dir("listing");
-  auto g = Gallery::create(dir, {"old", 2, "", ""});
+  auto g = Gallery::create(gallery_at(dir), {"old", 2, "", ""});
   const float old_v[8] = {1, 0, 0, 1, 1, 1, 2, 1};
   g->import_vectors("old", fixtures::records({"A", "B", "C", "D"}, {"x", "y", "x", ""}), 2, old_v, false);
   const auto nm = g->rollout({"new", 3, "", ""});
@@ -34,7 +36,7 @@ TEST(GalleryListing, PagesInIdOrderWithTheVersionsEachItemHas) {
 
 TEST(GalleryListing, ImageRefsGiveKeyAndSourceSpec) {
   const auto dir = fixtures::temp_dir("image_refs");
-  auto g = Gallery::create(dir, {"old", 2, "", ""});
+  auto g = Gallery::create(gallery_at(dir), {"old", 2, "", ""});
   const std::string spec = R"({"format":"files"})";
   auto recs = fixtures::records({"/img/a.png", "b"});
   recs[0].source_id = g->add_source(spec);

@@ -19,6 +19,7 @@
 #include "dualtune/util/error.h"
 #include "feature_set_2d.h"
 #include "gallery_fixtures.h"
+#include "store_test_env.h"
 
 using namespace dualtune;
 using namespace dualtune::gallery;
@@ -27,6 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using dualtune::gallery::fixtures::error_of;
+using dualtune::gallery::testenv::gallery_at;
 
 /// Unit vectors at the given angles (degrees): cosine ranks by angular distance.
 features::FeatureSet at_angles(const std::vector<double>& degrees) {
@@ -117,7 +119,7 @@ namespace {
 
 /// 30 items embedded by "old" (d 4); "new" (d 6) rolled out with a measured gate.
 std::unique_ptr<Gallery> rolled_out(const std::string& dir, const RolloutGate& gate) {
-  auto g = Gallery::create(dir, {"old", 4, "", ""});
+  auto g = Gallery::create(gallery_at(dir), {"old", 4, "", ""});
   std::vector<ItemRecord> items;
   std::vector<float> v;
   for (int i = 0; i < 30; ++i) {
@@ -146,13 +148,13 @@ TEST(GalleryRollback, KeepsTheEmbeddingsAndASecondRolloutResumesToTheUninterrupt
   step.batch_size = 5;
   step.max_items = 10;
   EXPECT_EQ(g->backfill(step, emb).embedded, 10);
-  const auto before = fixtures::vectors_by_key(dir, "new");
+  const auto before = fixtures::vectors_by_key(gallery_at(dir), "new");
   ASSERT_EQ(before.size(), 10u);
 
   const ModelInfo back = g->rollback();
   EXPECT_EQ(back.role, Role::kRolledBack);
   EXPECT_EQ(g->target_model().name, "old");  // queries without a model use the deployed one
-  EXPECT_EQ(fixtures::vectors_by_key(dir, "new"), before);  // kept, bit for bit
+  EXPECT_EQ(fixtures::vectors_by_key(gallery_at(dir), "new"), before);  // kept, bit for bit
   const float q[6] = {1, 0, 0, 0, 0, 0};
   EXPECT_NE(error_of([&] { g->search("new", 1, q, 6); }).find("was rolled back"), std::string::npos);
   EXPECT_NE(error_of([&] { g->backfill({}, emb); }).find("no model is rolling out"), std::string::npos);
@@ -169,7 +171,7 @@ TEST(GalleryRollback, KeepsTheEmbeddingsAndASecondRolloutResumesToTheUninterrupt
   EXPECT_EQ(rest.embedded, 20);  // the 10 kept are not embedded again
   EXPECT_TRUE(rest.finished);
   // The uninterrupted result: every item's vector is key_vector(key, 6, 2).
-  const auto all = fixtures::vectors_by_key(dir, "new");
+  const auto all = fixtures::vectors_by_key(gallery_at(dir), "new");
   ASSERT_EQ(all.size(), 30u);
   for (const auto& [key, v] : all) EXPECT_EQ(v, fixtures::key_vector(key, 6, 2)) << key;
 }
@@ -189,7 +191,7 @@ TEST(GalleryRollback, ARunningBackfillStopsAtItsNextBatch) {
   EXPECT_FALSE(rep.finished);
   EXPECT_EQ(rep.embedded, 5);
   EXPECT_EQ(rep.remaining, 25);
-  EXPECT_EQ(fixtures::vectors_by_key(dir, "new").size(), 5u);
+  EXPECT_EQ(fixtures::vectors_by_key(gallery_at(dir), "new").size(), 5u);
 }
 
 TEST(GalleryRollback, AfterTheCutoverIsAnErrorSayingWhy) {
@@ -202,7 +204,7 @@ TEST(GalleryRollback, AfterTheCutoverIsAnErrorSayingWhy) {
   EXPECT_NE(msg.find("nothing to roll back: 'new' became the deployed model at "), std::string::npos) << msg;
   EXPECT_NE(msg.find("when 'old' was retired, which deleted the embeddings of 'old'"), std::string::npos) << msg;
   // A fresh gallery: nothing has rolled out.
-  auto f = Gallery::create(fixtures::temp_dir("rollback_nothing"), {"old", 4, "", ""});
+  auto f = Gallery::create(gallery_at(fixtures::temp_dir("rollback_nothing")), {"old", 4, "", ""});
   EXPECT_NE(error_of([&] { f->rollback(); }).find("no model is rolling out; 'old' is deployed"), std::string::npos);
 }
 
@@ -247,6 +249,7 @@ TEST(GalleryHistory, RecordsEveryRolloutRollbackAndRetireWithTheGateInStatus) {
   EXPECT_EQ(j["gate"]["gate"]["decision"], "forced");
 }
 
+// SQLite only (no pg. variant): the PostgreSQL schema has had a history table from its first version.
 TEST(GalleryHistory, AGalleryFromBeforeTheHistoryIsUpgradedAtItsFirstWritableOpen) {
   const auto dir = fixtures::temp_dir("history_upgrade");
   Gallery::create(dir, {"old", 4, "", ""})->rollout({"new", 6, "", ""});

@@ -13,6 +13,7 @@
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/error.h"
 #include "gallery_fixtures.h"
+#include "store_test_env.h"
 
 using namespace dualtune::gallery;
 using dualtune::Error;
@@ -21,11 +22,12 @@ namespace fs = std::filesystem;
 namespace {
 
 using dualtune::gallery::fixtures::error_of;
+using dualtune::gallery::testenv::gallery_at;
 
 // Old model: 2-d, new model: 3-d. Items A=(1,0), B=(0,1), C=(1,1) (old); B is backfilled
 // with new (0,1,0).
 std::unique_ptr<Gallery> abc_gallery(const std::string& dir) {
-  auto g = Gallery::create(dir, {"old", 2, "", ""});
+  auto g = Gallery::create(gallery_at(dir), {"old", 2, "", ""});
   const float old_v[6] = {1, 0, 0, 1, 1, 1};
   g->import_vectors("old", fixtures::records({"A", "B", "C"}, {"x", "y", "x"}), 2, old_v, false);
   g->rollout({"new", 3, "", ""});
@@ -35,7 +37,7 @@ std::unique_ptr<Gallery> abc_gallery(const std::string& dir) {
 }
 
 int64_t id_of(Gallery& g, const std::string& key) {
-  auto s = Store::open(g.dir(), true);
+  auto s = Store::open(g.location(), true);
   return s->find_keys({key})[0];
 }
 
@@ -73,7 +75,7 @@ TEST(MixedSearch, CalibratedAndRankMergesGiveTheHandComputedKeys) {
   auto g = abc_gallery(dir);
   const int64_t A = id_of(*g, "A"), B = id_of(*g, "B"), C = id_of(*g, "C");
   {
-    auto s = Store::open(dir);
+    auto s = Store::open(gallery_at(dir));
     const auto n = s->model("new"), o = s->model("old");
     s->save_fit("calibration", n.id, n.version_id, Calibration{10, 5, 1, 1}.to_json());
     s->save_fit("calibration", n.id, o.version_id, Calibration{10, -1, 1, 1}.to_json());
@@ -113,7 +115,7 @@ TEST(MixedSearch, DefaultMergeWithoutCalibrationIsRawAndCalibratedIsRefused) {
 TEST(MixedSearch, MatchesBruteForceOverRandomMixedGallery) {
   const auto dir = fixtures::temp_dir("search_brute");
   const int64_t n = 400, d_old = 6, d_new = 9;
-  auto g = Gallery::create(dir, {"old", d_old, "", ""});
+  auto g = Gallery::create(gallery_at(dir), {"old", d_old, "", ""});
   std::vector<std::string> keys;
   std::vector<float> xo, xn;
   for (int64_t i = 0; i < n; ++i) {
@@ -148,7 +150,7 @@ TEST(MixedSearch, MatchesBruteForceOverRandomMixedGallery) {
     for (int64_t c = 0; c < d; ++c) ab += double(a[c]) * b[c], aa += double(a[c]) * a[c], bb += double(b[c]) * b[c];
     return ab / std::sqrt(aa * bb);
   };
-  auto s = Store::open(dir, true);
+  auto s = Store::open(gallery_at(dir), true);
   const auto ids = s->find_keys(keys);
   for (int64_t qi = 0; qi < nq; ++qi) {
     std::vector<std::pair<double, int64_t>> all;
@@ -204,6 +206,8 @@ TEST(Retire, RefusedUntilEveryItemHasTheNewEmbeddingThenDropsTheOldOnes) {
   EXPECT_NE(error_of([&] { g->retire("old"); }).find("already retired"), std::string::npos);
 }
 
+// IndexCache.*: SQLite only (no pg. variant): the cache files live in the gallery directory;
+// a PostgreSQL gallery has no cache_dir and keeps its indexes in memory.
 TEST(IndexCache, WrittenReusedToppedUpAndRebuiltWhenStaleOrForeign) {
   const auto dir = fixtures::temp_dir("cache");
   std::vector<std::string> notices;

@@ -13,6 +13,7 @@
 #include "dualtune/gallery/store.h"
 #include "dualtune/util/error.h"
 #include "gallery_fixtures.h"
+#include "store_test_env.h"
 
 using namespace dualtune::gallery;
 using dualtune::Error;
@@ -21,9 +22,13 @@ namespace fs = std::filesystem;
 namespace {
 
 using dualtune::gallery::fixtures::error_of;
+using dualtune::gallery::testenv::gallery_at;
 
 }  // namespace
 
+// SQLite only (ctest runs no pg. variant): the file in the directory is what is checked.
+// PostgreSQL: PgStore.RefusesAnotherSchemaVersionAndAnotherApplicationsTables and
+// StoreContract.OpeningWhereThereIsNoGallerySaysHowToMakeOne in test_store.
 TEST(GalleryStore, RefusesFilesThatAreNotAGalleryOfThisSchema) {
   const auto dir = fixtures::temp_dir("store_foreign");
   EXPECT_NE(error_of([&] { Store::open(dir); }).find("no gallery at"), std::string::npos);
@@ -51,7 +56,7 @@ TEST(GalleryStore, RefusesFilesThatAreNotAGalleryOfThisSchema) {
 
 TEST(GalleryImport, RoundTripsKeysLabelsAndVectorsAndRefusesBadInput) {
   const auto dir = fixtures::temp_dir("import");
-  auto g = Gallery::create(dir, {"old", 4, "", ""});
+  auto g = Gallery::create(gallery_at(dir), {"old", 4, "", ""});
   const int64_t n = 50;
   std::vector<std::string> keys, labels;
   std::vector<float> x;
@@ -65,7 +70,7 @@ TEST(GalleryImport, RoundTripsKeysLabelsAndVectorsAndRefusesBadInput) {
   const auto rep = g->import_vectors("old", fixtures::records(keys, labels), 4, x.data(), false, 7);
   EXPECT_EQ(rep.added, n);
   EXPECT_EQ(rep.vectors, n);
-  auto s = Store::open(dir, true);
+  auto s = Store::open(gallery_at(dir), true);
   const auto rows = s->items();
   ASSERT_EQ(static_cast<int64_t>(rows.size()), n);
   std::vector<int64_t> ids;

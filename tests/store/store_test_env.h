@@ -100,18 +100,45 @@ inline bool on_postgres() {
   return s && std::string(s) == "postgresql";
 }
 
+/// The databases gallery_at made, by test and directory. They are dropped when the test
+/// program ends, from this gtest listener, not by a static's destructor at exit: OpenSSL,
+/// which libpq connects with, registers its own atexit cleanup at the first connection,
+/// i.e. after such a static was made, so it runs first and the DROP's connection then
+/// crashes in OpenSSL (SIGSEGV after every test had passed).
+class GalleryDatabases : public ::testing::EmptyTestEventListener {
+ public:
+  /// The one instance, appended to gtest's listeners (which own it) at first use.
+  static GalleryDatabases& get() {
+    static GalleryDatabases* d = [] {
+      auto* p = new GalleryDatabases;
+      ::testing::UnitTest::GetInstance()->listeners().Append(p);
+      return p;
+    }();
+    return *d;
+  }
+  std::string url_for(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& db = databases_[key];
+    if (!db) db = std::make_unique<Database>();
+    return db->url();
+  }
+  void OnTestProgramEnd(const ::testing::UnitTest&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    databases_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Database>> databases_;
+};
+
 /// Where the gallery a test names by the directory `dir` lives: `dir` itself on SQLite;
 /// on PostgreSQL a fresh database of the test cluster, the same one each time the
-/// running test asks for the same `dir` (dropped at exit).
+/// running test asks for the same `dir` (dropped when the test program ends).
 inline std::string gallery_at(const std::string& dir) {
   if (!on_postgres()) return dir;
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<Database>> databases;
   const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::lock_guard<std::mutex> lock(mu);
-  auto& db = databases[(test ? std::string(test->test_suite_name()) + "." + test->name() + " " : "") + dir];
-  if (!db) db = std::make_unique<Database>();
-  return db->url();
+  return GalleryDatabases::get().url_for((test ? std::string(test->test_suite_name()) + "." + test->name() + " " : "") + dir);
 }
 
 /// The password of a postgresql://user:password@host URL ("" if it has none).
