@@ -5,7 +5,8 @@
 // batch, a worker of another gallery, and (PostgreSQL) a connection terminated by the
 // server. Expected vectors are computed here from the keys (fixtures::key_vector).
 // Leases that must expire in a contract test are given as -1 s: expired when granted,
-// so no test waits for a clock except the killed worker's (a 1 s lease).
+// so no test waits for a clock except the killed worker's (a 1 s lease) and the slow
+// batch that outlasts its 1 s lease three times.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -145,6 +146,87 @@ TEST_P(Claims, EachBatchGoesToOneWorkerAndComesBackAfterItsLease) {
   const BatchClaim f = s1->claim_batch(v, "w7", 60);
   EXPECT_EQ(f.batch, 0);
   EXPECT_EQ(f.items.size(), 1u);  // positions 0..4: the 4 stored items, then one pending
+}
+
+TEST_P(Claims, ARenewedClaimStaysWithItsWorkerAndOnlyItsHolderCanRenewIt) {
+  auto g = rolling_out_new(where(), keys_of(8));
+  BackfillOptions o;
+  o.batch_size = 4;  // batches 0 and 1
+  g->plan_backfill(o);
+  const int64_t v = g->model("new").version_id;
+  auto s1 = Store::open(where()), s2 = Store::open(where());
+  EXPECT_EQ(s1->claim_batch(v, "w1", -1).batch, 0);  // granted already expired ...
+  EXPECT_TRUE(s1->renew_claim(v, 0, "w1", 60));       // ... and renewed by its holder
+  EXPECT_EQ(s2->claim_batch(v, "w2", -1).batch, 1);   // so batch 0 stays w1's
+  EXPECT_FALSE(s2->renew_claim(v, 0, "w2", 60));      // not w2's to renew
+  EXPECT_EQ(s1->claim_batch(v, "w3", 60).batch, 1);   // w2's lease ran out: w3 takes batch 1 over
+  EXPECT_FALSE(s2->renew_claim(v, 1, "w2", 60));      // and w2's renewal comes too late
+  {
+    auto t = s1->transaction(true);
+    ASSERT_TRUE(s1->finish_claim(v, 0, "w1"));
+    t->commit();
+  }
+  EXPECT_FALSE(s1->renew_claim(v, 0, "w1", 60));  // a done batch is nobody's
+  EXPECT_EQ(s2->claim_batch(v, "w4", 60).batch, -1);
+  const auto rows = s1->claims(v);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], std::make_tuple(int64_t{0}, true, std::string("w1")));
+  EXPECT_EQ(rows[1], std::make_tuple(int64_t{1}, false, std::string("w3")));
+}
+
+// A worker whose batch takes several leases to embed keeps it: it renews the lease every
+// third of it while it embeds, so the other worker, polling for work every 250 ms
+// meanwhile, never takes the batch over (without the renewals it would after 1 s).
+TEST_P(Claims, AWorkerEmbeddingForSeveralLeasesKeepsItsBatch) {
+  const auto keys = keys_of(6);
+  rolling_out_new(where(), keys);
+  BackfillOptions o;
+  o.batch_size = 3;  // batches 0 and 1
+  o.world = 2;
+  constexpr double kLease = 1.0;  // renewed every 0.33 s: a loaded machine has 0.67 s to spare
+  // Worker 0 holds its batch until worker 1 has committed the other one, then embeds for
+  // three leases; worker 1 starts embedding only once worker 0 holds a batch.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool one_committed = false, zero_claimed = false;
+  HookedEmbedder e0, e1;
+  e0.before = [&](int) {
+    std::unique_lock<std::mutex> lk(mu);
+    zero_claimed = true;
+    cv.notify_all();
+    cv.wait_for(lk, std::chrono::seconds(20), [&] { return one_committed; });
+    lk.unlock();
+    std::this_thread::sleep_for(std::chrono::duration<double>(3 * kLease));  // a slow batch
+  };
+  e1.before = [&](int) {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait_for(lk, std::chrono::seconds(20), [&] { return zero_claimed; });
+  };
+  BackfillReport rep0, rep1;
+  std::string err0, err1;
+  std::thread t1([&] {
+    err1 = error_of([&] {
+      auto o1 = o;
+      o1.rank = 1;
+      rep1 = Gallery::open(where())->backfill_claimed(o1, lease(kLease), e1, [&](const BackfillProgress& p) {
+        if (p.this_run == 0) return;
+        std::lock_guard<std::mutex> lk(mu);
+        one_committed = true;
+        cv.notify_all();
+      });
+    });
+  });
+  err0 = error_of([&] { rep0 = Gallery::open(where())->backfill_claimed(o, lease(kLease), e0); });
+  t1.join();
+  EXPECT_EQ(err0, "(no error)");
+  EXPECT_EQ(err1, "(no error)");
+  EXPECT_EQ(rep0.lost, 0);
+  EXPECT_EQ(e0.count, 1);
+  EXPECT_EQ(e1.count, 1) << "worker 1 embedded worker 0's batch too: the lease was not renewed";
+  ASSERT_EQ(rep0.batches.size(), 1u);
+  ASSERT_EQ(rep1.batches.size(), 1u);
+  EXPECT_EQ(std::set<int64_t>({rep0.batches[0], rep1.batches[0]}), (std::set<int64_t>{0, 1}));
+  expect_backfilled(where(), keys);
 }
 
 TEST_P(Claims, ARankRunsOnceAndSingleWriterAndClaimedBackfillsExcludeEachOther) {

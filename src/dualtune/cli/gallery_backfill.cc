@@ -215,9 +215,9 @@ void add_backfill_command(CLI::App& gallery) {
                                      "commits them; SQLite: rank 0 writes); for several machines set RANK, WORLD_SIZE "
                                      "(SQLite also MASTER_ADDR, MASTER_PORT) instead (docs/GALLERY.md)")
       ->check(CLI::Range(1, 256));
-  c->add_option("--lease", o->claim.lease_seconds, "PostgreSQL galleries: seconds a worker holds a claimed batch; a "
-                                                   "worker that dies leaves it to the others after this long (default 60; "
-                                                   "must exceed one batch's embedding time)")
+  c->add_option("--lease", o->claim.lease_seconds, "PostgreSQL galleries: seconds a worker holds a claimed batch, renewed "
+                                                   "every third of it while the worker embeds; a worker that dies leaves "
+                                                   "its batch to the others this long after its last renewal (default 60)")
       ->check(CLI::PositiveNumber);
   c->add_option("--gallery-uuid", o->claim.gallery_uuid, "PostgreSQL galleries: refuse to work unless the gallery has this "
                                                          "uuid (rank 0 prints it; guards workers against a wrong URL)");

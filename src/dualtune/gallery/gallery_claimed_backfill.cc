@@ -1,7 +1,8 @@
 // Gallery backfill with many writers: each worker claims batches of the stored plan
 // from the store under a lease and commits their vectors itself (store.h, batch claims).
-// No batch is embedded by two live workers at once, a dead worker's batch comes back
-// after its lease, and every commit is checked against the claim inside its own
+// No batch is embedded by two live workers at once (a worker renews its lease every
+// third of it while it embeds), a dead worker's batch comes back one lease after its
+// last renewal, and every commit is checked against the claim inside its own
 // transaction, so the stored vectors are those of one uninterrupted backfill (embedding
 // is deterministic; add_vectors keeps the first copy of an item that two workers raced
 // on after a lease overran).
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -34,6 +37,35 @@ std::string default_worker(int rank) {
 }
 
 void pause_for(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
+
+/// Calls renew() every `every` seconds on a thread of its own until destroyed: keeps the
+/// lease of the batch being embedded, however long the embedding takes.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(double every, std::function<void()> renew)
+      : thread_([this, every, renew = std::move(renew)] {
+          std::unique_lock<std::mutex> lk(mu_);
+          while (!cv_.wait_for(lk, std::chrono::duration<double>(every), [this] { return stop_; })) {
+            lk.unlock();
+            renew();
+            lk.lock();
+          }
+        }) {}
+  ~LeaseKeeper() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 }  // namespace
 
@@ -173,7 +205,20 @@ BackfillReport Gallery::backfill_claimed(const BackfillOptions& opt_in, const Cl
       EmbeddedBatch eb;
       eb.index = c.batch;
       if (!c.items.empty()) {
-        embedder.embed({image_refs(c.items)}, [&](EmbeddedBatch& b) {
+        const auto refs = image_refs(c.items);
+        // Renewals ask the server (PostgreSQL: its now()); one that fails is only
+        // reported: the commit checks the claim anyway (-2 below when it was lost).
+        LeaseKeeper keeper(co.lease_seconds / 3, [&] {
+          try {
+            std::lock_guard<std::mutex> lk(store_mu_);
+            if (!store_->renew_claim(m.version_id, c.batch, worker, co.lease_seconds))
+              say("batch " + std::to_string(c.batch) + " is no longer this worker's (its lease ran out and another "
+                  "worker took it over); finishing it to find out at the commit");
+          } catch (const std::exception& e) {
+            say("could not renew the lease of batch " + std::to_string(c.batch) + ": " + e.what());
+          }
+        });
+        embedder.embed({refs}, [&](EmbeddedBatch& b) {
           eb = std::move(b);
           return true;
         });

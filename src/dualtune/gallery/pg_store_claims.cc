@@ -116,6 +116,13 @@ BatchClaim PgStore::claim_batch(int64_t version_id, const std::string& worker, d
   return c;
 }
 
+bool PgStore::renew_claim(int64_t version_id, int64_t batch, const std::string& worker, double lease_seconds) {
+  return conn_->exec("UPDATE claims SET lease_expires = now() + make_interval(secs => $4::double precision) "
+                     "WHERE version_id = $1 AND batch = $2 AND claimed_by = $3 AND NOT done",
+                     pg::Params().add(version_id).add(batch).add(worker).add(std::to_string(lease_seconds)))
+             .affected() == 1;
+}
+
 bool PgStore::finish_claim(int64_t version_id, int64_t batch, const std::string& worker) {
   DT_CHECK(depth_ > 0 && depth_write_, "gallery ", dir_, ": finish_claim outside a write transaction (internal error)");
   return conn_->exec("UPDATE claims SET done = true WHERE version_id = $1 AND batch = $2 AND claimed_by = $3 AND NOT done",

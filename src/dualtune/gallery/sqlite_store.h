@@ -63,6 +63,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<Lock> worker_lock(int rank) override;
   void open_claims(int64_t version_id) override;
   BatchClaim claim_batch(int64_t version_id, const std::string& worker, double lease_seconds) override;
+  bool renew_claim(int64_t version_id, int64_t batch, const std::string& worker, double lease_seconds) override;
   bool finish_claim(int64_t version_id, int64_t batch, const std::string& worker) override;
   int64_t release_claims(int64_t version_id, const std::string& worker) override;
   std::vector<std::tuple<int64_t, bool, std::string>> claims(int64_t version_id) override;

@@ -266,6 +266,10 @@ class Store {
   /// Claims one batch for `worker` until now + lease_seconds, in one statement: the
   /// lowest batch not done whose claim is free or expired. See BatchClaim.
   virtual BatchClaim claim_batch(int64_t version_id, const std::string& worker, double lease_seconds) = 0;
+  /// Extends `worker`'s claim of the batch to now + lease_seconds (a worker embedding a
+  /// batch for longer than its lease renews it, so the batch is not taken from a live
+  /// worker). False when the batch is done or no longer `worker`'s. One statement.
+  virtual bool renew_claim(int64_t version_id, int64_t batch, const std::string& worker, double lease_seconds) = 0;
   /// Inside the caller's write transaction: marks the batch done if `worker` still holds
   /// its claim (and keeps the row locked until COMMIT). False when another worker took it
   /// over or the plan was replaced: the caller must then roll back its vectors.

@@ -146,6 +146,13 @@ BatchClaim SqliteStore::claim_batch(int64_t version_id, const std::string& worke
   return c;
 }
 
+bool SqliteStore::renew_claim(int64_t version_id, int64_t batch, const std::string& worker, double lease_seconds) {
+  db_->prepare(std::string("UPDATE claims SET lease_expires = ") + kNow +
+               " + ? WHERE version_id = ? AND batch = ? AND claimed_by = ? AND done = 0")
+      .bind(1, lease_seconds).bind(2, version_id).bind(3, batch).bind(4, worker).run();
+  return changes(*db_) == 1;
+}
+
 bool SqliteStore::finish_claim(int64_t version_id, int64_t batch, const std::string& worker) {
   auto s = db_->prepare("UPDATE claims SET done = 1 WHERE version_id = ? AND batch = ? AND claimed_by = ? AND done = 0");
   s.bind(1, version_id).bind(2, batch).bind(3, worker).run();
