@@ -61,9 +61,11 @@ fs.writeFileSync("query.png", Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 1
 head -c 24 /dev/urandom | base64 > token
 "$B" serve g --port 0 --token-file token --quiet > serve.out 2> serve.err &
 PID=$!
-for _ in $(seq 100); do grep -q "http://" serve.out 2>/dev/null && break; sleep 0.1; done
+# Up to 2 minutes: on a loaded machine (ctest -j2 beside builds) loading the models and
+# building the caches has taken over 10 s.
+for _ in $(seq 1200); do grep -q "http://" serve.out 2>/dev/null && break; sleep 0.1; done
 PORT=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' serve.out)
-[[ -n $PORT ]] || { cat serve.err >&2; exit 1; }
+[[ -n $PORT ]] || { echo "api_examples: dualtune serve printed no address within 2 minutes" >&2; cat serve.err >&2; exit 1; }
 BASE=http://127.0.0.1:$PORT
 TOKEN=$(cat token)
 D=http://127.0.0.1:8080  # the server as the document shows it
@@ -146,10 +148,12 @@ example() {
 
 # Waits until no backfill runs (the examples after a start must not race it).
 backfill_idle() {
-  for _ in $(seq 300); do
+  for _ in $(seq 1200); do
     command curl -s "$BASE/api/backfill" | grep -q '"running":false' && return
     sleep 0.1
   done
+  echo "api_examples: the backfill of 4 items still runs after 2 minutes" >&2
+  exit 1
 }
 
 J="-H 'Content-Type: application/json'"
