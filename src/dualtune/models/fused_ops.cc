@@ -39,6 +39,7 @@ __attribute__((always_inline)) inline void forward_row(const T* r0, const T* r1,
     const T* d = c + c_n;
     T* o = out + ow * c_n;
     uint8_t* k = code + ow * c_n;
+#pragma GCC ivdep  // the input, output and byte rows never overlap
     for (int64_t ch = 0; ch < c_n; ++ch) {
       // From max = −inf the first element is always taken (a > −inf, or NaN, or
       // a == −inf == max): start from it.
@@ -75,6 +76,7 @@ __attribute__((always_inline)) inline void backward_row(const T* g, const uint8_
     T* d = c + c_n;
     const T* gr = g + ow * c_n;
     const uint8_t* k = code + ow * c_n;
+#pragma GCC ivdep  // the input, output and byte rows never overlap
     for (int64_t ch = 0; ch < c_n; ++ch) {
       const T v = plus_zero(gr[ch]);
       const uint8_t p = k[ch];
