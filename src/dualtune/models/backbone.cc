@@ -1,5 +1,6 @@
 #include "dualtune/models/backbone.h"
 
+#include "dualtune/models/fused_ops.h"
 #include "dualtune/util/error.h"
 
 namespace nn = torch::nn;
@@ -23,7 +24,14 @@ struct ConvNetImpl : BackboneImpl {
     }
   }
   torch::Tensor forward(torch::Tensor x) override {
-    for (auto& b : blocks_) x = b->forward(x);
+    for (auto& b : blocks_) {
+      if (b->size() == 4) {  // conv, bn, pool, relu: the pool and relu in one pass (fused_ops.h)
+        x = b->ptr(1)->as<nn::BatchNorm2d>()->forward(b->ptr(0)->as<nn::Conv2d>()->forward(x));
+        x = max_pool2x2_relu(x);
+      } else {
+        x = b->forward(x);
+      }
+    }
     return x;
   }
   int64_t out_channels() const override { return width_; }

@@ -1,6 +1,7 @@
 #include "dualtune/models/embedding_model.h"
 
 #include "dualtune/models/forward_precision.h"
+#include "dualtune/models/fused_ops.h"
 #include "dualtune/models/torchscript_backbone.h"
 
 namespace nn = torch::nn;
@@ -47,7 +48,7 @@ InferenceFn EmbeddingModelImpl::folded_inference(bool bf16) {
 
 torch::Tensor EmbeddingModelImpl::forward(torch::Tensor x) {
   x = backbone->forward(x);
-  if (x.dim() == 4) x = x.mean({2, 3});
+  if (x.dim() == 4) x = mean_hw(x);  // x.mean({2, 3}), backward laid out like x (fused_ops.h)
   if (proj) x = proj(x);
   return neck(x);
 }
