@@ -4,7 +4,7 @@
 //         precision's autocast, label-smoothing cross-entropy, backward, fused Adam) on
 //         in-memory batches, libtorch path vs fused path; img/s per round
 //   pool  relu_(max_pool2d) forward + backward alone on block 1's activation
-//         (B × 64 × 28 × 28, channels-last)
+//         (B × 64 × 28 × 28, NCHW) and block 2's (B × 128 × 14 × 14, channels-last)
 // Both models start from the same weights and see the same batches, so their parameters
 // must stay equal bit for bit; the benchmark checks that at the end.
 //
@@ -119,24 +119,35 @@ int main(int argc, char** argv) {
   std::printf("parameters after %lld steps each: %s\n", static_cast<long long>(seen[0]),
               same ? "bit for bit equal" : "DIFFERENT");
 
-  // The pool alone: forward + backward on block 1's activation.
+  // The pool alone, forward + backward, on convnet-m's two pooled activations as the
+  // trainer has them: block 1 NCHW (its convolution's input and weight have one channel,
+  // which libtorch counts as NCHW), block 2 channels-last.
   const auto dtype = precision == "bf16" ? torch::kBFloat16 : torch::kFloat;
-  const auto act = torch::randn({batch, 64, 28, 28}).to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
-  const auto g = torch::randn({batch, 64, 14, 14}).to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
-  std::vector<double> ms[2];
-  for (int r = 0; r < rounds; ++r) {
-    for (int which : {0, 1}) {
-      models::set_fused_ops(which == 1);
-      const auto t0 = Clock::now();
-      for (int i = 0; i < 10; ++i) {
-        auto xi = act.detach().requires_grad_(true);
-        models::max_pool2x2_relu(xi).backward(g);
+  struct Act {
+    const char* name;
+    int64_t c, hw;
+    at::MemoryFormat format;
+  };
+  for (const Act& a : {Act{"block 1 (64x28x28, NCHW)", 64, 28, at::MemoryFormat::Contiguous},
+                       Act{"block 2 (128x14x14, NHWC)", 128, 14, at::MemoryFormat::ChannelsLast}}) {
+    const auto act = torch::randn({batch, a.c, a.hw, a.hw}).to(dtype).contiguous(a.format);
+    const auto g = torch::randn({batch, a.c, a.hw / 2, a.hw / 2}).to(dtype).contiguous(a.format);
+    std::vector<double> ms[2];
+    for (int r = 0; r < rounds; ++r) {
+      for (int which : {0, 1}) {
+        models::set_fused_ops(which == 1);
+        const auto t0 = Clock::now();
+        for (int i = 0; i < 10; ++i) {
+          auto xi = act.detach().requires_grad_(true);
+          models::max_pool2x2_relu(xi).backward(g);
+        }
+        ms[which].push_back(since(t0) * 100.0);
       }
-      ms[which].push_back(since(t0) * 100.0);
     }
+    std::printf("pool+relu fwd+bwd ms, %s:\n", a.name);
+    summary("  libtorch", ms[0]);
+    summary("  fused", ms[1]);
   }
-  summary("pool+relu fwd+bwd ms, libtorch", ms[0]);
-  summary("pool+relu fwd+bwd ms, fused", ms[1]);
   models::set_fused_ops(true);
   return same ? 0 : 1;
 }

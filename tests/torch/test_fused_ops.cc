@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <set>
 
 #include "dualtune/models/embedding_model.h"
 #include "dualtune/models/forward_precision.h"
@@ -116,12 +117,14 @@ TEST(FusedPoolRelu, HandWorkedWindows) {
 
 TEST(FusedPoolRelu, SameBitsAsLibtorchOnTiesNanInfOddSizes) {
   int64_t seed = 0;
+  for (auto format : {at::MemoryFormat::ChannelsLast, at::MemoryFormat::Contiguous})
   for (auto dtype : {at::kBFloat16, at::kFloat}) {
-    for (int64_t c : {64, 67, 5}) {
+    for (int64_t c : {64, 67, 5, 1}) {
       for (auto hw : std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {7, 9}, {2, 3}, {28, 28}}) {
-        const std::string what = std::string(c10::toString(dtype)) + " C=" + std::to_string(c) +
-                                 " H=" + std::to_string(hw.first) + " W=" + std::to_string(hw.second);
-        const auto x = tricky({3, c, hw.first, hw.second}, dtype, ++seed).contiguous(at::MemoryFormat::ChannelsLast);
+        const std::string what = std::string(c10::toString(dtype)) + " " + c10::toString(format) +
+                                 " C=" + std::to_string(c) + " H=" + std::to_string(hw.first) +
+                                 " W=" + std::to_string(hw.second);
+        const auto x = tricky({3, c, hw.first, hw.second}, dtype, ++seed).contiguous(format);
         auto g = tricky({3, c, hw.first / 2, hw.second / 2}, dtype, ++seed);
         g.masked_fill_(g.isinf(), 1.5);  // gradients: ties irrelevant, ±0 and NaN kept
         const auto ref = pool_relu(x, g, false);
@@ -130,7 +133,8 @@ TEST(FusedPoolRelu, SameBitsAsLibtorchOnTiesNanInfOddSizes) {
         ASSERT_EQ(ref.grad_fn.find("PoolRelu"), std::string::npos) << what;
         expect_same_bits(got.y, ref.y, what + " forward");
         expect_same_bits(got.gx, ref.gx, what + " input gradient");
-        EXPECT_TRUE(got.y.is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
+        EXPECT_TRUE(got.y.is_contiguous(format)) << what;
+        EXPECT_TRUE(got.gx.is_contiguous(format)) << what;
         // A channels-last gradient as well (the layout convolutions hand back).
         const auto gl = g.contiguous(at::MemoryFormat::ChannelsLast);
         expect_same_bits(pool_relu(x, gl, true).gx, pool_relu(x, gl, false).gx, what + " channels-last gradient");
@@ -141,11 +145,12 @@ TEST(FusedPoolRelu, SameBitsAsLibtorchOnTiesNanInfOddSizes) {
 
 TEST(FusedPoolRelu, FallsBackToLibtorchWhereItDoesNotApply) {
   FusedSwitch s(true);
-  const auto x = tricky({2, 8, 6, 6}, at::kFloat, 99);  // NCHW: not channels-last
-  auto xi = x.clone().requires_grad_(true);
+  const auto x = tricky({2, 8, 6, 6}, at::kFloat, 99).transpose(2, 3);  // dense in neither layout
+  auto xi = x.clone(at::MemoryFormat::Preserve).requires_grad_(true);
+  ASSERT_FALSE(xi.is_contiguous());
   const auto y = models::max_pool2x2_relu(xi);
   EXPECT_EQ(y.grad_fn()->name().find("PoolRelu"), std::string::npos) << y.grad_fn()->name();
-  expect_same_bits(y, torch::relu(torch::max_pool2d(x, {2, 2})), "NCHW");
+  expect_same_bits(y, torch::relu(torch::max_pool2d(x, {2, 2})), "transposed");
   torch::NoGradGuard ng;  // inference: libtorch's ops, the same values
   const auto xl = x.contiguous(at::MemoryFormat::ChannelsLast);
   expect_same_bits(models::max_pool2x2_relu(xl), torch::relu(torch::max_pool2d(xl, {2, 2})), "no grad");
@@ -173,11 +178,34 @@ TEST(FusedMeanHw, GradientThroughReluSameBitsAndLaidOutLikeTheInput) {
   }
 }
 
-// A few bf16 training steps of a convnet, fused and not: every parameter equal bit for
-// bit afterwards (forward, backward through conv, batch norm, pool, relu, mean, the head).
+/// The names of the autograd nodes that produced `t` (its whole backward graph).
+std::set<std::string> graph_nodes(const torch::Tensor& t) {
+  std::set<std::string> names;
+  std::vector<std::shared_ptr<torch::autograd::Node>> todo{t.grad_fn()};
+  std::set<torch::autograd::Node*> seen;
+  while (!todo.empty()) {
+    auto n = todo.back();
+    todo.pop_back();
+    if (!n || !seen.insert(n.get()).second) continue;
+    names.insert(n->name());
+    for (const auto& e : n->next_edges()) todo.push_back(e.function);
+  }
+  return names;
+}
+
+bool has_node(const std::set<std::string>& names, const std::string& part) {
+  for (const auto& n : names)
+    if (n.find(part) != std::string::npos) return true;
+  return false;
+}
+
+// A few bf16 and fp32 training steps, fused and not, in the trainer's channels-last
+// layout (to_channels_last, as engine/ does; where the fused pool applies): every
+// parameter equal bit for bit afterwards (forward, backward through conv, batch norm,
+// pool, relu, mean, the head). resnet18 has no 2x2 pool but goes through mean_hw.
 TEST(FusedOps, Bf16AndFp32TrainingStepsSameBitsAsLibtorch) {
   for (const std::string precision : {"bf16", "fp32"}) {
-    for (const std::string backbone : {"convnet-s", "convnet-m"}) {
+    for (const std::string backbone : {"convnet-s", "convnet-m", "resnet18"}) {
       std::vector<std::vector<torch::Tensor>> params;
       for (bool fused : {false, true}) {
         FusedSwitch s(fused);
@@ -185,6 +213,7 @@ TEST(FusedOps, Bf16AndFp32TrainingStepsSameBitsAsLibtorch) {
         models::ModelSpec spec;
         spec.backbone = backbone;
         models::EmbeddingModel model(spec);
+        models::to_channels_last(*model);
         model->train();
         std::vector<torch::Tensor> ps;
         for (auto& p : model->parameters())
@@ -198,6 +227,13 @@ TEST(FusedOps, Bf16AndFp32TrainingStepsSameBitsAsLibtorch) {
           {
             models::ForwardPrecision cast(precision);
             e = model->forward(x);
+          }
+          if (step == 0) {  // the fused functions ran where they apply, libtorch's ops otherwise
+            const auto nodes = graph_nodes(e);
+            const bool convnet = backbone != "resnet18";  // resnet18's stem pools 3x3: libtorch's op
+            EXPECT_EQ(has_node(nodes, "PoolReluFn"), fused && convnet) << precision << " " << backbone;
+            EXPECT_EQ(has_node(nodes, "MaxPool2DWithIndicesBackward"), !(fused && convnet)) << precision << " " << backbone;
+            EXPECT_EQ(has_node(nodes, "MeanHwFn"), fused) << precision << " " << backbone;
           }
           const auto loss = torch::cross_entropy_loss(model->classifier->forward(e.to(torch::kFloat)), labels);
           opt.zero_grad();

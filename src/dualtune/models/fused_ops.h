@@ -29,8 +29,10 @@
 // libtorch's next op reads in the layout of its other operand.
 //
 // Both apply only in the training path (grad mode on, an input that requires grad),
-// max_pool2x2_relu only to float32 or bf16 inputs in channels-last layout; otherwise
-// they run the libtorch ops themselves.
+// max_pool2x2_relu only to float32 or bf16 inputs stored densely in the layout libtorch's
+// pooling takes for them (suggest_memory_format: channels-last, or NCHW, which the
+// convnets' first block has: a one-channel input and its convolution's weight count as
+// NCHW); otherwise they run the libtorch ops themselves.
 #include <torch/torch.h>
 
 namespace dualtune::models {
