@@ -8,7 +8,8 @@
 // Both models start from the same weights and see the same batches, so their parameters
 // must stay equal bit for bit; the benchmark checks that at the end.
 //
-//   bench_fused_ops_torch [rounds=7] [steps=10] [threads=1] [precision=bf16] [batch=128]
+//   bench_fused_ops_torch [rounds=7] [steps=10] [threads=1] [precision=bf16] [batch=128] [kernels=best]
+// kernels: avx512, avx2 or base (SSE2), to see what a CPU without AVX-512 gets.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
   const std::string precision = argc > 4 ? argv[4] : "bf16";
   const int64_t batch = argc > 5 ? std::atoll(argv[5]) : 128;
+  const std::string kernels = models::set_fused_kernels(argc > 6 ? argv[6] : "best");
   torch::set_num_threads(threads);
 
   std::vector<torch::Tensor> xs, ys;
@@ -91,8 +93,8 @@ int main(int argc, char** argv) {
   run(0, 2);  // warm-up: oneDNN primitives, allocator
   run(1, 2);
 
-  std::printf("convnet-m training step, %s, %d thread(s), batch %lld, %d steps per round\n", precision.c_str(),
-              threads, static_cast<long long>(batch), steps);
+  std::printf("convnet-m training step, %s, %d thread(s), batch %lld, %d steps per round, fused kernels %s\n",
+              precision.c_str(), threads, static_cast<long long>(batch), steps, kernels.c_str());
   std::vector<double> ips[2], ratio;
   for (int r = 0; r < rounds; ++r) {
     double v[2];

@@ -6,12 +6,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <limits>
 #include <set>
 
 #include "dualtune/models/embedding_model.h"
 #include "dualtune/models/forward_precision.h"
 #include "dualtune/models/fused_ops.h"
+#include "dualtune/util/error.h"
 
 namespace models = dualtune::models;
 using torch::indexing::Slice;
@@ -115,7 +117,19 @@ TEST(FusedPoolRelu, HandWorkedWindows) {
   }
 }
 
+// With each set of compiled kernels this CPU can run (AVX-512, AVX2, SSE2: the CI's CPU
+// may lack AVX-512), in both layouts.
 TEST(FusedPoolRelu, SameBitsAsLibtorchOnTiesNanInfOddSizes) {
+  int ran = 0;
+  for (const std::string isa : {"avx512", "avx2", "base"}) {
+    try {
+      models::set_fused_kernels(isa);
+    } catch (const dualtune::Error& e) {
+      std::printf("(%s)\n", e.what());
+      continue;
+    }
+    SCOPED_TRACE("kernels " + isa);
+    ++ran;
   int64_t seed = 0;
   for (auto format : {at::MemoryFormat::ChannelsLast, at::MemoryFormat::Contiguous})
   for (auto dtype : {at::kBFloat16, at::kFloat}) {
@@ -141,6 +155,9 @@ TEST(FusedPoolRelu, SameBitsAsLibtorchOnTiesNanInfOddSizes) {
       }
     }
   }
+  }
+  models::set_fused_kernels("best");
+  EXPECT_GE(ran, 1);  // base (SSE2) runs on every x86-64
 }
 
 TEST(FusedPoolRelu, FallsBackToLibtorchWhereItDoesNotApply) {

@@ -1,5 +1,7 @@
 #include "dualtune/models/fused_ops.h"
 
+#include "dualtune/util/error.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -154,8 +156,10 @@ __attribute__((always_inline)) inline void backward_planar(const T* g, const uin
   }
 }
 
-// The same loops compiled for AVX-512 (chosen at run time where the CPU has it; the
-// bf16 CPUs all do) and for the baseline ISA. The compiler vectorises them over channels.
+// The same loops compiled for AVX-512, for AVX2 and for the baseline ISA (SSE2), the best
+// the CPU has chosen at run time (the bf16 CPUs all have AVX-512). The compiler
+// vectorises them over channels; the three give the same bits (no fast-math: IEEE
+// comparisons and selects only).
 #define DT_ROW_KERNELS(T, SUFFIX, ATTR)                                                                    \
   ATTR void forward_row_##SUFFIX(const T* r0, const T* r1, int64_t ow_n, int64_t c_n, T* out, uint8_t* code) { \
     forward_row<T>(r0, r1, ow_n, c_n, out, code);                                                          \
@@ -171,17 +175,29 @@ __attribute__((always_inline)) inline void backward_planar(const T* g, const uin
     backward_planar<T>(g, k, h, w, rb, re, gx);                                                            \
   }
 #define DT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define DT_AVX2 __attribute__((target("avx2,fma")))
 DT_ROW_KERNELS(uint16_t, bf16_avx512, DT_AVX512)
 DT_ROW_KERNELS(float, f32_avx512, DT_AVX512)
+DT_ROW_KERNELS(uint16_t, bf16_avx2, DT_AVX2)
+DT_ROW_KERNELS(float, f32_avx2, DT_AVX2)
 DT_ROW_KERNELS(uint16_t, bf16_base, )
 DT_ROW_KERNELS(float, f32_base, )
 #undef DT_ROW_KERNELS
 #undef DT_AVX512
+#undef DT_AVX2
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return yes;
+/// The best kernels the CPU runs, unless set_fused_kernels chose others.
+std::atomic<int> g_kernels{-1};  // -1: not chosen; 0 base, 1 avx2, 2 avx512
+int best_kernels() {
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    return 2;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+}
+int kernels() {
+  int k = g_kernels.load();
+  if (k < 0) g_kernels.store(k = best_kernels());
+  return k;
 }
 
 template <class T>
@@ -191,18 +207,17 @@ struct Rows {
   void (*forward_planar)(const T*, int64_t, int64_t, int64_t, int64_t, T*, uint8_t*);
   void (*backward_planar)(const T*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, T*);
 };
+#define DT_ROWS(T, SUFFIX) \
+  Rows<T> { forward_row_##SUFFIX, backward_row_##SUFFIX, forward_planar_##SUFFIX, backward_planar_##SUFFIX }
 Rows<uint16_t> rows_bf16() {
-  return has_avx512() ? Rows<uint16_t>{forward_row_bf16_avx512, backward_row_bf16_avx512, forward_planar_bf16_avx512,
-                                       backward_planar_bf16_avx512}
-                      : Rows<uint16_t>{forward_row_bf16_base, backward_row_bf16_base, forward_planar_bf16_base,
-                                       backward_planar_bf16_base};
+  const int k = kernels();
+  return k == 2 ? DT_ROWS(uint16_t, bf16_avx512) : k == 1 ? DT_ROWS(uint16_t, bf16_avx2) : DT_ROWS(uint16_t, bf16_base);
 }
 Rows<float> rows_f32() {
-  return has_avx512() ? Rows<float>{forward_row_f32_avx512, backward_row_f32_avx512, forward_planar_f32_avx512,
-                                    backward_planar_f32_avx512}
-                      : Rows<float>{forward_row_f32_base, backward_row_f32_base, forward_planar_f32_base,
-                                    backward_planar_f32_base};
+  const int k = kernels();
+  return k == 2 ? DT_ROWS(float, f32_avx512) : k == 1 ? DT_ROWS(float, f32_avx2) : DT_ROWS(float, f32_base);
 }
+#undef DT_ROWS
 
 // Rows of work per task: about 64 KiB of input each.
 int64_t grain(int64_t row_elems) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_elems)); }
@@ -309,6 +324,15 @@ struct MeanHwFn : torch::autograd::Function<MeanHwFn> {
 }  // namespace
 
 void set_fused_ops(bool on) { g_fused.store(on); }
+
+std::string set_fused_kernels(const std::string& isa) {
+  const int best = best_kernels();
+  const int k = isa == "avx512" ? 2 : isa == "avx2" ? 1 : isa == "base" ? 0 : isa == "best" ? best : -1;
+  DT_CHECK(k >= 0, "fused ops: expected kernels avx512, avx2, base or best, found '", isa, "'");
+  DT_CHECK(k <= best, "fused ops: this CPU cannot run the ", isa, " kernels");
+  g_kernels.store(k);
+  return k == 2 ? "avx512" : k == 1 ? "avx2" : "base";
+}
 bool fused_ops_enabled() { return g_fused.load(); }
 
 torch::Tensor max_pool2x2_relu(const torch::Tensor& x) {

@@ -35,6 +35,8 @@
 // NCHW); otherwise they run the libtorch ops themselves.
 #include <torch/torch.h>
 
+#include <string>
+
 namespace dualtune::models {
 
 torch::Tensor max_pool2x2_relu(const torch::Tensor& x);
@@ -44,5 +46,10 @@ torch::Tensor mean_hw(const torch::Tensor& x);
 /// that compare the two paths in one process). Process-wide.
 void set_fused_ops(bool on);
 bool fused_ops_enabled();
+
+/// Which compiled kernels the fused pool runs: "avx512", "avx2", "base" (SSE2) or "best"
+/// (the default: the best this CPU has), so that tests run all that the CPU can.
+/// Returns the name of the kernels chosen; throws for one the CPU cannot run.
+std::string set_fused_kernels(const std::string& isa);
 
 }  // namespace dualtune::models
