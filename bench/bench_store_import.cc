@@ -66,6 +66,11 @@ std::unique_ptr<gallery::Gallery> import_and_open(const std::string& where, int6
   gallery::OpenOptions o;
   o.read_only = true;
   o.write_cache = false;  // both build their cache from the store, neither from a file
+  // As `dualtune serve` opens it (--refresh-ms 1000): on PostgreSQL a search asks the
+  // server's write sequence only after an announcement or a second; the library's
+  // default, 0, adds a round trip to every search (~0.4 ms on loopback). SQLite reads
+  // its data_version at every search either way (a local read).
+  o.refresh_ms = 1000;
   auto g = gallery::Gallery::open(where, o);
   const auto t0 = Clock::now();
   g->search("old", 1, q.data(), d, search_options());
