@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <fstream>
+#include <functional>
 #include <filesystem>
 #include <cstdlib>
 #include <set>
@@ -74,6 +75,30 @@ ClaimOptions lease(double seconds) {
   ClaimOptions c;
   c.lease_seconds = seconds;
   return c;
+}
+
+struct TwoRuns {
+  BackfillReport rep0, rep1;
+  std::string err0, err1;
+};
+
+/// Ranks 0 (this thread) and 1 (a thread of its own) of a claimed backfill, each on a
+/// Gallery of its own; `rank1_committed` is called after each of rank 1's commits.
+TwoRuns two_workers(const std::string& where, const BackfillOptions& o, double lease_s, HookedEmbedder& e0,
+                    HookedEmbedder& e1, const std::function<void()>& rank1_committed) {
+  TwoRuns r;
+  std::thread t1([&] {
+    r.err1 = error_of([&] {
+      auto o1 = o;
+      o1.rank = 1;
+      r.rep1 = Gallery::open(where)->backfill_claimed(o1, lease(lease_s), e1, [&](const BackfillProgress& p) {
+        if (p.this_run > 0) rank1_committed();
+      });
+    });
+  });
+  r.err0 = error_of([&] { r.rep0 = Gallery::open(where)->backfill_claimed(o, lease(lease_s), e0); });
+  t1.join();
+  return r;
 }
 
 }  // namespace
@@ -202,22 +227,11 @@ TEST_P(Claims, AWorkerEmbeddingForSeveralLeasesKeepsItsBatch) {
     std::unique_lock<std::mutex> lk(mu);
     cv.wait_for(lk, std::chrono::seconds(20), [&] { return zero_claimed; });
   };
-  BackfillReport rep0, rep1;
-  std::string err0, err1;
-  std::thread t1([&] {
-    err1 = error_of([&] {
-      auto o1 = o;
-      o1.rank = 1;
-      rep1 = Gallery::open(where())->backfill_claimed(o1, lease(kLease), e1, [&](const BackfillProgress& p) {
-        if (p.this_run == 0) return;
-        std::lock_guard<std::mutex> lk(mu);
-        one_committed = true;
-        cv.notify_all();
-      });
-    });
+  const auto [rep0, rep1, err0, err1] = two_workers(where(), o, kLease, e0, e1, [&] {
+    std::lock_guard<std::mutex> lk(mu);
+    one_committed = true;
+    cv.notify_all();
   });
-  err0 = error_of([&] { rep0 = Gallery::open(where())->backfill_claimed(o, lease(kLease), e0); });
-  t1.join();
   EXPECT_EQ(err0, "(no error)");
   EXPECT_EQ(err1, "(no error)");
   EXPECT_EQ(rep0.lost, 0);
@@ -274,22 +288,11 @@ TEST_P(Claims, TwoWorkersBackfillOnePlanEveryBatchOnce) {
     std::unique_lock<std::mutex> lk(mu);
     cv.wait_for(lk, std::chrono::seconds(20), [&] { return zero_claimed; });
   };
-  BackfillReport rep0, rep1;
-  std::string err0, err1;
-  std::thread t1([&] {
-    err1 = error_of([&] {
-      auto o1 = o;
-      o1.rank = 1;
-      rep1 = Gallery::open(where())->backfill_claimed(o1, lease(60), e1, [&](const BackfillProgress& p) {
-        if (p.this_run == 0) return;
-        std::lock_guard<std::mutex> lk(mu);
-        one_committed = true;
-        cv.notify_all();
-      });
-    });
+  const auto [rep0, rep1, err0, err1] = two_workers(where(), o, 60, e0, e1, [&] {
+    std::lock_guard<std::mutex> lk(mu);
+    one_committed = true;
+    cv.notify_all();
   });
-  err0 = error_of([&] { rep0 = Gallery::open(where())->backfill_claimed(o, lease(60), e0); });
-  t1.join();
   EXPECT_EQ(err0, "(no error)");
   EXPECT_EQ(err1, "(no error)");
   EXPECT_TRUE(one_committed);
