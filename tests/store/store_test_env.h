@@ -136,7 +136,14 @@ class GalleryDatabases : public ::testing::EmptyTestEventListener {
 /// on PostgreSQL a fresh database of the test cluster, the same one each time the
 /// running test asks for the same `dir` (dropped when the test program ends).
 inline std::string gallery_at(const std::string& dir) {
-  if (!on_postgres()) return dir;
+  if (!on_postgres()) {
+    // ctest gives the cluster's directory only to the pg.* copies: a copy that lost its
+    // DUALTUNE_TEST_STORE would pass on SQLite without saying so.
+    if (const char* d = std::getenv("DUALTUNE_TEST_PG_DIR"); d && *d)
+      ADD_FAILURE() << "DUALTUNE_TEST_PG_DIR is set but DUALTUNE_TEST_STORE is not postgresql: expected this pg.* "
+                       "test to run on PostgreSQL, found it about to run on SQLite";
+    return dir;
+  }
   const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
   return GalleryDatabases::get().url_for((test ? std::string(test->test_suite_name()) + "." + test->name() + " " : "") + dir);
 }

@@ -6,7 +6,7 @@
 // server. Expected vectors are computed here from the keys (fixtures::key_vector).
 // Leases that must expire in a contract test are given as -1 s: expired when granted,
 // so no test waits for a clock except the killed worker's (a 1 s lease) and the slow
-// batch that outlasts its 1 s lease three times.
+// batch that outlasts its 2 s lease twice.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -200,17 +200,17 @@ TEST_P(Claims, ARenewedClaimStaysWithItsWorkerAndOnlyItsHolderCanRenewIt) {
 }
 
 // A worker whose batch takes several leases to embed keeps it: it renews the lease every
-// third of it while it embeds, so the other worker, polling for work every 250 ms
-// meanwhile, never takes the batch over (without the renewals it would after 1 s).
+// third of it while it embeds, so the other worker, polling for work every 0.5 s
+// meanwhile, never takes the batch over (without the renewals it would after 2 s).
 TEST_P(Claims, AWorkerEmbeddingForSeveralLeasesKeepsItsBatch) {
   const auto keys = keys_of(6);
   rolling_out_new(where(), keys);
   BackfillOptions o;
   o.batch_size = 3;  // batches 0 and 1
   o.world = 2;
-  constexpr double kLease = 1.0;  // renewed every 0.33 s: a loaded machine has 0.67 s to spare
+  constexpr double kLease = 2.0;  // renewed every 0.67 s: a loaded machine has 1.3 s to spare
   // Worker 0 holds its batch until worker 1 has committed the other one, then embeds for
-  // three leases; worker 1 starts embedding only once worker 0 holds a batch.
+  // two leases; worker 1 starts embedding only once worker 0 holds a batch.
   std::mutex mu;
   std::condition_variable cv;
   bool one_committed = false, zero_claimed = false;
@@ -221,7 +221,7 @@ TEST_P(Claims, AWorkerEmbeddingForSeveralLeasesKeepsItsBatch) {
     cv.notify_all();
     cv.wait_for(lk, std::chrono::seconds(20), [&] { return one_committed; });
     lk.unlock();
-    std::this_thread::sleep_for(std::chrono::duration<double>(3 * kLease));  // a slow batch
+    std::this_thread::sleep_for(std::chrono::duration<double>(2 * kLease));  // a slow batch
   };
   e1.before = [&](int) {
     std::unique_lock<std::mutex> lk(mu);

@@ -216,7 +216,7 @@ void add_backfill_command(CLI::App& gallery) {
                                      "(SQLite also MASTER_ADDR, MASTER_PORT) instead (docs/GALLERY.md)")
       ->check(CLI::Range(1, 256));
   c->add_option("--lease", o->claim.lease_seconds, "PostgreSQL galleries: seconds a worker holds a claimed batch, renewed "
-                                                   "every third of it while the worker embeds; a worker that dies leaves "
+                                                   "every third of it while the worker embeds (up to 10 leases); a worker that dies leaves "
                                                    "its batch to the others this long after its last renewal (default 60)")
       ->check(CLI::PositiveNumber);
   c->add_option("--gallery-uuid", o->claim.gallery_uuid, "PostgreSQL galleries: refuse to work unless the gallery has this "

@@ -38,16 +38,16 @@ std::string default_worker(int rank) {
 
 void pause_for(double seconds) { std::this_thread::sleep_for(std::chrono::duration<double>(seconds)); }
 
-/// Calls renew() every `every` seconds on a thread of its own until destroyed: keeps the
-/// lease of the batch being embedded, however long the embedding takes.
+/// Calls renew() every `every` seconds (at most a day) on a thread of its own until it
+/// returns false or the keeper is destroyed: keeps the lease of the batch being embedded.
 class LeaseKeeper {
  public:
-  LeaseKeeper(double every, std::function<void()> renew)
-      : thread_([this, every, renew = std::move(renew)] {
+  LeaseKeeper(double every, std::function<bool()> renew)
+      : thread_([this, every = std::min(every, 86400.0), renew = std::move(renew)] {
           std::unique_lock<std::mutex> lk(mu_);
           while (!cv_.wait_for(lk, std::chrono::duration<double>(every), [this] { return stop_; })) {
             lk.unlock();
-            renew();
+            if (!renew()) return;
             lk.lock();
           }
         }) {}
@@ -207,15 +207,28 @@ BackfillReport Gallery::backfill_claimed(const BackfillOptions& opt_in, const Cl
       if (!c.items.empty()) {
         const auto refs = image_refs(c.items);
         // Renewals ask the server (PostgreSQL: its now()); one that fails is only
-        // reported: the commit checks the claim anyway (-2 below when it was lost).
+        // reported: the commit checks the claim anyway (-2 below when it was lost). A
+        // batch is held for kMaxLeases leases at most, so that an embedding that hangs
+        // (a stuck read) does not keep its batch from the other workers for ever. `say`
+        // (ClaimOptions::log) is called from the keeper's thread too.
+        constexpr int kMaxLeases = 10;
+        int renewals = 0;
         LeaseKeeper keeper(co.lease_seconds / 3, [&] {
+          const std::string b = "batch " + std::to_string(c.batch);
+          if (++renewals > 3 * kMaxLeases) {
+            say(b + " has been embedded for " + std::to_string(kMaxLeases) + " leases; no longer renewing its lease, "
+                "so another worker may take it over");
+            return false;
+          }
           try {
             std::lock_guard<std::mutex> lk(store_mu_);
-            if (!store_->renew_claim(m.version_id, c.batch, worker, co.lease_seconds))
-              say("batch " + std::to_string(c.batch) + " is no longer this worker's (its lease ran out and another "
-                  "worker took it over); finishing it to find out at the commit");
+            if (store_->renew_claim(m.version_id, c.batch, worker, co.lease_seconds)) return true;
+            say(b + " is no longer this worker's (its lease ran out and another worker took it over); finishing it to "
+                "find out at the commit");
+            return false;
           } catch (const std::exception& e) {
-            say("could not renew the lease of batch " + std::to_string(c.batch) + ": " + e.what());
+            say("could not renew the lease of " + b + ": " + e.what());
+            return true;
           }
         });
         embedder.embed({refs}, [&](EmbeddedBatch& b) {

@@ -105,27 +105,34 @@ __attribute__((always_inline)) inline void backward_row(const T* g, const uint8_
 // backward computes the four arrays the same way and copies them out.
 constexpr int64_t kChunk = 256;
 
+// n windows of four contiguous arrays (inlined into each ISA's kernel, so it vectorises
+// for that ISA).
+template <class T>
+__attribute__((always_inline)) inline void windows(const T* a, const T* b, const T* c, const T* d, int64_t n, T* y,
+                                                   uint8_t* code) {
+#pragma GCC ivdep  // the arrays, the output and the byte rows never overlap
+  for (int64_t j = 0; j < n; ++j) window(a[j], b[j], c[j], d[j], y + j, code + j);
+}
+
 template <class T>
 __attribute__((always_inline)) inline void forward_planar(const T* x, int64_t h, int64_t w, int64_t r_begin,
                                                           int64_t r_end, T* y, uint8_t* code) {
   const int64_t oh = h / 2, ow = w / 2;
   T a[kChunk], b[kChunk], c[kChunk], d[kChunk];
   int64_t n = 0, start = r_begin * ow;
-  auto flush = [&] {
-#pragma GCC ivdep  // the arrays, the output and the byte rows never overlap
-    for (int64_t j = 0; j < n; ++j) window(a[j], b[j], c[j], d[j], y + start + j, code + start + j);
-    start += n;
-    n = 0;
-  };
   for (int64_t r = r_begin; r < r_end; ++r) {
     const T* r0 = x + ((r / oh) * h + 2 * (r % oh)) * w;
     const T* r1 = r0 + w;
     for (int64_t o = 0; o < ow; ++o) {
       a[n] = r0[2 * o], b[n] = r0[2 * o + 1], c[n] = r1[2 * o], d[n] = r1[2 * o + 1];
-      if (++n == kChunk) flush();
+      if (++n == kChunk) {
+        windows(a, b, c, d, n, y + start, code + start);
+        start += n;
+        n = 0;
+      }
     }
   }
-  flush();
+  windows(a, b, c, d, n, y + start, code + start);
 }
 
 template <class T>
@@ -174,8 +181,13 @@ __attribute__((always_inline)) inline void backward_planar(const T* g, const uin
                                      T* gx) {                                                              \
     backward_planar<T>(g, k, h, w, rb, re, gx);                                                            \
   }
+#if defined(__x86_64__) || defined(__i386__)
 #define DT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 #define DT_AVX2 __attribute__((target("avx2,fma")))
+#else  // elsewhere all three are the baseline build
+#define DT_AVX512
+#define DT_AVX2
+#endif
 DT_ROW_KERNELS(uint16_t, bf16_avx512, DT_AVX512)
 DT_ROW_KERNELS(float, f32_avx512, DT_AVX512)
 DT_ROW_KERNELS(uint16_t, bf16_avx2, DT_AVX2)
@@ -189,14 +201,21 @@ DT_ROW_KERNELS(float, f32_base, )
 /// The best kernels the CPU runs, unless set_fused_kernels chose others.
 std::atomic<int> g_kernels{-1};  // -1: not chosen; 0 base, 1 avx2, 2 avx512
 int best_kernels() {
+#if defined(__x86_64__) || defined(__i386__)
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq"))
     return 2;
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+#else
+  return 0;
+#endif
 }
 int kernels() {
   int k = g_kernels.load();
-  if (k < 0) g_kernels.store(k = best_kernels());
+  if (k < 0) {
+    const int best = best_kernels();
+    k = g_kernels.compare_exchange_strong(k, best) ? best : k;  // a concurrent set_fused_kernels wins
+  }
   return k;
 }
 
@@ -338,11 +357,12 @@ bool fused_ops_enabled() { return g_fused.load(); }
 torch::Tensor max_pool2x2_relu(const torch::Tensor& x) {
   const bool applies = fused_ops_enabled() && torch::GradMode::is_enabled() && x.requires_grad() && x.dim() == 4 &&
                        (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kFloat) && x.device().is_cpu() &&
-                       x.size(2) >= 2 && x.size(3) >= 2 && x.size(0) > 0 && x.size(1) > 0;
+                       x.layout() == at::kStrided && x.size(2) >= 2 && x.size(3) >= 2 && x.size(0) > 0 && x.size(1) > 0;
   // The layout libtorch's pooling would take (suggest_memory_format), stored densely in it.
-  const bool channels_last = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-  const bool dense = x.is_contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
-  if (!applies || !dense) {
+  const bool channels_last = applies && x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  const bool dense =
+      applies && x.is_contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  if (!dense) {
     auto p = at::max_pool2d(x, {2, 2});
     return at::relu_(p);
   }
