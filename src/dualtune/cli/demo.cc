@@ -256,7 +256,7 @@ void register_demo_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "libtorch threads in all (0 = all cores)")->capture_default_str();
   cmd->add_option("--jobs,-j", o->jobs,
                   "trainings run side by side as child processes, each with threads/jobs threads "
-                  "(0 = auto: min(threads, 4); 1 = one after the other in this process)")
+                  "(0 = auto: 4, or 1 on one core; 1 = one after the other in this process)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-limit", o->eval_limit, "evaluate on the first N test images only (0 = all)");
   cmd->add_option("--train-limit", o->train_limit, "train new models on N images (old: N/2); 0 = all");
