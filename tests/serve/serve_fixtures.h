@@ -147,17 +147,19 @@ inline EmbedderFactory pixel_factory(std::chrono::milliseconds delay = std::chro
   };
 }
 
-/// A Service on 127.0.0.1:<free port>, run on its own thread until stop().
-class TestServer {
+/// A server (Service, ShardProxy: bind, run, shutdown) on 127.0.0.1:<free port>, run on
+/// its own thread until stop().
+template <class Server>
+class Loopback {
  public:
-  TestServer(gallery::Gallery& g, ServiceOptions o, EmbedderFactory f = pixel_factory())
-      : service_(g, std::move(f), std::move(o)) {
-    port = service_.bind("127.0.0.1", 0);
-    thread_ = std::thread([this] { service_.run(); });
+  template <class... Args>
+  explicit Loopback(Args&&... args) : server_(std::forward<Args>(args)...) {
+    port = server_.bind("127.0.0.1", 0);
+    thread_ = std::thread([this] { server_.run(); });
   }
-  ~TestServer() { stop(); }
+  ~Loopback() { stop(); }
   void stop() {
-    service_.shutdown();
+    server_.shutdown();
     if (thread_.joinable()) thread_.join();
   }
   httplib::Client client() const {
@@ -168,8 +170,15 @@ class TestServer {
   int port = 0;
 
  private:
-  Service service_;
+  Server server_;
   std::thread thread_;
+};
+
+/// A Service over the gallery, its images embedded by `f`.
+class TestServer : public Loopback<Service> {
+ public:
+  TestServer(gallery::Gallery& g, ServiceOptions o, EmbedderFactory f = pixel_factory())
+      : Loopback<Service>(g, std::move(f), std::move(o)) {}
 };
 
 inline nlohmann::json body_json(const httplib::Result& r) {

@@ -12,6 +12,7 @@
 
 #include "dualtune/gallery/gallery.h"
 #include "dualtune/serve/shard_proxy.h"
+#include "serve_fixtures.h"
 
 namespace dualtune::serve::testing {
 
@@ -58,26 +59,9 @@ inline std::unique_ptr<gallery::Gallery> imported_transition(const std::string& 
 }
 
 /// A ShardProxy on 127.0.0.1:<free port>, run on its own thread until destroyed.
-class TestProxy {
+class TestProxy : public Loopback<ShardProxy> {
  public:
-  explicit TestProxy(ProxyOptions o) : proxy_(std::move(o)) {
-    port = proxy_.bind("127.0.0.1", 0);
-    thread_ = std::thread([this] { proxy_.run(); });
-  }
-  ~TestProxy() {
-    proxy_.shutdown();
-    if (thread_.joinable()) thread_.join();
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(30, 0);
-    return c;
-  }
-  int port = 0;
-
- private:
-  ShardProxy proxy_;
-  std::thread thread_;
+  explicit TestProxy(ProxyOptions o) : Loopback<ShardProxy>(std::move(o)) {}
 };
 
 }  // namespace dualtune::serve::testing

@@ -150,10 +150,9 @@ inline std::string gallery_at(const std::string& dir) {
 
 /// The password of a postgresql://user:password@host URL ("" if it has none).
 inline std::string url_password(const std::string& url) {
-  const size_t user = url.find("://"), at = url.find('@');
-  if (user == std::string::npos || at == std::string::npos) return "";
-  const size_t colon = url.find(':', user + 3);
-  return colon < at ? url.substr(colon + 1, at - colon - 1) : "";
+  std::string password;
+  pg::strip_password(url, &password);
+  return password;
 }
 
 }  // namespace dualtune::gallery::testenv

@@ -245,10 +245,8 @@ int64_t grain(int64_t row_elems) { return std::max<int64_t>(1, 32768 / std::max<
 // n · c · oh rows of w values (c = 1 value per pixel).
 struct Layout {
   int64_t planes, h, w, c;  ///< planes: n (channels-last) or n · c (planar)
-  bool planar;
-  Layout(const torch::Tensor& t, bool planar_)
-      : planes(planar_ ? t.size(0) * t.size(1) : t.size(0)), h(t.size(2)), w(t.size(3)),
-        c(planar_ ? 1 : t.size(1)), planar(planar_) {}
+  Layout(const torch::Tensor& t, bool planar)
+      : planes(planar ? t.size(0) * t.size(1) : t.size(0)), h(t.size(2)), w(t.size(3)), c(planar ? 1 : t.size(1)) {}
 };
 
 template <class T>
