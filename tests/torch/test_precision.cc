@@ -1,7 +1,8 @@
 // optim.precision: the bf16 scope casts convolutions and matrix products to bfloat16
 // and restores float32 on exit; a bf16 training run learns the tiny classes and
 // records its precision; auto runs bf16 exactly where the CPU has bf16 instructions
-// (both branches through the DUALTUNE_CPU_BF16 override); any other value is refused.
+// (both branches through the DUALTUNE_CPU_BF16 override); any other value is refused;
+// the logged test accuracy is the classifier's top-1 in either precision.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -14,7 +15,10 @@
 #include <vector>
 
 #include "dualtune/config/config.h"
+#include "dualtune/data/loader.h"
+#include "dualtune/engine/checkpoint.h"
 #include "dualtune/engine/precision.h"
+#include "dualtune/engine/settings.h"
 #include "dualtune/engine/trainer.h"
 #include "dualtune/util/cpu_features.h"
 #include "dualtune/util/error.h"
@@ -159,5 +163,55 @@ TEST(ForwardPrecision, Bf16TrainingLearnsAsFp32Does) {
   // ln 4 = 1.386 at chance; 16 small steps bring both down by about a fifth.
   for (const auto& [precision, l] : loss) EXPECT_LT(l.second, 0.9 * l.first) << precision;
   EXPECT_NEAR(loss["bf16"].second, loss["fp32"].second, 0.05);
+  std::filesystem::remove_all(dir);
+}
+
+// The test accuracy a run logs after each epoch is its classifier's top-1 on the test
+// split. Recomputed here the plain way, from the checkpoint: the module's forward() in
+// eval mode, float32, no folding. The run computes it on the inference path extraction
+// uses (BatchNorm folded into the convolutions, in the run's precision), whose rounding
+// differs: at most one test image may flip in fp32, three in bf16 (8-bit mantissas).
+// Two steps of training leave the accuracy well inside (0, 1), where a wrong label map or
+// a stale model would show.
+TEST(ForwardPrecision, LoggedTestAccuracyIsTheClassifiersTop1RecomputedFromTheCheckpoint) {
+  const auto dir = testdata::temp_dir("testacc");
+  const int n_test = 120;
+  testdata::write_tiny_idx(dir + "/data", 256, n_test, 4);
+  for (const std::string precision : {"fp32", "bf16"}) {
+    const std::string out = dir + "/" + precision;
+    const auto cfg = config::Config::from_string(
+        "data:\n  root: " + dir + "/data\n  workers: 1\n  classes: 0-3\nmodel:\n  backbone: convnet-s\n"
+        "  embedding_dim: 16\noptim:\n  epochs: 1\n  batch_size: 32\n  lr: 0.001\n"
+        "test_accuracy: true\nthreads: 1\noutput_dir: " + out + "\n",
+        {"optim.precision=" + precision});
+    const auto result = engine::train(cfg, {false, true});
+    double logged = -1;
+    std::istringstream log(testdata::slurp(out + "/train_log.jsonl"));
+    for (std::string line; std::getline(log, line);) {
+      const auto rec = nlohmann::json::parse(line);
+      if (rec.contains("test_top1")) logged = rec["test_top1"];
+    }
+    EXPECT_EQ(logged, result.test_accuracy) << precision;
+
+    auto model = engine::load_run_model(out);
+    torch::NoGradGuard no_grad;
+    data::LoaderOptions lo;
+    lo.shuffle = false;
+    lo.workers = 0;
+    data::Loader loader(data::open_dataset(engine::test_dataset_spec(cfg)), engine::transform_options(cfg, false), lo);
+    loader.start_epoch(0);
+    int64_t correct = 0, total = 0;
+    for (data::Batch b; loader.next(b);) {
+      const auto x = torch::from_blob(b.images.data(), {b.n, b.c, b.h, b.w});
+      const auto pred = model->classifier->forward(model->forward(x)).argmax(1);
+      for (int64_t i = 0; i < b.n; ++i, ++total) correct += pred[i].item<int64_t>() == b.labels[i];
+    }
+    ASSERT_EQ(total, n_test);
+    const double plain = static_cast<double>(correct) / static_cast<double>(total);
+    std::printf("%s: logged test top-1 %.4f, recomputed %.4f\n", precision.c_str(), logged, plain);
+    EXPECT_GT(plain, 0.3);
+    EXPECT_LT(plain, 1.0);
+    EXPECT_NEAR(logged, plain, (precision == "fp32" ? 1.0 : 3.0) / n_test + 1e-9) << precision;
+  }
   std::filesystem::remove_all(dir);
 }

