@@ -23,9 +23,9 @@ enum class Role : uint8_t {
 struct RankScratch {
   std::vector<std::pair<float, int64_t>> positives;
   std::vector<int64_t> before;
-  std::vector<uint32_t> positive_index, bucket_start, bucket_negatives, mixed;
-  std::vector<uint16_t> buckets;  ///< per gallery item
-  std::vector<uint8_t> shared;    ///< per bucket: 1 if it holds a positive
+  std::vector<uint32_t> positive_index, fill, mixed;
+  std::vector<uint32_t> bucket_key;  ///< per bucket: 2 · (positives in lower buckets) + (holds a positive)
+  std::vector<uint16_t> buckets;     ///< per gallery item
 };
 
 /// 1-based ranks of the positives among the valid items, ascending.
@@ -37,7 +37,8 @@ struct RankScratch {
 /// more than 8m score buckets (counting sort, then sorted within their bucket); a
 /// negative in a bucket without positives is only counted in its bucket, one in a
 /// bucket with positives is placed by binary search among them (worst case
-/// O(ng log m + m log m), all scores in one bucket). Galleries up to 2^32 items.
+/// O(ng log m + m log m), all scores in one bucket). Galleries up to 2^32 items, fewer than 2^31
+/// positives per query.
 void positive_ranks(int64_t ng, const float* scores, const Role* roles, RankScratch& scratch,
                     std::vector<int64_t>& ranks);
 
