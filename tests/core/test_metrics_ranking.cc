@@ -307,6 +307,50 @@ TEST(TarAtFar, RowsCountLikePairsOnTheWindowsLowestKey) {
   expect_rows_count_like_pairs(bin, palette);
 }
 
+// Windows from a sample surveyed in parts: each part's impostors all score one value,
+// so each part puts every threshold in that value's bin, and the whole sample (equal
+// parts, FAR <= 1 %: the k-th largest lies among the highest part's) in the highest bin.
+TEST(TarAtFar, WindowsFromPartsSpanWhereThePartsDisagree) {
+  const uint32_t b = score_key(0.3f) >> 16;
+  auto part_at = [](uint32_t bin) {
+    TarFarCounter part;
+    const float s = key_score((bin << 16) + 100);  // inside the bin
+    for (int i = 0; i < 1000; ++i) part.add(s, false);
+    part.add(s, true);
+    return part;
+  };
+  auto parts_at = [&](std::vector<uint32_t> bins) {
+    std::vector<TarFarCounter> parts;
+    for (uint32_t bin : bins) parts.push_back(part_at(bin));
+    return parts;
+  };
+  // Agreeing parts: min_bins around the sample's bin, as the whole sample's own windows.
+  const TarFarWindows same = predict_windows(parts_at({b, b, b, b}), 4, 16);
+  for (int f = 0; f < 3; ++f) {
+    EXPECT_EQ(same.first[f], b - 2) << f;
+    EXPECT_EQ(same.count[f], 4u) << f;
+  }
+  // Disagreeing parts (bins b .. b + 6): one more bin on either side, b − 1 .. b + 7 (9).
+  const TarFarWindows spread = predict_windows(parts_at({b + 6, b, b + 2, b + 3}), 4, 16);
+  for (int f = 0; f < 3; ++f) {
+    EXPECT_EQ(spread.first[f], b - 1) << f;
+    EXPECT_EQ(spread.count[f], 9u) << f;
+  }
+  // Wider than max_bins: max_bins, moved up to hold the whole sample's bin (b + 40).
+  const TarFarWindows capped = predict_windows(parts_at({b, b + 40, b, b}), 4, 16);
+  for (int f = 0; f < 3; ++f) {
+    EXPECT_EQ(capped.first[f], b + 40 - 15) << f;
+    EXPECT_EQ(capped.count[f], 16u) << f;
+  }
+  // Wider than max_bins with the sample's bin low in it (b − 1 .. b + 1, max 2): max_bins
+  // from the lowest.
+  const TarFarWindows low = predict_windows(parts_at({b, b, b, b}), 4, 2);
+  for (int f = 0; f < 3; ++f) {
+    EXPECT_EQ(low.first[f], b - 1) << f;
+    EXPECT_EQ(low.count[f], 2u) << f;
+  }
+}
+
 // positive_ranks against the definition, counted by brute force: rank of positive j =
 // 1 + #{valid k ranked before j}. Scores drawn from few values (many ties, across
 // bucket edges), the full cosine range, just outside it, a dense cluster near 1 (many

@@ -205,6 +205,34 @@ TarFarWindows TarFarCounter::predict_windows(uint32_t bins) const {
   return w;
 }
 
+TarFarWindows predict_windows(const std::vector<TarFarCounter>& parts, uint32_t min_bins, uint32_t max_bins) {
+  DT_CHECK(!parts.empty(), "TAR@FAR: internal error: predict_windows needs at least one part");
+  max_bins = std::clamp<uint32_t>(max_bins, 1, kCoarseBins / 2);
+  min_bins = std::clamp<uint32_t>(min_bins, 1, max_bins);
+  TarFarCounter whole;
+  for (const auto& p : parts) whole.merge(p);
+  TarFarWindows w = whole.predict_windows(min_bins);
+  const TarFarResult all = whole.resolve();
+  std::vector<TarFarResult> each;
+  for (const auto& p : parts) each.push_back(p.resolve());
+  for (int f = 0; f < 3; ++f) {
+    if (!all.bin_known[f]) continue;  // no impostor in the sample: the default window
+    uint32_t lo = all.bin[f], hi = all.bin[f];
+    for (const auto& r : each)
+      if (r.bin_known[f]) lo = std::min(lo, r.bin[f]), hi = std::max(hi, r.bin[f]);
+    lo = lo > 0 ? lo - 1 : 0;
+    hi = std::min(hi + 1, kCoarseBins - 1);
+    if (hi - lo + 1 <= min_bins) continue;  // the parts agree: min_bins around the sample's bin
+    const uint32_t count = std::min(hi - lo + 1, max_bins);
+    // Too wide: max_bins from lo, moved up until it holds the sample's bin.
+    uint32_t first = lo;
+    if (all.bin[f] >= first + count) first = all.bin[f] - count + 1;
+    w.first[f] = std::min(first, kCoarseBins - count);
+    w.count[f] = count;
+  }
+  return w;
+}
+
 TarFarResult resolve_tar_far(const TarFarCounter& first,
                              const std::function<TarFarCounter(const TarFarWindows&)>& pass, int* passes) {
   TarFarResult r = first.resolve();

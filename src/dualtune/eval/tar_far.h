@@ -119,6 +119,15 @@ class TarFarCounter {
   int64_t num_[2] = {0, 0};
 };
 
+/// Windows from a survey of a sample taken in parts (interleaved subsets of the sampled
+/// queries; the parts' counts together are the sample's). Each target's window spans the
+/// bins where the whole sample and each part put its threshold, one more bin on either
+/// side: the parts, each a quarter of the sample, disagree by about twice as much as the
+/// whole sample errs, so where the sample is unsure the window widens instead of missing
+/// (a miss costs two more passes over every pair, resolve_tar_far). At least `min_bins`,
+/// at most `max_bins` wide, always holding the whole sample's bin.
+TarFarWindows predict_windows(const std::vector<TarFarCounter>& parts, uint32_t min_bins, uint32_t max_bins);
+
 /// Exact TAR@FAR from `first`, the counts of a whole pass; when a threshold fell outside
 /// its windows, runs `pass` (which must add every pair once, exactly as before, to a
 /// counter with the windows it is given and return it) for a survey and then for a
