@@ -133,6 +133,29 @@ TEST(BackfillCurve, EndpointsAreTheSameForEveryMergeAndOrder) {
   EXPECT_NE(c[0].points[0].map, c[0].points[1].map);
 }
 
+// Raw and calibrated keys are carried from one state to the next (only the items
+// backfilled in between change); every state must equal the same state scored alone,
+// whose keys are built from scratch. Fractions out of order take the start-over path.
+TEST(BackfillCurve, StatesScoredTogetherEqualEachScoredAlone) {
+  const int64_t n = 150;
+  const CurveData d = clustered(n, 6, 10, 9);
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = (i * 37) % n;  // a permutation (gcd(37, 150) = 1)
+  const Calibration cn{8, 1, 1, 1}, co{5, -2, 1, 1};
+  const std::vector<CurveSpec> specs{{"o", order, Merge::kRaw, cn, co}, {"o", order, Merge::kCalibrated, cn, co}};
+  const std::vector<double> fractions{0.1, 0.3, 0.3, 0.7, 0.2, 0.9, 1};
+  const auto together = backfill_curves(d, specs, fractions, 1);
+  for (size_t f = 0; f < fractions.size(); ++f) {
+    const auto alone = backfill_curves(d, specs, {fractions[f]}, 1);
+    for (size_t s = 0; s < specs.size(); ++s) {
+      EXPECT_EQ(together[s].points[f].map, alone[s].points[0].map) << "spec " << s << " f = " << fractions[f];
+      EXPECT_EQ(together[s].points[f].top1, alone[s].points[0].top1) << "spec " << s << " f = " << fractions[f];
+    }
+  }
+  // The states differ: the test scores different galleries, not one gallery seven times.
+  EXPECT_NE(together[1].points[0].map, together[1].points[5].map);
+}
+
 TEST(ScoreCalibration, BinnedFitRecoversTheLogisticItWasDrawnFrom) {
   // Counts exactly proportional to σ(a s + b) and 1 − σ: the weighted maximum-likelihood
   // fit is a s + b + log(T_imp / T_gen) (equal total weight per class of pair), up to

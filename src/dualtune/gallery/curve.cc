@@ -129,7 +129,7 @@ std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<Curv
 #pragma omp parallel
     {
       std::vector<eval::Role> roles(static_cast<size_t>(n));
-      std::vector<float> key(static_cast<size_t>(n));
+      std::vector<float> key(static_cast<size_t>(n)), key_new(static_cast<size_t>(n)), key_old(static_cast<size_t>(n));
       std::vector<int64_t> by_new, by_old;
       std::vector<uint64_t> sort_work, sort_tmp;
       eval::RankScratch scratch;
@@ -160,9 +160,31 @@ std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<Curv
         for (size_t s = 0; s < ns; ++s) {
           const CurveSpec& spec = specs[s];
           const int64_t* p = pos[s].data();
+          // Raw and calibrated keys are each item's own version's score (calibrated: its
+          // logit, computed once per query), so a state's keys are the previous state's
+          // with the items backfilled in between switched to new: the plan's positions
+          // [previous count, count). A count below the previous one starts over.
+          const bool per_item = spec.merge == Merge::kRaw || spec.merge == Merge::kCalibrated;
+          const float* kn = sn;
+          const float* ko = so;
+          if (spec.merge == Merge::kCalibrated) {
+            for (int64_t j = 0; j < n; ++j) {
+              key_new[j] = static_cast<float>(spec.cal_new.key(sn[j]));
+              key_old[j] = static_cast<float>(spec.cal_old.key(so[j]));
+            }
+            kn = key_new.data(), ko = key_old.data();
+          }
+          int64_t keys_at = -1;  // per_item: the keys hold the state with this many new items
           for (size_t f = 0; f < nf; ++f) {
             const int64_t c = counts[f];
-            if (spec.merge == Merge::kRank) {
+            if (per_item) {
+              if (keys_at < 0 || c < keys_at) {
+                for (int64_t j = 0; j < n; ++j) key[j] = p[j] < c ? kn[j] : ko[j];
+              } else {
+                for (int64_t q = keys_at; q < c; ++q) key[spec.order[q]] = kn[spec.order[q]];
+              }
+              keys_at = c;
+            } else if (spec.merge == Merge::kRank) {
               // key = 1 − (r − ½)/n_v within each version; ranks by walking the sorted lists.
               const double n_new = double(c), n_old = double(n - c);
               int64_t rn = 0, ro = 0;
@@ -184,11 +206,6 @@ std::vector<Curve> backfill_curves(const CurveData& data, const std::vector<Curv
                 if (sdn > 0) a = sdo / sdn, b = mo - a * mn;
               }
               for (int64_t j = 0; j < n; ++j) key[j] = static_cast<float>(p[j] < c ? a * sn[j] + b : so[j]);
-            } else if (spec.merge == Merge::kCalibrated) {
-              for (int64_t j = 0; j < n; ++j)
-                key[j] = static_cast<float>(p[j] < c ? spec.cal_new.key(sn[j]) : spec.cal_old.key(so[j]));
-            } else {
-              for (int64_t j = 0; j < n; ++j) key[j] = p[j] < c ? sn[j] : so[j];
             }
             eval::positive_ranks(n, key.data(), roles.data(), scratch, ranks);
             if (ranks.empty()) continue;
