@@ -11,16 +11,16 @@
 namespace dualtune::eval {
 namespace {
 
-/// Whether any of the 8 scores at p is >= floor (NaN never is).
-inline bool any_at_least(const float* p, float floor) {
+/// Bit i set iff p[i] >= floor, for the 8 scores at p (NaN never is).
+inline unsigned at_least_mask(const float* p, float floor) {
 #if defined(__SSE2__)
   const __m128 f = _mm_set1_ps(floor);
-  const __m128 hit = _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(p), f), _mm_cmpge_ps(_mm_loadu_ps(p + 4), f));
-  return _mm_movemask_ps(hit) != 0;
+  return static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p), f)) |
+                               (_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 4), f)) << 4));
 #else
-  bool any = false;
-  for (int i = 0; i < 8; ++i) any |= p[i] >= floor;
-  return any;
+  unsigned mask = 0;
+  for (int i = 0; i < 8; ++i) mask |= unsigned(p[i] >= floor) << i;
+  return mask;
 #endif
 }
 
@@ -107,6 +107,15 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
   // a window from key 0 also holds NaN scores (key 0), which no comparison finds.
   const float floor_score = std::isnan(key_score(lowest)) ? -INFINITY : key_score(lowest);
   const bool every_score = lowest == 0;
+  // Pairs above every window (most genuine pairs: they score above FAR 1e-4's
+  // threshold) count in every window's "above" at once: key >= highest <=> s >=
+  // key_score(highest), highest the windows' largest end. No score reaches an end past
+  // +inf's key (key_score is NaN there, which no comparison passes).
+  uint64_t highest = 0;
+  for (int t = 0; t < 3; ++t)
+    if (width_[t] > 0) highest = std::max<uint64_t>(highest, uint64_t(lo_[t]) + width_[t]);
+  const float top_score = highest > 0xFFFFFFFFu ? NAN : key_score(static_cast<uint32_t>(highest));
+  uint64_t above_all[2] = {0, 0};
   auto slow = [&](int64_t j) {
     const Role r = roles[j];
     if (r == Role::kExcluded) return;
@@ -126,10 +135,18 @@ void TarFarCounter::add_row(int64_t ng, const float* scores, const Role* roles) 
   constexpr int64_t kGroup = 8;
   int64_t j = 0;
   for (; j + kGroup <= ng; j += kGroup) {
-    if (!every_score && !any_at_least(scores + j, floor_score)) continue;
-    for (int64_t i = 0; i < kGroup; ++i) slow(j + i);
+    const unsigned reach = every_score ? 0xFFu : at_least_mask(scores + j, floor_score);
+    if (reach == 0) continue;
+    const unsigned above = at_least_mask(scores + j, top_score);
+    for (unsigned m = reach & ~above; m; m &= m - 1) slow(j + __builtin_ctz(m));
+    for (unsigned m = above; m; m &= m - 1) {
+      const Role r = roles[j + __builtin_ctz(m)];
+      above_all[r == Role::kPositive] += r != Role::kExcluded;
+    }
   }
   for (; j < ng; ++j) slow(j);
+  for (int t = 0; t < 3; ++t)
+    if (width_[t] > 0) above_[t][0] += above_all[0], above_[t][1] += above_all[1];
 }
 
 void TarFarCounter::merge(const TarFarCounter& other) {
