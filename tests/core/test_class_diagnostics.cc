@@ -119,6 +119,42 @@ TEST(ClassDiagnostics, DiagnoseAllSkipsTheOldModelAndNeedsIt) {
   EXPECT_THROW(diagnose_all(models, "missing", {}, opt), dualtune::Error);
 }
 
+// Given the compatibility report of the same features, the diagnostics take its per-query
+// results instead of ranking the three cases again: the same values. An edited report
+// entry shows through (it is used); with a model whose gallery set is not its query set,
+// the report's cases are other cases, and the diagnostics rank their own.
+TEST(ClassDiagnostics, ReusesTheReportsPerQueryResultsOfTheSameCases) {
+  EvalOptions opt;
+  opt.tar_far = false;
+  const std::vector<ModelFeatures> models{loo_model("old", old_set()), loo_model("new", new_set())};
+  const auto rep = evaluate_compatibility(models, "old", opt);
+  const auto plain = diagnose_all(models, "old", {"a"}, opt);
+  const auto reused = diagnose_all(models, "old", {"a"}, opt, &rep);
+  ASSERT_EQ(plain.size(), 1u);
+  ASSERT_EQ(reused.size(), 1u);
+  ASSERT_EQ(reused[0].groups.size(), plain[0].groups.size());
+  for (size_t g = 0; g < plain[0].groups.size(); ++g) {
+    const auto &a = plain[0].groups[g].values, &b = reused[0].groups[g].values;
+    EXPECT_EQ(a.queries, b.queries);
+    EXPECT_EQ(a.ap_old_old, b.ap_old_old);
+    EXPECT_EQ(a.ap_new_new, b.ap_new_new);
+    EXPECT_EQ(a.ap_new_old, b.ap_new_old);
+    EXPECT_EQ(a.top1_old_old, b.top1_old_old);
+    EXPECT_EQ(a.top1_new_new, b.top1_new_new);
+    EXPECT_EQ(a.top1_new_old, b.top1_new_old);
+  }
+  auto edited = rep;
+  for (auto& ap : edited.case_queries.at({"new", "old"}).ap) ap = 0.25;
+  const auto shown = diagnose_all(models, "old", {"a"}, opt, &edited);
+  EXPECT_DOUBLE_EQ(shown[0].groups[0].values.ap_new_old, 0.25);
+  EXPECT_EQ(shown[0].groups[0].values.ap_new_new, plain[0].groups[0].values.ap_new_new);
+
+  auto split = models;
+  split[1].gallery = old_set();  // same items and labels, other features
+  const auto own = diagnose_all(split, "old", {"a"}, opt, &edited);
+  EXPECT_EQ(own[0].groups[0].values.ap_new_old, plain[0].groups[0].values.ap_new_old);
+}
+
 TEST(ClassDiagnostics, WritesJsonAndMarkdown) {
   EvalOptions opt;
   const auto d = diagnose_all({loo_model("old", old_set()), loo_model("new", new_set())}, "old", {"a"}, opt);

@@ -148,7 +148,7 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   if (opt.topk > 0) dump_topk(models, loo, opt.topk, (fs::path(opt.out_dir) / "topk").string());
   out << report::markdown_summary(rep) << "\nreport: " << (fs::path(opt.out_dir) / "report.md").string() << "\n";
   if (opt.diagnose) {
-    const auto d = eval::diagnose_all(models, rep.old_model, seen, eo);
+    const auto d = eval::diagnose_all(models, rep.old_model, seen, eo, &rep);
     report::write_diagnostics(d, opt.out_dir);
     out << "\n" << report::diagnostics_markdown(d) << "\ndiagnostics: "
         << (fs::path(opt.out_dir) / "diagnostics.md").string() << "\n";

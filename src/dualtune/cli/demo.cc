@@ -151,7 +151,7 @@ int run_demo(DemoOptions o) {
     const auto rep = eval::evaluate_compatibility(models, "old", eo);
     report::write_report(rep, sdir + "/report" + tag);
     // Per-class diagnostics: classes the old model trained on vs not, margins in the old space.
-    report::write_diagnostics(eval::diagnose_all(models, "old", app::load_class_names(old_dir), eo),
+    report::write_diagnostics(eval::diagnose_all(models, "old", app::load_class_names(old_dir), eo, &rep),
                               sdir + "/report" + tag);
     report_dirs.push_back(sdir + "/report" + tag);
     // The gallery transition with the Dual-Tuning model (first seed).

@@ -87,7 +87,8 @@ std::vector<double> nn_margins(int64_t n, const float* x, const float* old_hat, 
 
 UpgradeDiagnostics diagnose_upgrade(const features::FeatureSet& old_f, const features::FeatureSet& new_f,
                                     const std::string& old_name, const std::string& new_name,
-                                    const std::set<std::string>& seen_classes, const EvalOptions& opt) {
+                                    const std::set<std::string>& seen_classes, const EvalOptions& opt,
+                                    const CompatibilityReport* known) {
   DT_CHECK(opt.protocol == "loo", "class diagnostics: expected the leave-one-out protocol, found '", opt.protocol,
            "'");
   old_f.check();
@@ -136,10 +137,20 @@ UpgradeDiagnostics diagnose_upgrade(const features::FeatureSet& old_f, const fea
   // Per-query AP and first ranks of the three cases.
   EvalOptions eo = opt;
   eo.tar_far = false;
-  QueryResults oo(n), nn(n), no(n);
-  evaluate_case(old_f, old_f, eo, nullptr, &oo);
-  evaluate_case(new_f, new_f, eo, nullptr, &nn);
-  evaluate_case(new_f, old_f, eo, nullptr, &no);
+  // A leave-one-out report's case (q, g) ranked q's items against g's: these same sets.
+  auto case_results = [&](const features::FeatureSet& q, const features::FeatureSet& g, const std::string& qn,
+                          const std::string& gn) {
+    if (known && known->protocol == "loo") {
+      const auto it = known->case_queries.find({qn, gn});
+      if (it != known->case_queries.end() && static_cast<int64_t>(it->second.ap.size()) == n) return it->second;
+    }
+    QueryResults r(n);
+    evaluate_case(q, g, eo, nullptr, &r);
+    return r;
+  };
+  const QueryResults oo = case_results(old_f, old_f, old_name, old_name);
+  const QueryResults nn = case_results(new_f, new_f, new_name, new_name);
+  const QueryResults no = case_results(new_f, old_f, new_name, old_name);
 
   // Centre margins: x_i against the old class means, own class without item i.
   auto centre_margin = [&](const float* x, int64_t i) {
@@ -246,13 +257,20 @@ UpgradeDiagnostics diagnose_upgrade(const features::FeatureSet& old_f, const fea
 }
 
 std::vector<UpgradeDiagnostics> diagnose_all(const std::vector<ModelFeatures>& models, const std::string& old_name,
-                                             const std::set<std::string>& seen_classes, const EvalOptions& opt) {
+                                             const std::set<std::string>& seen_classes, const EvalOptions& opt,
+                                             const CompatibilityReport* known) {
   const auto old_it = std::find_if(models.begin(), models.end(), [&](const ModelFeatures& m) { return m.name == old_name; });
   DT_CHECK(old_it != models.end(), "class diagnostics: old model '", old_name, "' is not among the models given");
+  // The report ranked each model's queries against each model's gallery, the diagnostics
+  // query sets against query sets: the same cases where every model's two sets are one.
+  const bool one_set = known && std::all_of(models.begin(), models.end(), [](const ModelFeatures& m) {
+    return m.query.features == m.gallery.features && m.query.labels == m.gallery.labels;
+  });
   std::vector<UpgradeDiagnostics> out;
   for (const auto& m : models) {
     if (m.name == old_name) continue;
-    out.push_back(diagnose_upgrade(old_it->query, m.query, old_name, m.name, seen_classes, opt));
+    out.push_back(diagnose_upgrade(old_it->query, m.query, old_name, m.name, seen_classes, opt,
+                                   one_set ? known : nullptr));
   }
   return out;
 }

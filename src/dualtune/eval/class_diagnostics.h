@@ -64,13 +64,18 @@ struct UpgradeDiagnostics {
 /// old_f.class_names (or the label as a number when it has none); a class is seen when its
 /// name is in seen_classes. old_f and new_f must have the same items (n, labels), else
 /// dualtune::Error. Labels −1 are junk: never queries, never gallery items.
+/// `known` (optional): the evaluate_compatibility report of these same features; its
+/// per-query results of the old/old, new/new and new→old cases are used instead of
+/// ranking them again (the same values: evaluate_case is deterministic).
 UpgradeDiagnostics diagnose_upgrade(const features::FeatureSet& old_f, const features::FeatureSet& new_f,
                                     const std::string& old_name, const std::string& new_name,
-                                    const std::set<std::string>& seen_classes, const EvalOptions& opt);
+                                    const std::set<std::string>& seen_classes, const EvalOptions& opt,
+                                    const CompatibilityReport* known = nullptr);
 
 /// diagnose_upgrade from the model named old_name to every other model (leave-one-out:
-/// each model's query set), in model order.
+/// each model's query set), in model order; `known` as for diagnose_upgrade.
 std::vector<UpgradeDiagnostics> diagnose_all(const std::vector<ModelFeatures>& models, const std::string& old_name,
-                                             const std::set<std::string>& seen_classes, const EvalOptions& opt);
+                                             const std::set<std::string>& seen_classes, const EvalOptions& opt,
+                                             const CompatibilityReport* known = nullptr);
 
 }  // namespace dualtune::eval

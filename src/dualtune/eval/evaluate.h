@@ -7,6 +7,7 @@
 // their first min(dq, dg) components.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,10 @@ struct CompatibilityReport {
   std::vector<GenerationMixResult> generation_mixes;  ///< one per EvalOptions::generation_mixes
   uint64_t seed = 0;
   int64_t max_block_bytes = 0;
+  /// Per-query results of every matrix case by (query model, gallery model), for the
+  /// class diagnostics (diagnose_all), which would otherwise rank the same cases again.
+  /// Not written to report.json.
+  std::map<std::pair<std::string, std::string>, QueryResults> case_queries;
 };
 
 /// Evaluates every (query model, gallery model) pair, then for each upgrade (opt.upgrades,
