@@ -127,7 +127,10 @@ TEST(ClassDiagnostics, ReusesTheReportsPerQueryResultsOfTheSameCases) {
   EvalOptions opt;
   opt.tar_far = false;
   const std::vector<ModelFeatures> models{loo_model("old", old_set()), loo_model("new", new_set())};
+  EXPECT_TRUE(evaluate_compatibility(models, "old", opt).case_queries.empty());  // kept only when asked
+  opt.keep_case_queries = true;
   const auto rep = evaluate_compatibility(models, "old", opt);
+  EXPECT_EQ(rep.case_queries.size(), 4u);  // 2 × 2 cases
   const auto plain = diagnose_all(models, "old", {"a"}, opt);
   const auto reused = diagnose_all(models, "old", {"a"}, opt, &rep);
   ASSERT_EQ(plain.size(), 1u);
@@ -148,6 +151,12 @@ TEST(ClassDiagnostics, ReusesTheReportsPerQueryResultsOfTheSameCases) {
   const auto shown = diagnose_all(models, "old", {"a"}, opt, &edited);
   EXPECT_DOUBLE_EQ(shown[0].groups[0].values.ap_new_old, 0.25);
   EXPECT_EQ(shown[0].groups[0].values.ap_new_new, plain[0].groups[0].values.ap_new_new);
+
+  // A report of other block sizes is not used (its scores may round differently).
+  auto other_blocks = edited;
+  other_blocks.max_block_bytes = opt.max_block_bytes / 2;
+  EXPECT_EQ(diagnose_all(models, "old", {"a"}, opt, &other_blocks)[0].groups[0].values.ap_new_old,
+            plain[0].groups[0].values.ap_new_old);
 
   auto split = models;
   split[1].gallery = old_set();  // same items and labels, other features

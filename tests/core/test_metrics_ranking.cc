@@ -293,6 +293,16 @@ TEST(TarAtFar, RowsCountLikePairsAtTheBottomOfTheKeyRange) {
   expect_rows_count_like_pairs(bin, {-INFINITY, -FLT_MAX, std::nextafter(-FLT_MAX, 0.f)});
 }
 
+// Windows at the top of the key range (FLT_MAX's bin and +inf's): their end lies past
+// +inf's key, where key_score gives NaN, so no score counts as above them; +inf and
+// FLT_MAX are counted in them, 0.5 below.
+TEST(TarAtFar, RowsCountLikePairsAtTheTopOfTheKeyRange) {
+  const uint32_t bin = score_key(FLT_MAX) >> 16;
+  ASSERT_EQ(bin + 1, score_key(INFINITY) >> 16);
+  ASSERT_TRUE(std::isnan(key_score((bin + 2) << 16)));
+  expect_rows_count_like_pairs(bin, {INFINITY, FLT_MAX, std::nextafter(FLT_MAX, 0.f), 0.5f});
+}
+
 // Windows from key 0 hold NaN scores (key 0), which no score comparison finds.
 TEST(TarAtFar, RowsCountLikePairsWithAWindowFromKeyZero) {
   expect_rows_count_like_pairs(0, {NAN});  // every threshold is NaN's key
@@ -335,6 +345,12 @@ TEST(TarAtFar, WindowsFromPartsSpanWhereThePartsDisagree) {
   for (int f = 0; f < 3; ++f) {
     EXPECT_EQ(spread.first[f], b - 1) << f;
     EXPECT_EQ(spread.count[f], 9u) << f;
+  }
+  // Nearly agreeing parts (b, b + 1: b − 1 .. b + 2): min_bins placed to hold them all.
+  const TarFarWindows near = predict_windows(parts_at({b + 1, b, b, b + 1}), 4, 16);
+  for (int f = 0; f < 3; ++f) {
+    EXPECT_EQ(near.first[f], b - 1) << f;
+    EXPECT_EQ(near.count[f], 4u) << f;
   }
   // Wider than max_bins: max_bins, moved up to hold the whole sample's bin (b + 40).
   const TarFarWindows capped = predict_windows(parts_at({b, b + 40, b, b}), 4, 16);

@@ -114,6 +114,7 @@ int run_eval(const EvalCliOptions& opt, std::ostream& out) {
   eo.threads = opt.threads;
   eo.mixed_fractions = eval::parse_fractions(opt.mixed);
   eo.progress = [](const std::string& line) { std::cerr << "eval: " << line << "\n"; };
+  eo.keep_case_queries = opt.diagnose;  // the diagnostics reuse them
   DT_CHECK(opt.lineage.empty() || opt.upgrades.empty(), "eval: give --lineage or --upgrade, not both");
   for (const auto& u : opt.upgrades) eo.upgrades.push_back(parse_upgrade_spec(u));
   if (!opt.lineage.empty()) {

@@ -148,6 +148,7 @@ int run_demo(DemoOptions o) {
     eval::EvalOptions eo;
     eo.seed = static_cast<uint64_t>(s);
     eo.threads = o.threads;
+    eo.keep_case_queries = true;  // the class diagnostics below reuse them
     const auto rep = eval::evaluate_compatibility(models, "old", eo);
     report::write_report(rep, sdir + "/report" + tag);
     // Per-class diagnostics: classes the old model trained on vs not, margins in the old space.

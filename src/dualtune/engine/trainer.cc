@@ -97,8 +97,24 @@ double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, cons
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model->eval();
-  models::InferenceFn embed = [&model](const torch::Tensor& x) { return model->forward(x); };
-  if (device.is_cpu()) embed = model->folded_inference(precision == "bf16");
+  // The folded path runs libtorch's oneDNN (mkldnn) ops; where they fail, forward().
+  models::InferenceFn folded;
+  if (device.is_cpu()) {
+    try {
+      folded = model->folded_inference(precision == "bf16");
+    } catch (const c10::Error&) {
+    }
+  }
+  auto embed = [&](const torch::Tensor& x) {
+    if (folded) {
+      try {
+        return folded(x);
+      } catch (const c10::Error&) {
+        folded = nullptr;
+      }
+    }
+    return model->forward(x);
+  };
   int64_t correct = 0, total = 0;
   data::Batch b;
   while (loader.next(b)) {

@@ -140,7 +140,7 @@ UpgradeDiagnostics diagnose_upgrade(const features::FeatureSet& old_f, const fea
   // A leave-one-out report's case (q, g) ranked q's items against g's: these same sets.
   auto case_results = [&](const features::FeatureSet& q, const features::FeatureSet& g, const std::string& qn,
                           const std::string& gn) {
-    if (known && known->protocol == "loo") {
+    if (known && known->protocol == "loo" && known->max_block_bytes == opt.max_block_bytes) {
       const auto it = known->case_queries.find({qn, gn});
       if (it != known->case_queries.end() && static_cast<int64_t>(it->second.ap.size()) == n) return it->second;
     }

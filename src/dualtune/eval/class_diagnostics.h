@@ -64,9 +64,11 @@ struct UpgradeDiagnostics {
 /// old_f.class_names (or the label as a number when it has none); a class is seen when its
 /// name is in seen_classes. old_f and new_f must have the same items (n, labels), else
 /// dualtune::Error. Labels −1 are junk: never queries, never gallery items.
-/// `known` (optional): the evaluate_compatibility report of these same features; its
+/// `known` (optional): the evaluate_compatibility report (with keep_case_queries, the
+/// same max_block_bytes) of models whose query and gallery sets are old_f and new_f; its
 /// per-query results of the old/old, new/new and new→old cases are used instead of
-/// ranking them again (the same values: evaluate_case is deterministic).
+/// ranking them again (the same values: evaluate_case is deterministic). diagnose_all
+/// checks the sets; a report with other block sizes or without the cases is not used.
 UpgradeDiagnostics diagnose_upgrade(const features::FeatureSet& old_f, const features::FeatureSet& new_f,
                                     const std::string& old_name, const std::string& new_name,
                                     const std::set<std::string>& seen_classes, const EvalOptions& opt,

@@ -276,9 +276,11 @@ CompatibilityReport evaluate_compatibility(const std::vector<ModelFeatures>& mod
   std::vector<std::vector<std::vector<Top1>>> top1(nm, std::vector<std::vector<Top1>>(nm));
   for (size_t q = 0; q < nm; ++q) {
     for (size_t g = 0; g < nm; ++g) {
-      auto& per_query = rep.case_queries.emplace(std::make_pair(models[q].name, models[g].name), QueryResults(0))
-                            .first->second;
-      rep.matrix[q][g] = evaluate_case(models[q].query, models[g].gallery, opt, &top1[q][g], &per_query);
+      QueryResults* per_query = nullptr;
+      if (opt.keep_case_queries)
+        per_query = &rep.case_queries.emplace(std::make_pair(models[q].name, models[g].name), QueryResults(0))
+                         .first->second;
+      rep.matrix[q][g] = evaluate_case(models[q].query, models[g].gallery, opt, &top1[q][g], per_query);
       report("query " + models[q].name + " / gallery " + models[g].name, rep.matrix[q][g]);
     }
   }

@@ -46,6 +46,9 @@ struct EvalOptions {
   uint64_t seed = 0;                           ///< seeds the mixed-gallery permutation
   int threads = 0;                             ///< OpenMP / OpenBLAS threads; 0 = all cores
   bool tar_far = true;                         ///< compute TAR@FAR (NaN in Metrics when off)
+  /// evaluate_compatibility keeps every matrix case's per-query results in
+  /// CompatibilityReport::case_queries (24 bytes per query and case), for diagnose_all.
+  bool keep_case_queries = false;
   std::function<void(const std::string&)> progress;  ///< optional: one line per finished case
 };
 
@@ -102,9 +105,9 @@ struct CompatibilityReport {
   std::vector<GenerationMixResult> generation_mixes;  ///< one per EvalOptions::generation_mixes
   uint64_t seed = 0;
   int64_t max_block_bytes = 0;
-  /// Per-query results of every matrix case by (query model, gallery model), for the
-  /// class diagnostics (diagnose_all), which would otherwise rank the same cases again.
-  /// Not written to report.json.
+  /// With EvalOptions::keep_case_queries: per-query results of every matrix case by
+  /// (query model, gallery model), for the class diagnostics (diagnose_all), which would
+  /// otherwise rank the same cases again. Not written to report.json.
   std::map<std::pair<std::string, std::string>, QueryResults> case_queries;
 };
 

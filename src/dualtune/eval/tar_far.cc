@@ -239,7 +239,17 @@ TarFarWindows predict_windows(const std::vector<TarFarCounter>& parts, uint32_t 
       if (r.bin_known[f]) lo = std::min(lo, r.bin[f]), hi = std::max(hi, r.bin[f]);
     lo = lo > 0 ? lo - 1 : 0;
     hi = std::min(hi + 1, kCoarseBins - 1);
-    if (hi - lo + 1 <= min_bins) continue;  // the parts agree: min_bins around the sample's bin
+    if (hi - lo + 1 <= min_bins) {
+      // min_bins centred on the range (on the sample's bin when the parts agree), moved
+      // to hold all of it.
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      uint32_t first = mid >= min_bins / 2 ? mid - min_bins / 2 : 0;
+      first = std::min(first, lo);
+      if (first + min_bins - 1 < hi) first = hi - min_bins + 1;
+      w.first[f] = std::min(first, kCoarseBins - min_bins);
+      w.count[f] = min_bins;
+      continue;
+    }
     const uint32_t count = std::min(hi - lo + 1, max_bins);
     // Too wide: max_bins from lo, moved up until it holds the sample's bin.
     uint32_t first = lo;
