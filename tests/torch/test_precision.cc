@@ -167,6 +167,20 @@ TEST(ForwardPrecision, Bf16TrainingLearnsAsFp32Does) {
   std::filesystem::remove_all(dir);
 }
 
+namespace {
+
+// A convnet-s run (embedding 16, batch 32, one thread, test accuracy on) on the tiny
+// classes 0-3 written to dir/data, into `out`.
+config::Config tiny_convnet_run(const std::string& dir, const std::string& out, const std::vector<std::string>& overrides) {
+  return config::Config::from_string("data:\n  root: " + dir +
+                                         "/data\n  workers: 1\n  classes: 0-3\nmodel:\n  backbone: convnet-s\n"
+                                         "  embedding_dim: 16\noptim:\n  batch_size: 32\n"
+                                         "test_accuracy: true\nthreads: 1\noutput_dir: " + out + "\n",
+                                     overrides);
+}
+
+}  // namespace
+
 // The test accuracy a run logs after each epoch is its classifier's top-1 on the test
 // split. Recomputed here the plain way, from the checkpoint: the module's forward() in
 // eval mode, float32, no folding. The run computes it on the inference path extraction
@@ -181,11 +195,7 @@ TEST(ForwardPrecision, LoggedTestAccuracyIsTheClassifiersTop1RecomputedFromTheCh
   testdata::write_tiny_idx(dir + "/data", 256, n_test, 4);
   for (const std::string precision : {"fp32", "bf16"}) {
     const std::string out = dir + "/" + precision;
-    const auto cfg = config::Config::from_string(
-        "data:\n  root: " + dir + "/data\n  workers: 1\n  classes: 0-3\nmodel:\n  backbone: convnet-s\n"
-        "  embedding_dim: 16\noptim:\n  epochs: 3\n  batch_size: 32\n  lr: 0.01\n"
-        "test_accuracy: true\nthreads: 1\noutput_dir: " + out + "\n",
-        {"optim.precision=" + precision});
+    const auto cfg = tiny_convnet_run(dir, out, {"optim.epochs=3", "optim.lr=0.01", "optim.precision=" + precision});
     const auto result = engine::train(cfg, {false, true});
     double logged = -1;
     std::istringstream log(testdata::slurp(out + "/train_log.jsonl"));
@@ -233,11 +243,7 @@ TEST(ForwardPrecision, TestAccuracyLeavesTheTrainingBitForBit) {
   std::map<std::string, std::vector<torch::Tensor>> state;
   for (const std::string measured : {"true", "false"}) {
     const std::string out = dir + "/" + measured;
-    const auto cfg = config::Config::from_string(
-        "data:\n  root: " + dir + "/data\n  workers: 1\n  classes: 0-3\nmodel:\n  backbone: convnet-s\n"
-        "  embedding_dim: 16\noptim:\n  epochs: 2\n  batch_size: 32\n"
-        "threads: 1\noutput_dir: " + out + "\n",
-        {"test_accuracy=" + measured});
+    const auto cfg = tiny_convnet_run(dir, out, {"optim.epochs=2", "test_accuracy=" + measured});
     engine::train(cfg, {false, true});
     auto model = engine::load_run_model(out);
     for (const auto& t : model->parameters()) state[measured].push_back(t.detach().clone());
