@@ -97,24 +97,8 @@ double test_accuracy(const TrainSettings& s, models::EmbeddingModel& model, cons
   loader.start_epoch(0);
   torch::NoGradGuard no_grad;
   model->eval();
-  // The folded path runs libtorch's oneDNN (mkldnn) ops; where they fail, forward().
-  models::InferenceFn folded;
-  if (device.is_cpu()) {
-    try {
-      folded = model->folded_inference(precision == "bf16");
-    } catch (const c10::Error&) {
-    }
-  }
-  auto embed = [&](const torch::Tensor& x) {
-    if (folded) {
-      try {
-        return folded(x);
-      } catch (const c10::Error&) {
-        folded = nullptr;
-      }
-    }
-    return model->forward(x);
-  };
+  models::InferenceFn embed = [&model](const torch::Tensor& x) { return model->forward(x); };
+  if (device.is_cpu()) embed = model->folded_inference(precision == "bf16");  // forward() where oneDNN fails
   int64_t correct = 0, total = 0;
   data::Batch b;
   while (loader.next(b)) {

@@ -43,35 +43,34 @@ struct ConvNetImpl : BackboneImpl {
       torch::Tensor weight, bias;  // weight prepacked (mkldnn), bias dense
       bool pool;
     };
-    std::vector<Folded> layers;
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      const auto& c = blocks_[i]->ptr(0)->as<nn::Conv2d>();
-      const auto& bn = blocks_[i]->ptr(1)->as<nn::BatchNorm2d>();
-      const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
-      const auto w = (c->weight * scale.view({-1, 1, 1, 1})).contiguous();
-      layers.push_back({at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(dtype), {1, 1}, {1, 1}, {1, 1}, 1),
-                        (bn->bias - bn->running_mean * scale).contiguous(), i + 1 < blocks_.size()});
-    }
-    InferenceFn fn = [layers, dtype](const torch::Tensor& input) {
-      auto x = input.contiguous().to_mkldnn(dtype);
-      for (const auto& l : layers) {
-        x = at::mkldnn_convolution(x, l.weight, l.bias, {1, 1}, {1, 1}, {1, 1}, 1);
-        if (l.pool) x = at::max_pool2d(x, {2, 2});
-        x = at::relu_(x);
+    // oneDNN's bf16 convolution needs avx512bw/vl/dq (libtorch refuses it elsewhere), and a
+    // libtorch built without oneDNN has none of these ops: where preparing the layers or
+    // one probe batch fails, there is no folded path (the caller runs forward()).
+    try {
+      std::vector<Folded> layers;
+      for (size_t i = 0; i < blocks_.size(); ++i) {
+        const auto& c = blocks_[i]->ptr(0)->as<nn::Conv2d>();
+        const auto& bn = blocks_[i]->ptr(1)->as<nn::BatchNorm2d>();
+        const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+        const auto w = (c->weight * scale.view({-1, 1, 1, 1})).contiguous();
+        layers.push_back({at::mkldnn_reorder_conv2d_weight(w.to_mkldnn(dtype), {1, 1}, {1, 1}, {1, 1}, 1),
+                          (bn->bias - bn->running_mean * scale).contiguous(), i + 1 < blocks_.size()});
       }
-      return x.to_dense().to(torch::kFloat);
-    };
-    if (bf16) {
-      // oneDNN's bf16 convolution needs avx512bw/vl/dq (libtorch refuses it elsewhere):
-      // where one probe batch fails, there is no folded bf16 path (the caller autocasts).
-      try {
-        const int64_t in = blocks_[0]->ptr(0)->as<nn::Conv2d>()->weight.size(1);
-        fn(torch::zeros({1, in, 4, 4}));
-      } catch (const c10::Error&) {
-        return {};
-      }
+      InferenceFn fn = [layers, dtype](const torch::Tensor& input) {
+        auto x = input.contiguous().to_mkldnn(dtype);
+        for (const auto& l : layers) {
+          x = at::mkldnn_convolution(x, l.weight, l.bias, {1, 1}, {1, 1}, {1, 1}, 1);
+          if (l.pool) x = at::max_pool2d(x, {2, 2});
+          x = at::relu_(x);
+        }
+        return x.to_dense().to(torch::kFloat);
+      };
+      const int64_t in = blocks_[0]->ptr(0)->as<nn::Conv2d>()->weight.size(1);
+      fn(torch::zeros({1, in, 4, 4}));
+      return fn;
+    } catch (const c10::Error&) {
+      return {};
     }
-    return fn;
   }
 
   std::vector<nn::Sequential> blocks_;

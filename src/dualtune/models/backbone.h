@@ -23,9 +23,9 @@ struct BackboneImpl : torch::nn::Module {
   /// β − μ·γ/σ, σ = √(running_var + ε)), weights prepacked once in oneDNN's blocked
   /// layout and activations kept in it, for use under NoGradGuard. A snapshot: later
   /// changes of the weights are not seen. Same values up to float rounding. Empty when
-  /// the backbone has no such path (then use forward()). bf16: weights and activations in
-  /// bfloat16 (oneDNN's bf16 kernels; fast only on CPUs with avx512_bf16 or AMX), the
-  /// feature map returned in float32.
+  /// the backbone has no such path or oneDNN cannot run it here (then use forward()).
+  /// bf16: weights and activations in bfloat16 (oneDNN's bf16 kernels; fast only on CPUs
+  /// with avx512_bf16 or AMX), the feature map returned in float32.
   virtual InferenceFn folded_inference(bool bf16) {
     (void)bf16;
     return {};
